@@ -1,0 +1,194 @@
+"""The agent process: one WebSocket to the hub, kept up with backoff; tasks survive reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+
+from pydantic import ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from testfleet import __version__
+from testfleet.agent.config import AgentConfig, host_slots
+from testfleet.agent.executor import TaskExecutor
+from testfleet.agent.outbox import Outbox
+from testfleet.protocol.version import WIRE_VERSION
+from testfleet.protocol.wire import (
+    HUB_MESSAGES,
+    Ack,
+    Error,
+    Heartbeat,
+    Initialized,
+    Register,
+    RunTask,
+    StopTask,
+)
+
+_log = logging.getLogger(__name__)
+FATAL_CODES = frozenset(
+    {"unauthenticated", "invalid_token", "forbidden", "name_in_use", "unsupported_wire_version"}
+)
+_FLUSH_ON_EXIT = 3.0
+
+
+class AgentRefused(Exception):
+    """The hub refused this agent for a reason that retrying will not fix."""
+
+
+class Agent:
+    """Connects to the hub, registers, runs what it is told, and reports every event."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.outbox = Outbox()
+        self.executor = TaskExecutor(self.outbox)
+        self.devices = host_slots(config.slots, config.labels)
+        self.agent_id: int | None = None
+        self.connected = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._heartbeat = 1.0
+
+    def stop(self) -> None:
+        """Ask the agent to finish: running tasks are cancelled and reported."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Stay connected until stopped; raises AgentRefused on a permanent refusal."""
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                await self._session()
+                attempt = 0
+            except AgentRefused:
+                raise
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as error:
+                _log.warning(
+                    "hub %s unreachable or connection lost: %s",
+                    self.config.hub_url,
+                    error or type(error).__name__,
+                )
+            except InvalidURI as error:
+                raise AgentRefused(f"bad hub URL: {error}") from None
+            self.connected.clear()
+            if self._stopping.is_set():
+                break
+            delay = min(self.config.reconnect_max, self.config.reconnect_min * 2**attempt)
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay * random.uniform(0.8, 1.2)):
+                    await self._stopping.wait()
+        await self.executor.stop_all("agent shutting down")
+
+    async def _session(self) -> None:
+        headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
+        async with connect(
+            self.config.websocket_url,
+            additional_headers=headers,
+            open_timeout=10,
+            ping_interval=5,
+            ping_timeout=10,
+            max_size=8 * 1024 * 1024,
+        ) as websocket:
+            await websocket.send(
+                Register(
+                    name=self.config.name,
+                    instance_id=self.config.instance_id,
+                    version=__version__,
+                    wire_version=WIRE_VERSION,
+                    labels=self.config.labels,
+                    devices=self.devices,
+                    held_tasks=self.executor.held(),
+                ).model_dump_json()
+            )
+            initialized = await self._await_initialized(websocket)
+            self.agent_id = initialized.agent_id
+            self._heartbeat = initialized.heartbeat_interval
+            self.outbox.resume_after(initialized.last_seq)
+            _log.info(
+                "registered with hub %s as agent %s (id %d), %d event(s) to resend",
+                initialized.server_id,
+                self.config.name,
+                initialized.agent_id,
+                len(self.outbox),
+            )
+            self.connected.set()
+            loops = [
+                asyncio.create_task(self._send_events(websocket)),
+                asyncio.create_task(self._send_heartbeats(websocket)),
+                asyncio.create_task(self._receive(websocket)),
+                asyncio.create_task(self._stopping.wait()),
+            ]
+            try:
+                done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+                if self._stopping.is_set():
+                    await self._drain()
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            finally:
+                for task in loops:
+                    task.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
+
+    async def _await_initialized(self, websocket: ClientConnection) -> Initialized:
+        async with asyncio.timeout(15):
+            reply = HUB_MESSAGES.validate_json(await websocket.recv())
+        if isinstance(reply, Error):
+            if reply.code in FATAL_CODES:
+                raise AgentRefused(f"{reply.code}: {reply.message}")
+            raise ConnectionError(f"hub refused registration: {reply.code}: {reply.message}")
+        if not isinstance(reply, Initialized):
+            raise ConnectionError(f"expected INITIALIZED, got {reply.type}")
+        return reply
+
+    async def _drain(self) -> None:
+        """On shutdown: cancel tasks, then give the hub a moment to store their last events."""
+        await self.executor.stop_all("agent shutting down")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_FLUSH_ON_EXIT):
+                await self.outbox.emptied.wait()
+
+    async def _send_events(self, websocket: ClientConnection) -> None:
+        sent = 0
+        while True:
+            self.outbox.changed.clear()
+            for entry in self.outbox.after(sent):
+                await websocket.send(entry.text)
+                sent = entry.seq
+            await self.outbox.changed.wait()
+
+    async def _send_heartbeats(self, websocket: ClientConnection) -> None:
+        beat = Heartbeat().model_dump_json()
+        while True:
+            await websocket.send(beat)
+            await asyncio.sleep(self._heartbeat)
+
+    async def _receive(self, websocket: ClientConnection) -> None:
+        async for raw in websocket:
+            try:
+                message = HUB_MESSAGES.validate_json(raw)
+            except ValidationError as error:
+                _log.error("unreadable message from the hub: %s", error)
+                continue
+            match message:
+                case Ack():
+                    self.outbox.ack(message.seq)
+                case RunTask():
+                    self.executor.start(message)
+                case StopTask():
+                    self.executor.stop(message.task_id, message.reason)
+                case Error():
+                    _log.error("hub: %s: %s", message.code, message.message)
+                    if message.fatal:
+                        if message.code in FATAL_CODES:
+                            raise AgentRefused(f"{message.code}: {message.message}")
+                        return
+                case _:
+                    _log.warning(
+                        "unexpected message from the hub: %s",
+                        json.dumps(message.model_dump(mode="json"))[:200],
+                    )

@@ -1,0 +1,56 @@
+"""An agent's settings."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from testfleet.protocol.wire import DeviceSpec
+
+
+def default_name() -> str:
+    """The host name, shortened to what an agent name may hold."""
+    name = socket.gethostname().split(".")[0] or "agent"
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:100]
+
+
+def host_slots(count: int, labels: dict[str, str]) -> list[DeviceSpec]:
+    """`count` host slots: devices of kind 'host' on which steps run as local programs."""
+    system = platform.system().lower()
+    return [
+        DeviceSpec(
+            name=f"slot-{i}",
+            kind="host",
+            capabilities={"platformName": system, "arch": platform.machine()},
+            labels=dict(labels),
+        )
+        for i in range(count)
+    ]
+
+
+@dataclass
+class AgentConfig:
+    """Where the hub is, who this agent is and what it offers."""
+
+    hub_url: str
+    name: str = field(default_factory=default_name)
+    labels: dict[str, str] = field(default_factory=dict)
+    slots: int = 1
+    token: str | None = None
+    reconnect_min: float = 0.2
+    reconnect_max: float = 3.0
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def websocket_url(self) -> str:
+        """The hub's agent endpoint as a ws:// or wss:// URL."""
+        base = self.hub_url.rstrip("/")
+        if base.startswith("https://"):
+            base = "wss://" + base[len("https://") :]
+        elif base.startswith("http://"):
+            base = "ws://" + base[len("http://") :]
+        elif not base.startswith(("ws://", "wss://")):
+            raise ValueError(f"hub URL {self.hub_url!r} must start with http:// or https://")
+        return base + "/api/v1/agents/connect"

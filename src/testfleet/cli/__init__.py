@@ -1,0 +1,1 @@
+"""The `testfleet` command line: a thin client of the HTTP API, plus the server commands."""

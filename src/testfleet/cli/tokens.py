@@ -1,0 +1,67 @@
+"""`testfleet token create|list|revoke`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+err = Console(stderr=True)
+ROLES = ("admin", "operator", "viewer", "agent")
+
+
+@tokens_app.command("create")
+def create(
+    name: Annotated[str, typer.Option("--name", help="Who the token is for (the requestor).")],
+    role: Annotated[str, typer.Option("--role", help="admin, operator, viewer or agent.")],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL of the hub's store [default: SQLite in the data dir]."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="The hub's data directory (for the default SQLite store)."),
+    ] = None,
+) -> None:
+    """Create a token directly in the store (how the first admin token is made).
+
+    Prints the token alone on stdout; it is shown only this once.
+    """
+    from testfleet.hub.config import default_data_dir
+    from testfleet.protocol.wire import utcnow
+    from testfleet.store import tokens as token_store
+    from testfleet.store.db import Store, StoreUrlError, sqlite_url
+
+    if role not in ROLES:
+        raise typer.BadParameter(
+            f"{role!r} is not a role; use one of {', '.join(ROLES)}", param_hint="--role"
+        )
+    if not name.strip() or len(name) > 100:
+        raise typer.BadParameter("a name is 1-100 characters", param_hint="--name")
+    url = db or sqlite_url(data_dir or default_data_dir())
+
+    async def main() -> str:
+        store = await Store.open(url)
+        try:
+            async with store.write() as conn:
+                _, secret = await token_store.create_token(
+                    conn, name, role, utcnow(), created_by="testfleet token create"
+                )
+        finally:
+            await store.close()
+        return secret
+
+    try:
+        secret = asyncio.run(main())
+    except StoreUrlError as error:
+        raise typer.BadParameter(str(error), param_hint="--db") from None
+    except OSError as error:
+        err.print(f"[red]error:[/red] cannot open the store at {url}: {error}")
+        raise typer.Exit(1) from None
+    print(secret)

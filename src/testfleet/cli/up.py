@@ -1,0 +1,101 @@
+"""`testfleet up`: a hub and one local agent in one process, stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rich.console import Console
+
+from testfleet.agent import Agent, AgentConfig, AgentRefused
+from testfleet.agent.config import default_name
+from testfleet.hub.config import HubConfig, default_data_dir
+from testfleet.hub.server import build_server
+from testfleet.protocol.wire import utcnow
+from testfleet.store import tokens as token_store
+from testfleet.store.db import Store
+
+err = Console(stderr=True)
+LOCAL_AGENT_TOKEN = "local-agent"
+
+
+async def _prepare_tokens(config: HubConfig) -> tuple[str | None, str | None]:
+    """With auth: a fresh token for the local agent, and a first admin token if none exists."""
+    if not config.auth_enabled:
+        return None, None
+    store = await Store.open(config.database_url)
+    try:
+        async with store.write() as conn:
+            now = utcnow()
+            await token_store.revoke_by_name(conn, LOCAL_AGENT_TOKEN, now)
+            _, agent_secret = await token_store.create_token(
+                conn, LOCAL_AGENT_TOKEN, "agent", now, created_by="testfleet up"
+            )
+            admin_secret = None
+            if not await token_store.has_live_token(conn, "admin"):
+                _, admin_secret = await token_store.create_token(
+                    conn, "admin", "admin", now, created_by="testfleet up"
+                )
+    finally:
+        await store.close()
+    return agent_secret, admin_secret
+
+
+def run_up(
+    *,
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    auth: bool | None,
+    insecure_no_auth: bool,
+    slots: int,
+    log_level: str,
+) -> int:
+    """Serve until Ctrl-C or SIGTERM; returns the exit code."""
+    config = HubConfig(
+        host=host,
+        port=port,
+        data_dir=data_dir or default_data_dir(),
+        auth=auth,
+        insecure_no_auth=insecure_no_auth,
+    )
+    try:
+        config.check()
+    except ValueError as error:
+        err.print(f"[red]error:[/red] {error}")
+        return 2
+    agent_token, admin_token = asyncio.run(_prepare_tokens(config))
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{url_host}:{port}"
+    agent = Agent(
+        AgentConfig(hub_url=url, name=f"{default_name()}-local", slots=slots, token=agent_token)
+    )
+    server = build_server(config, log_level=log_level, on_exit=[agent.stop])
+
+    async def main() -> int:
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                return 1
+            await asyncio.sleep(0.05)
+        running_agent = asyncio.create_task(agent.run())
+        err.print(f"testfleet is up: [bold]{url}[/bold]  (API {url}/api/v1, docs {url}/docs)")
+        err.print(
+            f"data directory: {config.data_dir}   auth: "
+            f"{'on' if config.auth_enabled else 'off'}   local agent: "
+            f"{agent.config.name} with {slots} slot(s)"
+        )
+        if admin_token:
+            err.print("first admin token (shown once; keep it):")
+            print(admin_token, flush=True)
+        err.print("Ctrl-C stops the hub and the agent.")
+        await serving
+        agent.stop()
+        try:
+            async with asyncio.timeout(10):
+                await running_agent
+        except (TimeoutError, AgentRefused):
+            running_agent.cancel()
+        return 0
+
+    return asyncio.run(main())

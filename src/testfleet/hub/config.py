@@ -1,0 +1,86 @@
+"""The hub's settings, apart from the server that runs it (as uvicorn keeps Config apart)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testfleet.store.db import sqlite_url
+
+DEFAULT_PORT = 8470
+
+
+def default_data_dir() -> Path:
+    """`$TESTFLEET_DATA_DIR`, else `$XDG_DATA_HOME/testfleet` (~/.local/share/testfleet)."""
+    if env := os.environ.get("TESTFLEET_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "testfleet"
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and `localhost`."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class HubConfig:
+    """Everything the hub needs to know; the CLI fills it from flags."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    db_url: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    server_id: str | None = None
+    auth: bool | None = None
+    insecure_no_auth: bool = False
+    event_timeout: float = 3.0
+    heartbeat_interval: float = 1.0
+    agent_timeout: float = 5.0
+    device_lease_ttl: float = 60.0
+    job_lease_ttl: float = 15.0
+    stop_grace: float = 10.0
+    max_running_jobs: int = 2000
+
+    @property
+    def database_url(self) -> str:
+        """The store's URL: `db_url`, or the SQLite file in the data directory."""
+        return self.db_url or sqlite_url(self.data_dir)
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Auth is on when asked for, and by default on any address but loopback."""
+        return self.auth if self.auth is not None else not is_loopback(self.host)
+
+    @property
+    def effective_server_id(self) -> str:
+        """A stable id for this hub: given, or host name and port."""
+        return self.server_id or f"{socket.gethostname()}:{self.port}"
+
+    def check(self) -> None:
+        """Refuse settings that are unsafe or make no sense, with the reason."""
+        if not is_loopback(self.host) and not self.auth_enabled and not self.insecure_no_auth:
+            raise ValueError(
+                f"refusing to serve on {self.host} without auth: anyone who can reach it could "
+                "run commands on your agents. Use --auth (and `testfleet token create`), or "
+                "--insecure-no-auth if the network is trusted."
+            )
+        for name in (
+            "event_timeout",
+            "heartbeat_interval",
+            "agent_timeout",
+            "device_lease_ttl",
+            "job_lease_ttl",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name.replace('_', '-')} must be positive")
+        if self.agent_timeout <= self.heartbeat_interval:
+            raise ValueError("agent-timeout must be longer than heartbeat-interval")

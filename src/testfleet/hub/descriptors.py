@@ -1,0 +1,127 @@
+"""Turn a submitted body (JSON or YAML, ours or ConTest's) into a checked JobDescriptor."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from testfleet.hub.errors import ApiError, json_pointer
+from testfleet.hub.reporters import check_reporter
+from testfleet.protocol.api import ErrorDetail
+from testfleet.protocol.contest import ContestMappingError, from_contest, is_contest_descriptor
+from testfleet.protocol.descriptor import JobDescriptor
+from testfleet.steps.registry import UnknownPlugin, validate_params
+
+MAX_DESCRIPTOR_BYTES = 1_000_000
+_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+def parse_body(raw: bytes, content_type: str) -> Any:
+    """Decode the body as YAML or JSON by its content type (JSON when none is given)."""
+    if len(raw) > MAX_DESCRIPTOR_BYTES:
+        raise ApiError(
+            413,
+            "too_large",
+            f"a descriptor may be at most {MAX_DESCRIPTOR_BYTES} bytes; got {len(raw)}",
+        )
+    if not raw.strip():
+        raise ApiError(400, "malformed_body", "the request body is empty: send a job descriptor")
+    media = content_type.split(";")[0].strip().lower()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(
+            400, "malformed_body", f"the body is not UTF-8 (byte {error.start})"
+        ) from None
+    if media in _YAML_TYPES:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ApiError(400, "malformed_body", f"invalid YAML{where}: {error}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ApiError(
+            400,
+            "malformed_body",
+            f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}",
+        ) from None
+
+
+def check_descriptor(data: Any) -> JobDescriptor:
+    """Validate a decoded document; every problem found is reported with its location."""
+    if not isinstance(data, dict):
+        raise ApiError(
+            422,
+            "invalid_descriptor",
+            "a job descriptor must be a JSON/YAML object",
+            [ErrorDetail(location="/", message="expected an object")],
+        )
+    if is_contest_descriptor(data):
+        try:
+            data = from_contest(data)
+        except ContestMappingError as error:
+            raise ApiError(
+                422,
+                "invalid_descriptor",
+                f"{error.location}: {error.message}",
+                [ErrorDetail(location=error.location, message=error.message)],
+            ) from None
+    try:
+        descriptor = JobDescriptor.model_validate(data)
+    except ValidationError as error:
+        details = [
+            ErrorDetail(location=json_pointer(e["loc"]), message=e["msg"]) for e in error.errors()
+        ]
+        raise ApiError(
+            422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
+        ) from None
+    details = _check_plugins(descriptor) + _check_reporters(descriptor)
+    if details:
+        raise ApiError(
+            422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
+        )
+    return descriptor
+
+
+def _check_plugins(descriptor: JobDescriptor) -> list[ErrorDetail]:
+    details: list[ErrorDetail] = []
+    for t, test in enumerate(descriptor.tests):
+        for s, step in enumerate(test.steps):
+            where = ("tests", t, "steps", s)
+            try:
+                result = validate_params(step.plugin, step.params)
+            except UnknownPlugin as error:
+                details.append(
+                    ErrorDetail(location=json_pointer((*where, "plugin")), message=str(error))
+                )
+                continue
+            if isinstance(result, list):
+                details.extend(
+                    ErrorDetail(
+                        location=json_pointer((*where, "params", *problem.path)),
+                        message=problem.message,
+                    )
+                    for problem in result
+                )
+    return details
+
+
+def _check_reporters(descriptor: JobDescriptor) -> list[ErrorDetail]:
+    details: list[ErrorDetail] = []
+    for key in ("run_reporters", "final_reporters"):
+        for index, spec in enumerate(getattr(descriptor.reporting, key)):
+            problem = check_reporter(spec.name, spec.params)
+            if problem is not None:
+                where, message = problem
+                details.append(
+                    ErrorDetail(
+                        location=json_pointer(("reporting", key, index, *where)), message=message
+                    )
+                )
+    return details

@@ -1,0 +1,290 @@
+"""The job manager: Start, Stop, Status, Retry, List; claims jobs and keeps their leases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from testfleet.hub.errors import ApiError
+from testfleet.hub.runner import JobRunner
+from testfleet.hub.status import build_status, build_summary
+from testfleet.protocol.api import JobList, JobStatus
+from testfleet.protocol.descriptor import JobDescriptor, TestDescriptor
+from testfleet.protocol.states import JobState
+from testfleet.protocol.wire import RunTask, StepSpec, utcnow
+from testfleet.store import inventory
+from testfleet.store import jobs as job_store
+from testfleet.store.events import add_event
+
+if TYPE_CHECKING:
+    from testfleet.hub.runtime import Hub
+
+_log = logging.getLogger(__name__)
+_CLAIM_POLL = 1.0
+_CLAIM_BATCH = 200
+
+
+class JobManager:
+    """Owns the runners of the jobs this hub runs."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.runners: dict[int, JobRunner] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    # ---- the API ------------------------------------------------------------------------------
+
+    async def start(
+        self, descriptor: JobDescriptor, requestor: str, retried_from: int | None = None
+    ) -> int:
+        """Store a new job; a runner picks it up at once."""
+        now = utcnow()
+        async with self.hub.store.write() as conn:
+            job_id = await job_store.insert_job(
+                conn,
+                name=descriptor.name,
+                descriptor=descriptor.model_dump(mode="json"),
+                tags=descriptor.tags,
+                runs=descriptor.runs,
+                requestor=requestor,
+                now=now,
+                retried_from=retried_from,
+            )
+            await add_event(
+                conn,
+                "job_queued",
+                now,
+                job_id=job_id,
+                data={"requestor": requestor, "retried_from": retried_from},
+            )
+        self.hub.metrics.jobs_submitted.inc()
+        self.hub.signals.jobs_submitted.set()
+        return job_id
+
+    async def status(self, job_id: int) -> JobStatus:
+        """The full status of one job."""
+        async with self.hub.store.read() as conn:
+            tree = await job_store.load_job_tree(conn, job_id)
+        if tree is None:
+            raise ApiError(404, "job_not_found", f"job {job_id} does not exist")
+        return build_status(tree, self.hub.server_id)
+
+    async def stop(self, job_id: int, requestor: str) -> JobState:
+        """Ask a job to stop; 409 if it has finished already."""
+        now = utcnow()
+        async with self.hub.store.write() as conn:
+            try:
+                before = await job_store.request_stop(conn, job_id)
+            except LookupError:
+                raise ApiError(404, "job_not_found", f"job {job_id} does not exist") from None
+            if before is None:
+                job = await job_store.get_job(conn, job_id)
+                raise ApiError(
+                    409,
+                    "job_finished",
+                    f"job {job_id} has already finished ({job.state if job else '?'})",
+                )
+            await add_event(
+                conn, "job_stop_requested", now, job_id=job_id, data={"requestor": requestor}
+            )
+            job = await job_store.get_job(conn, job_id)
+            assert job is not None
+            if before == JobState.QUEUED and job.owner is None:
+                state = JobState.CANCELLED
+                await job_store.update_job(
+                    conn, job_id, state=state, ended_at=now, error="stopped before it started"
+                )
+                await add_event(
+                    conn,
+                    "job_finished",
+                    now,
+                    job_id=job_id,
+                    data={"state": state, "error": "stopped before it started"},
+                )
+            else:
+                state = JobState.CANCELLING
+                await job_store.update_job(conn, job_id, state=state)
+        runner = self.runners.get(job_id)
+        if runner is not None:
+            runner.request_stop()
+        self.hub.signals.job_changed(job_id)
+        return state
+
+    async def retry(self, job_id: int, requestor: str) -> int:
+        """Start a new job with the same descriptor; 409 while the job has not finished."""
+        async with self.hub.store.read() as conn:
+            job = await job_store.get_job(conn, job_id)
+        if job is None:
+            raise ApiError(404, "job_not_found", f"job {job_id} does not exist")
+        if not JobState(job.state).finished:
+            raise ApiError(
+                409,
+                "job_not_finished",
+                f"job {job_id} is {job.state}; only a finished job can be retried",
+            )
+        descriptor = JobDescriptor.model_validate(job.descriptor)
+        new_id = await self.start(descriptor, requestor, retried_from=job_id)
+        async with self.hub.store.write() as conn:
+            await add_event(
+                conn,
+                "job_retried",
+                utcnow(),
+                job_id=job_id,
+                data={"requestor": requestor, "new_job_id": new_id},
+            )
+        return new_id
+
+    async def list(self, query: job_store.JobQuery) -> JobList:
+        """A page of jobs."""
+        try:
+            async with self.hub.store.read() as conn:
+                rows, cursor = await job_store.list_jobs(conn, query)
+        except job_store.CursorError as error:
+            raise ApiError(400, "invalid_cursor", str(error)) from None
+        return JobList(
+            server_id=self.hub.server_id, jobs=[build_summary(r) for r in rows], next_cursor=cursor
+        )
+
+    # ---- talking to agents ----------------------------------------------------------------------
+
+    def run_task_message(
+        self, task_id: int, job_id: int, device_name: str, test: TestDescriptor
+    ) -> RunTask:
+        """The RUN_TASK an agent gets for one task."""
+        return RunTask(
+            task_id=task_id,
+            job_id=job_id,
+            device_name=device_name,
+            steps=[
+                StepSpec(name=s.name, plugin=s.plugin, params=s.params, timeout=s.timeout)
+                for s in test.steps
+            ],
+        )
+
+    async def dispatch(self, task_id: int) -> bool:
+        """(Re)send a pending task to its agent; False if the agent is not connected here."""
+        async with self.hub.store.read() as conn:
+            task = await job_store.get_task(conn, task_id)
+            job = await job_store.get_job(conn, task.job_id) if task is not None else None
+        if task is None or job is None:
+            return False
+        test = JobDescriptor.model_validate(job.descriptor).tests[task.test_index]
+        return self.hub.agents.send(
+            task.agent_id, self.run_task_message(task.id, task.job_id, task.device_name, test)
+        )
+
+    # ---- running jobs -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Claim queued jobs (and jobs of dead hubs) and run them, until cancelled."""
+        wake = self.hub.signals.jobs_submitted
+        while True:
+            wake.clear()
+            try:
+                await self._claim()
+            except Exception:
+                _log.exception("claiming jobs failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLAIM_POLL):
+                    await wake.wait()
+
+    async def _claim(self) -> None:
+        room = self.hub.config.max_running_jobs - len(self._tasks)
+        now = utcnow()
+        lease = now + timedelta(seconds=self.hub.config.job_lease_ttl)
+        async with self.hub.store.write() as conn:
+            claimed = await job_store.claim_jobs(
+                conn, self.hub.server_id, now, lease, min(room, _CLAIM_BATCH)
+            )
+        for job_id in claimed:
+            if job_id not in self._tasks:
+                self._spawn(job_id)
+        if len(claimed) == _CLAIM_BATCH:
+            self.hub.signals.jobs_submitted.set()
+
+    def _spawn(self, job_id: int) -> None:
+        runner = JobRunner(self.hub, job_id)
+        self.runners[job_id] = runner
+        task = asyncio.create_task(self._guard(runner), name=f"job-{job_id}")
+        self._tasks[job_id] = task
+
+    async def _guard(self, runner: JobRunner) -> None:
+        try:
+            await runner.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            _log.exception("job %d runner crashed", runner.job_id)
+            await self._fail(runner.job_id, f"internal error: {error!r}")
+        finally:
+            self.runners.pop(runner.job_id, None)
+            self._tasks.pop(runner.job_id, None)
+
+    async def _fail(self, job_id: int, error: str) -> None:
+        now = utcnow()
+        with contextlib.suppress(Exception):
+            async with self.hub.store.write() as conn:
+                await inventory.release_job_devices(conn, job_id)
+                await job_store.update_job(
+                    conn, job_id, state=JobState.FAILED, ended_at=now, error=error
+                )
+                await add_event(
+                    conn,
+                    "job_finished",
+                    now,
+                    job_id=job_id,
+                    data={"state": JobState.FAILED, "error": error},
+                )
+            self.hub.signals.job_changed(job_id)
+
+    async def keep_leases(self) -> None:
+        """Renew this hub's job and device leases; free devices whose holder died; notice
+        stop requests made through another hub."""
+        config = self.hub.config
+        interval = min(config.job_lease_ttl, config.device_lease_ttl) / 3
+        while True:
+            await asyncio.sleep(min(interval, 1.0))
+            try:
+                await self._renew()
+            except Exception:
+                _log.exception("lease renewal failed; retrying")
+
+    async def _renew(self) -> None:
+        now = utcnow()
+        ids: Sequence[int] = list(self._tasks)
+        config = self.hub.config
+        async with self.hub.store.write() as conn:
+            await job_store.renew_job_leases(
+                conn, self.hub.server_id, ids, now + timedelta(seconds=config.job_lease_ttl)
+            )
+            await inventory.renew_leases(
+                conn, ids, now + timedelta(seconds=config.device_lease_ttl)
+            )
+            expired = await inventory.expire_leases(conn, now)
+            stopping: list[Any] = []
+            if ids:
+                rows, _ = await job_store.list_jobs(
+                    conn, job_store.JobQuery(ids=ids, states=[JobState.CANCELLING], limit=len(ids))
+                )
+                stopping = list(rows)
+        for row in expired:
+            _log.warning(
+                "lease of device %s (job %s) ran out; it is free again", row.id, row.holder_job_id
+            )
+        if expired:
+            self.hub.signals.devices_changed()
+        for row in stopping:
+            runner = self.runners.get(row.id)
+            if runner is not None and not runner.stop_requested.is_set():
+                runner.request_stop()
+
+    async def shutdown(self) -> None:
+        """Stop every runner without touching the jobs: the next hub carries on."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,43 @@
+"""Prometheus metrics of one hub (a registry per hub, so several can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class HubMetrics:
+    """The counters and gauges `/metrics` exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs_submitted = Counter(
+            "testfleet_jobs_submitted_total", "Jobs submitted.", registry=self.registry
+        )
+        self.jobs_finished = Counter(
+            "testfleet_jobs_finished_total",
+            "Jobs finished, by final state.",
+            ["state"],
+            registry=self.registry,
+        )
+        self.events_stored = Counter(
+            "testfleet_agent_events_stored_total",
+            "Agent events stored (duplicates not counted).",
+            registry=self.registry,
+        )
+        self.agent_errors = Counter(
+            "testfleet_agent_messages_refused_total",
+            "Agent messages answered with ERROR.",
+            registry=self.registry,
+        )
+        self.agents_connected = Gauge(
+            "testfleet_agents_connected", "Agents connected to this hub.", registry=self.registry
+        )
+        self.running_jobs = Gauge(
+            "testfleet_jobs_running", "Jobs this hub is running.", registry=self.registry
+        )
+        self.request_seconds = Histogram(
+            "testfleet_http_request_seconds",
+            "HTTP request duration by route.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )

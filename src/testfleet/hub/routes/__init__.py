@@ -1,0 +1,1 @@
+"""The hub's HTTP and WebSocket routes, one module per area."""

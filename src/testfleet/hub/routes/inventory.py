@@ -1,0 +1,82 @@
+"""Inventory: agents and devices; and the agents' WebSocket."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fastapi import APIRouter, WebSocket
+
+from testfleet.hub.auth import AGENT, authenticate
+from testfleet.hub.errors import ApiError
+from testfleet.hub.routes.jobs import HubDep, Reader
+from testfleet.protocol.api import AgentInfo, AgentList, DeviceInfo, DeviceList
+from testfleet.protocol.states import AgentState, DeviceState
+from testfleet.protocol.wire import Error
+from testfleet.store import inventory
+
+router = APIRouter(prefix="/api/v1", tags=["inventory"])
+AGENT_WS_PATH = "/api/v1/agents/connect"
+
+
+@router.get("/agents", response_model=AgentList, summary="Every agent that ever registered")
+async def list_agents(hub: HubDep, _: Reader) -> AgentList:
+    async with hub.store.read() as conn:
+        agents = await inventory.list_agents(conn)
+        devices = await inventory.list_devices(conn)
+    per_agent = Counter(d.agent_id for d in devices)
+    return AgentList(
+        server_id=hub.server_id,
+        agents=[
+            AgentInfo(
+                agent_id=a.id,
+                name=a.name,
+                state=AgentState(a.state),
+                version=a.version,
+                labels=a.labels,
+                hub=a.hub,
+                last_seen=a.last_seen,
+                connected_at=a.connected_at,
+                devices=per_agent[a.id],
+            )
+            for a in agents
+        ],
+    )
+
+
+@router.get("/devices", response_model=DeviceList, summary="Every device agents offer")
+async def list_devices(hub: HubDep, _: Reader) -> DeviceList:
+    async with hub.store.read() as conn:
+        devices = await inventory.list_devices(conn)
+    return DeviceList(
+        server_id=hub.server_id,
+        devices=[
+            DeviceInfo(
+                device_id=d.id,
+                name=d.name,
+                agent=d.agent_name,
+                kind=d.kind,
+                state=DeviceState(d.state),
+                capabilities=d.capabilities,
+                labels=d.labels,
+                holder_job_id=d.holder_job_id,
+                lease_expires_at=d.lease_expires_at,
+            )
+            for d in devices
+        ],
+    )
+
+
+@router.websocket("/agents/connect")
+async def agent_socket(websocket: WebSocket) -> None:
+    """One agent's connection (the wire protocol of `testfleet.protocol.wire`)."""
+    hub = websocket.app.state.hub
+    try:
+        await authenticate(websocket, AGENT)
+    except ApiError as error:
+        await websocket.accept()
+        await websocket.send_text(
+            Error(code=error.code, message=error.message, fatal=True).model_dump_json()
+        )
+        await websocket.close(code=1008)
+        return
+    await hub.agents.serve(websocket)

@@ -1,0 +1,66 @@
+"""Token administration (admins only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from testfleet.hub.auth import ADMIN, Principal, require
+from testfleet.hub.errors import ApiError
+from testfleet.hub.routes.jobs import HubDep
+from testfleet.protocol.api import TokenCreate, TokenCreated, TokenInfo, TokenList
+from testfleet.protocol.wire import utcnow
+from testfleet.store import tokens as token_store
+
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+Admin = Annotated[Principal, Depends(require(ADMIN))]
+
+
+@router.post("", status_code=201, response_model=TokenCreated, summary="Create a token")
+async def create_token(body: TokenCreate, hub: HubDep, who: Admin) -> TokenCreated:
+    now = utcnow()
+    async with hub.store.write() as conn:
+        token_id, secret = await token_store.create_token(
+            conn, body.name, body.role, now, created_by=who.name
+        )
+    return TokenCreated(
+        token_id=token_id,
+        name=body.name,
+        role=body.role,
+        created_at=now,
+        created_by=who.name,
+        token=secret,
+    )
+
+
+@router.get("", response_model=TokenList, summary="List tokens (never their secrets)")
+async def list_tokens(hub: HubDep, _: Admin) -> TokenList:
+    async with hub.store.read() as conn:
+        rows = await token_store.list_tokens(conn)
+    return TokenList(
+        server_id=hub.server_id,
+        tokens=[
+            TokenInfo(
+                token_id=r.id,
+                name=r.name,
+                role=r.role,
+                created_at=r.created_at,
+                created_by=r.created_by,
+                revoked_at=r.revoked_at,
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.delete("/{token_id}", status_code=204, summary="Revoke a token")
+async def revoke_token(token_id: int, hub: HubDep, _: Admin) -> Response:
+    async with hub.store.write() as conn:
+        if not await token_store.revoke_token(conn, token_id, utcnow()):
+            raise ApiError(
+                404,
+                "token_not_found",
+                f"no live token with id {token_id} (unknown or already revoked)",
+            )
+    return Response(status_code=204)

@@ -1,0 +1,56 @@
+"""Serve the hub with uvicorn; on SIGINT/SIGTERM close agent sockets first, then shut down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from testfleet.hub.app import create_app
+from testfleet.hub.config import HubConfig
+
+_log = logging.getLogger(__name__)
+
+
+class HubServer(uvicorn.Server):
+    """uvicorn's server, which on exit also closes agent connections so it need not wait on
+    them, and runs the `on_exit` callbacks (e.g. stopping the local agent of `testfleet up`)."""
+
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, on_exit: list[Callable[[], None]] | None = None
+    ) -> None:
+        super().__init__(config)
+        self.hub_app = app
+        self.on_exit = on_exit or []
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        for callback in self.on_exit:
+            callback()
+        hub = getattr(self.hub_app.state, "hub", None)
+        if hub is not None:
+            loop = asyncio.get_event_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(hub.agents.close_all()))
+        super().handle_exit(sig, frame)
+
+
+def build_server(
+    config: HubConfig, *, log_level: str = "info", on_exit: list[Callable[[], None]] | None = None
+) -> HubServer:
+    """A server for `config` (its settings checked; raises ValueError when unsafe)."""
+    app = create_app(config)
+    server_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        ws_max_size=8 * 1024 * 1024,
+        access_log=False,
+        ws="websockets-sansio",
+    )
+    return HubServer(server_config, app, on_exit)

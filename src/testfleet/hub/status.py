@@ -1,0 +1,104 @@
+"""Build the status documents of the job API from store rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from testfleet.protocol.api import (
+    JobStatus,
+    JobSummary,
+    ReporterResult,
+    RunStatus,
+    StepStatus,
+    TaskStatus,
+    TestStatus,
+)
+from testfleet.protocol.descriptor import JobDescriptor
+from testfleet.protocol.states import JobState, RunState
+from testfleet.store.jobs import JobTree
+
+
+def build_summary(job: Any) -> JobSummary:
+    """A job row as List shows it."""
+    return JobSummary(
+        job_id=job.id,
+        name=job.name,
+        state=JobState(job.state),
+        requestor=job.requestor,
+        tags=list(job.tags),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        ended_at=job.ended_at,
+        retried_from=job.retried_from,
+        error=job.error,
+    )
+
+
+def build_status(tree: JobTree, server_id: str) -> JobStatus:
+    """The full status of a job: runs -> tests -> tasks -> steps, with reporters' results."""
+    steps_of: defaultdict[int, list[StepStatus]] = defaultdict(list)
+    for step in tree.steps:
+        steps_of[step.task_id].append(
+            StepStatus(
+                index=step.idx,
+                name=step.name,
+                plugin=step.plugin,
+                state=RunState(step.state),
+                exit_code=step.exit_code,
+                started_at=step.started_at,
+                ended_at=step.ended_at,
+                error=step.error,
+            )
+        )
+    tasks_of: defaultdict[tuple[int, int], list[TaskStatus]] = defaultdict(list)
+    for task in tree.tasks:
+        tasks_of[(task.run, task.test_index)].append(
+            TaskStatus(
+                task_id=task.id,
+                device_id=task.device_id,
+                device_name=task.device_name,
+                agent=task.agent_name,
+                state=RunState(task.state),
+                attempt=task.attempt,
+                started_at=task.started_at,
+                ended_at=task.ended_at,
+                error=task.error,
+                steps=steps_of[task.id],
+            )
+        )
+    tests_of: defaultdict[int, list[TestStatus]] = defaultdict(list)
+    for test in tree.tests:
+        tests_of[test.run].append(
+            TestStatus(
+                index=test.test_index,
+                name=test.name,
+                state=RunState(test.state),
+                attempts=test.attempts,
+                started_at=test.started_at,
+                ended_at=test.ended_at,
+                error=test.error,
+                tasks=tasks_of[(test.run, test.test_index)],
+            )
+        )
+    runs = [
+        RunStatus(
+            number=run.number,
+            state=RunState(run.state),
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            tests=tests_of[run.number],
+            reporters=[ReporterResult.model_validate(r) for r in run.reporters or []],
+        )
+        for run in tree.runs
+    ]
+    job = tree.job
+    descriptor = JobDescriptor.model_validate(job.descriptor)
+    return JobStatus(
+        **build_summary(job).model_dump(),
+        server_id=server_id,
+        runs_requested=descriptor.runs,
+        runs=runs,
+        final_reporters=[ReporterResult.model_validate(r) for r in job.final_reporters or []],
+        descriptor=job.descriptor,
+    )
