@@ -370,9 +370,7 @@ class AgentRegistry:
                     self.connections.pop(agent_id, None)
                     with contextlib.suppress(Exception):
                         await connection.websocket.close(code=1001)
-                    await self.mark_lost(
-                        agent_id, f"agent {connection.name!r} lost: no heartbeat for {silent:.1f} s"
-                    )
+                    await self.mark_lost(agent_id, f"no heartbeat for {silent:.1f} s")
             for agent_id, since in list(self._disconnected_at.items()):
                 if now - since > config.agent_timeout:
                     del self._disconnected_at[agent_id]
@@ -400,11 +398,8 @@ class AgentRegistry:
                 if row.id not in self.connections
             ]
         for row in stale:
-            await self.mark_lost(
-                row.id,
-                f"agent {row.name!r} lost: not heard from since "
-                f"{row.last_seen.isoformat() if row.last_seen else 'ever'}",
-            )
+            since = row.last_seen.isoformat() if row.last_seen else "ever"
+            await self.mark_lost(row.id, f"not heard from since {since}")
 
     async def mark_lost(self, agent_id: int, reason: str) -> None:
         """The agent is gone: offline with its devices; its open tasks end incomplete."""
@@ -413,6 +408,8 @@ class AgentRegistry:
         now = utcnow()
         async with self.hub.store.write() as conn:
             agent = await inventory.get_agent(conn, agent_id)
+            name = agent.name if agent is not None else str(agent_id)
+            reason = f"agent {name!r} lost: {reason}"
             await inventory.set_agent_offline(conn, agent_id)
             open_tasks = await job_store.unfinished_tasks_of_agent(conn, agent_id)
             for task in open_tasks:

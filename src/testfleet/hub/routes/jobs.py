@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -43,18 +43,29 @@ Reader = Annotated[Principal, Depends(require(READ))]
 Operator = Annotated[Principal, Depends(require(OPERATE))]
 
 
-async def within_event_timeout(hub: Hub, what: str, work: Awaitable[T]) -> T:
-    """Answer 503 when the job manager does not answer within its event timeout."""
-    try:
-        async with asyncio.timeout(hub.config.event_timeout):
-            return await work
-    except TimeoutError:
-        raise ApiError(
-            503,
-            "event_timeout",
-            f"the job manager did not answer {what} within {hub.config.event_timeout:g} s; "
-            "the hub is overloaded or its store is locked; try again",
-        ) from None
+_abandoned: set[asyncio.Task[Any]] = set()
+
+
+async def within_event_timeout(hub: Hub, what: str, work: Coroutine[Any, Any, T]) -> T:
+    """Answer 503 when the job manager does not answer within its event timeout.
+
+    The late work is cancelled but not waited for: its clean-up (a rollback stuck behind a
+    locked store, say) must not hold the answer back.
+    """
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=hub.config.event_timeout)
+    if task in done:
+        return task.result()
+    task.cancel()
+    _abandoned.add(task)
+    task.add_done_callback(_abandoned.discard)
+    raise ApiError(
+        503,
+        "event_timeout",
+        f"the job manager did not answer {what} within {hub.config.event_timeout:g} s; "
+        "the hub is overloaded or its store is locked; the request was abandoned (list jobs "
+        "before submitting again: a commit already under way may still land)",
+    )
 
 
 @router.post(
