@@ -28,14 +28,26 @@ def test_unknown_api_version_is_400_naming_both(client: httpx.Client) -> None:
 
 def test_echo_and_cmd_job_completes_with_full_status(client: httpx.Client) -> None:
     descriptor = {
-        "name": "smoke", "tags": ["nightly", "smoke"],
-        "tests": [{"name": "hello", "steps": [
-            {"name": "say", "plugin": "echo", "params": {"text": "hi there"}},
-            {"name": "run", "plugin": "cmd", "timeout": "30s",
-             "params": {"executable": "python3", "args": ["-c", "print(6 * 7)"]}}]}],
-        "reporting": {"run_reporters": [{"name": "target_success",
-                                         "params": {"threshold": ">80%"}}],
-                      "final_reporters": [{"name": "noop"}]},
+        "name": "smoke",
+        "tags": ["nightly", "smoke"],
+        "tests": [
+            {
+                "name": "hello",
+                "steps": [
+                    {"name": "say", "plugin": "echo", "params": {"text": "hi there"}},
+                    {
+                        "name": "run",
+                        "plugin": "cmd",
+                        "timeout": "30s",
+                        "params": {"executable": "python3", "args": ["-c", "print(6 * 7)"]},
+                    },
+                ],
+            }
+        ],
+        "reporting": {
+            "run_reporters": [{"name": "target_success", "params": {"threshold": ">80%"}}],
+            "final_reporters": [{"name": "noop"}],
+        },
     }
     job_id = start(client, descriptor)
     status = wait_state(client, job_id)
@@ -49,7 +61,9 @@ def test_echo_and_cmd_job_completes_with_full_status(client: httpx.Client) -> No
     (task,) = tasks_of(status)
     assert task["agent"] == "agent-a" and task["attempt"] == 1 and task["state"] == "passed"
     assert [(s["name"], s["state"], s["exit_code"]) for s in task["steps"]] == [
-        ("say", "passed", 0), ("run", "passed", 0)]
+        ("say", "passed", 0),
+        ("run", "passed", 0),
+    ]
     assert status["final_reporters"][0]["name"] == "noop"
     logs = client.get(f"/api/v1/jobs/{job_id}/logs").text
     assert logs == "hi there\n42\n"
@@ -58,25 +72,42 @@ def test_echo_and_cmd_job_completes_with_full_status(client: httpx.Client) -> No
 
 def test_yaml_descriptor_is_accepted(client: httpx.Client) -> None:
     body = yaml.safe_dump(echo_job("from-yaml", text="yaml"))
-    response = client.post("/api/v1/jobs", content=body,
-                           headers={"Content-Type": "application/yaml"})
+    response = client.post(
+        "/api/v1/jobs", content=body, headers={"Content-Type": "application/yaml"}
+    )
     assert response.status_code == 201, response.text
     assert wait_state(client, response.json()["job_id"])["state"] == "completed"
 
 
 def test_contest_descriptor_is_mapped_and_runs(client: httpx.Client) -> None:
     contest = {
-        "JobName": "contest-style", "Runs": 1, "RunInterval": "1s", "Tags": ["contest"],
-        "TestDescriptors": [{
-            "TargetManagerName": "TargetList",
-            "TargetManagerAcquireParameters": {"Targets": [{"ID": "agent-a:slot-0"}]},
-            "TestFetcherName": "literal",
-            "TestFetcherFetchParameters": {"TestName": "literal test", "Steps": [
-                {"name": "cmd", "label": "say", "parameters": {
-                    "executable": ["echo"], "args": ["Hello"]}}]}}],
-        "Reporting": {"RunReporters": [{"Name": "TargetSuccess",
-                                        "Parameters": {"SuccessExpression": ">80%"}}],
-                      "FinalReporters": [{"Name": "noop"}]},
+        "JobName": "contest-style",
+        "Runs": 1,
+        "RunInterval": "1s",
+        "Tags": ["contest"],
+        "TestDescriptors": [
+            {
+                "TargetManagerName": "TargetList",
+                "TargetManagerAcquireParameters": {"Targets": [{"ID": "agent-a:slot-0"}]},
+                "TestFetcherName": "literal",
+                "TestFetcherFetchParameters": {
+                    "TestName": "literal test",
+                    "Steps": [
+                        {
+                            "name": "cmd",
+                            "label": "say",
+                            "parameters": {"executable": ["echo"], "args": ["Hello"]},
+                        }
+                    ],
+                },
+            }
+        ],
+        "Reporting": {
+            "RunReporters": [
+                {"Name": "TargetSuccess", "Parameters": {"SuccessExpression": ">80%"}}
+            ],
+            "FinalReporters": [{"Name": "noop"}],
+        },
     }
     job_id = start(client, contest)
     status = wait_state(client, job_id)
@@ -88,22 +119,35 @@ def test_contest_descriptor_is_mapped_and_runs(client: httpx.Client) -> None:
 
 
 def test_failed_step_ends_the_pass_and_fails_the_job(client: httpx.Client) -> None:
-    descriptor = {"name": "fails", "tests": [{"name": "t", "steps": [
-        {"name": "bad", "plugin": "cmd", "params": {"executable": "python3",
-                                                     "args": ["-c", "raise SystemExit(3)"]}},
-        {"name": "never", "plugin": "echo", "params": {"text": "x"}}]}]}
+    descriptor = {
+        "name": "fails",
+        "tests": [
+            {
+                "name": "t",
+                "steps": [
+                    {
+                        "name": "bad",
+                        "plugin": "cmd",
+                        "params": {"executable": "python3", "args": ["-c", "raise SystemExit(3)"]},
+                    },
+                    {"name": "never", "plugin": "echo", "params": {"text": "x"}},
+                ],
+            }
+        ],
+    }
     status = wait_state(client, start(client, descriptor))
     assert status["state"] == "failed"
     (task,) = tasks_of(status)
     assert task["state"] == "failed"
-    assert [(s["state"], s["exit_code"]) for s in task["steps"]] == [("failed", 3),
-                                                                     ("skipped", None)]
+    assert [(s["state"], s["exit_code"]) for s in task["steps"]] == [
+        ("failed", 3),
+        ("skipped", None),
+    ]
     assert "exited with code 3" in status["error"]
 
 
 def test_retry_parameters_try_the_test_again(client: httpx.Client) -> None:
-    status = wait_state(client, start(client, cmd_job("retried", "raise SystemExit(1)",
-                                                      retry=2)))
+    status = wait_state(client, start(client, cmd_job("retried", "raise SystemExit(1)", retry=2)))
     assert status["state"] == "failed"
     test = status["runs"][0]["tests"][0]
     assert test["attempts"] == 3
@@ -121,10 +165,15 @@ def test_test_runs_on_each_device_in_parallel(client: httpx.Client) -> None:
 
 
 def test_runs_repeat_and_tests_run_one_after_another(client: httpx.Client) -> None:
-    descriptor = {"name": "repeat", "runs": 2, "run_interval": "0.2s", "tests": [
-        {"name": "first", "steps": [{"name": "a", "plugin": "echo", "params": {"text": "1"}}]},
-        {"name": "second", "steps": [{"name": "b", "plugin": "echo", "params": {"text": "2"}}]},
-    ]}
+    descriptor = {
+        "name": "repeat",
+        "runs": 2,
+        "run_interval": "0.2s",
+        "tests": [
+            {"name": "first", "steps": [{"name": "a", "plugin": "echo", "params": {"text": "1"}}]},
+            {"name": "second", "steps": [{"name": "b", "plugin": "echo", "params": {"text": "2"}}]},
+        ],
+    }
     status = wait_state(client, start(client, descriptor))
     assert status["state"] == "completed"
     assert [r["number"] for r in status["runs"]] == [1, 2]
@@ -169,9 +218,12 @@ def test_stop_of_finished_job_is_409_and_unknown_is_404(client: httpx.Client) ->
     response = client.post(f"/api/v1/jobs/{job_id}/stop")
     assert response.status_code == 409
     assert response.json()["code"] == "job_finished"
-    for method, path in (("GET", "/api/v1/jobs/999999"), ("POST", "/api/v1/jobs/999999/stop"),
-                         ("POST", "/api/v1/jobs/999999/retry"),
-                         ("GET", "/api/v1/jobs/999999/events")):
+    for method, path in (
+        ("GET", "/api/v1/jobs/999999"),
+        ("POST", "/api/v1/jobs/999999/stop"),
+        ("POST", "/api/v1/jobs/999999/retry"),
+        ("GET", "/api/v1/jobs/999999/events"),
+    ):
         response = client.request(method, path)
         assert response.status_code == 404, path
         assert response.json()["code"] == "job_not_found"
@@ -201,20 +253,21 @@ def test_list_filters_and_pages(client: httpx.Client) -> None:
     page = client.get("/api/v1/jobs", params={"tag": "list-test", "limit": 2}).json()
     seen = [j["job_id"] for j in page["jobs"]]
     while page["next_cursor"]:
-        page = client.get("/api/v1/jobs", params={"tag": "list-test", "limit": 2,
-                                                  "cursor": page["next_cursor"]}).json()
+        page = client.get(
+            "/api/v1/jobs", params={"tag": "list-test", "limit": 2, "cursor": page["next_cursor"]}
+        ).json()
         seen += [j["job_id"] for j in page["jobs"]]
     assert seen == sorted(ids, reverse=True)
     both = client.get("/api/v1/jobs", params=[("tag", "list-test"), ("tag", "n3")]).json()
     assert [j["job_id"] for j in both["jobs"]] == [ids[3]]
-    by_state = client.get("/api/v1/jobs", params={"state": "completed", "name": "listed",
-                                                  "requestor": "anonymous"}).json()
+    by_state = client.get(
+        "/api/v1/jobs", params={"state": "completed", "name": "listed", "requestor": "anonymous"}
+    ).json()
     assert set(ids) <= {j["job_id"] for j in by_state["jobs"]}
     none = client.get("/api/v1/jobs", params={"tag": "list-test", "state": "failed"}).json()
     assert none["jobs"] == []
     created = client.get(f"/api/v1/jobs/{ids[2]}").json()["created_at"]
-    after = client.get("/api/v1/jobs", params={"tag": "list-test",
-                                               "created_after": created}).json()
+    after = client.get("/api/v1/jobs", params={"tag": "list-test", "created_after": created}).json()
     assert [j["job_id"] for j in after["jobs"]] == [ids[4], ids[3], ids[2]]
 
 
@@ -230,22 +283,45 @@ def test_list_bad_input_is_located(client: httpx.Client) -> None:
 
 
 def test_invalid_descriptors_get_422_with_the_path(client: httpx.Client) -> None:
-    response = client.post("/api/v1/jobs", json={"name": "bad", "tests": [
-        {"name": "t", "steps": [{"name": "s", "plugin": "echo", "params": {}, "timeout": "5x"}]}]})
+    response = client.post(
+        "/api/v1/jobs",
+        json={
+            "name": "bad",
+            "tests": [
+                {
+                    "name": "t",
+                    "steps": [{"name": "s", "plugin": "echo", "params": {}, "timeout": "5x"}],
+                }
+            ],
+        },
+    )
     assert response.status_code == 422
     locations = {e["location"] for e in response.json()["errors"]}
     assert "/tests/0/steps/0/timeout" in locations
-    response = client.post("/api/v1/jobs", json={"name": "bad", "tests": [
-        {"name": "t", "steps": [{"name": "s", "plugin": "frobnicate"}]}]})
+    response = client.post(
+        "/api/v1/jobs",
+        json={
+            "name": "bad",
+            "tests": [{"name": "t", "steps": [{"name": "s", "plugin": "frobnicate"}]}],
+        },
+    )
     assert response.status_code == 422
     assert "known plugins: cmd, echo, sleep" in response.json()["message"]
-    response = client.post("/api/v1/jobs", json={"name": "bad", "tests": [
-        {"name": "t", "steps": [{"name": "s", "plugin": "echo", "params": {"txt": "x"}}]}]})
+    response = client.post(
+        "/api/v1/jobs",
+        json={
+            "name": "bad",
+            "tests": [
+                {"name": "t", "steps": [{"name": "s", "plugin": "echo", "params": {"txt": "x"}}]}
+            ],
+        },
+    )
     assert response.status_code == 422
     locations = {e["location"] for e in response.json()["errors"]}
     assert locations == {"/tests/0/steps/0/params/text", "/tests/0/steps/0/params/txt"}
-    response = client.post("/api/v1/jobs", content=b'{"name": "x",',
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/jobs", content=b'{"name": "x",', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert "line 1" in response.json()["message"]
     before = client.get("/api/v1/jobs", params={"limit": 1}).json()["jobs"]
@@ -255,19 +331,18 @@ def test_invalid_descriptors_get_422_with_the_path(client: httpx.Client) -> None
 
 
 def test_events_page_and_follow(client: httpx.Client) -> None:
-    job_id = start(client, cmd_job("events", "import time\nfor i in range(3):\n"
-                                             " print(i); time.sleep(0.2)"))
+    job_id = start(
+        client, cmd_job("events", "import time\nfor i in range(3):\n print(i); time.sleep(0.2)")
+    )
     kinds: list[str] = []
-    with client.stream("GET", f"/api/v1/jobs/{job_id}/events",
-                       params={"follow": "true"}) as stream:
+    with client.stream("GET", f"/api/v1/jobs/{job_id}/events", params={"follow": "true"}) as stream:
         for line in stream.iter_lines():
             if line.startswith("event: "):
-                kinds.append(line[len("event: "):])
+                kinds.append(line[len("event: ") :])
     assert kinds[0] == "job_queued"
     assert kinds[-2:] == ["job_finished", "end"]
     assert kinds.count("log") >= 1
     page = client.get(f"/api/v1/jobs/{job_id}/events", params={"limit": 3}).json()
     assert len(page["events"]) == 3
-    rest = client.get(f"/api/v1/jobs/{job_id}/events",
-                      params={"after": page["next_after"]}).json()
+    rest = client.get(f"/api/v1/jobs/{job_id}/events", params={"after": page["next_after"]}).json()
     assert [e["kind"] for e in page["events"] + rest["events"]] == kinds[:-1]

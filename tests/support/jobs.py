@@ -12,20 +12,44 @@ FINISHED = {"completed", "failed", "cancelled"}
 
 def echo_job(name: str = "echo", text: str = "hi", **extra: Any) -> dict[str, Any]:
     """A job of one test with one echo step."""
-    return {"name": name, "tests": [{"name": "t", "steps": [
-        {"name": "say", "plugin": "echo", "params": {"text": text}}]}], **extra}
+    return {
+        "name": name,
+        "tests": [
+            {"name": "t", "steps": [{"name": "say", "plugin": "echo", "params": {"text": text}}]}
+        ],
+        **extra,
+    }
 
 
-def cmd_job(name: str, code: str, *, timeout: str | None = None, retry: int = 0,
-            count: int = 1, **extra: Any) -> dict[str, Any]:
+def cmd_job(
+    name: str,
+    code: str,
+    *,
+    timeout: str | None = None,
+    retry: int = 0,
+    count: int = 1,
+    **extra: Any,
+) -> dict[str, Any]:
     """A job of one test whose step runs `python3 -c code`."""
-    step: dict[str, Any] = {"name": "run", "plugin": "cmd",
-                            "params": {"executable": "python3", "args": ["-u", "-c", code]}}
+    step: dict[str, Any] = {
+        "name": "run",
+        "plugin": "cmd",
+        "params": {"executable": "python3", "args": ["-u", "-c", code]},
+    }
     if timeout:
         step["timeout"] = timeout
-    return {"name": name, "tests": [{"name": "t", "devices": {"count": count},
-                                     "retry": {"count": retry, "interval": 0},
-                                     "steps": [step]}], **extra}
+    return {
+        "name": name,
+        "tests": [
+            {
+                "name": "t",
+                "devices": {"count": count},
+                "retry": {"count": retry, "interval": 0},
+                "steps": [step],
+            }
+        ],
+        **extra,
+    }
 
 
 def start(client: httpx.Client, descriptor: dict[str, Any]) -> int:
@@ -35,8 +59,9 @@ def start(client: httpx.Client, descriptor: dict[str, Any]) -> int:
     return int(response.json()["job_id"])
 
 
-def wait_state(client: httpx.Client, job_id: int, states: set[str] | None = None,
-               timeout: float = 30.0) -> dict[str, Any]:
+def wait_state(
+    client: httpx.Client, job_id: int, states: set[str] | None = None, timeout: float = 30.0
+) -> dict[str, Any]:
     """Poll the job's status until its state is in `states` (default: finished)."""
     wanted = states or FINISHED
     deadline = time.monotonic() + timeout
@@ -48,8 +73,9 @@ def wait_state(client: httpx.Client, job_id: int, states: set[str] | None = None
             if status["state"] in wanted:
                 return status
         time.sleep(0.05)
-    raise AssertionError(f"job {job_id} not {sorted(wanted)} within {timeout} s: "
-                         f"{status.get('state')} {status}")
+    raise AssertionError(
+        f"job {job_id} not {sorted(wanted)} within {timeout} s: {status.get('state')} {status}"
+    )
 
 
 def tasks_of(status: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,8 +83,7 @@ def tasks_of(status: dict[str, Any]) -> list[dict[str, Any]]:
     return [task for run in status["runs"] for test in run["tests"] for task in test["tasks"]]
 
 
-def wait_task_running(client: httpx.Client, job_id: int, timeout: float = 20.0
-                      ) -> dict[str, Any]:
+def wait_task_running(client: httpx.Client, job_id: int, timeout: float = 20.0) -> dict[str, Any]:
     """Wait until some task of the job is running and its first step has started."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -23,13 +23,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def testfleet_command() -> list[str]:
+def cli_command() -> list[str]:
     """How to run the CLI of the package under test."""
     return [sys.executable, "-m", "testfleet"]
 
 
-def wait_until(predicate: object, timeout: float, interval: float = 0.05,
-               what: str = "condition") -> None:
+def wait_until(
+    predicate: object, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> None:
     """Poll `predicate()` until true; AssertionError naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -51,9 +52,13 @@ class Process:
     def start(self) -> None:
         """Start it (again)."""
         log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL,
-                                      env={**os.environ, **self.env})
+        self.popen = subprocess.Popen(
+            self.args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+        )
         log.close()
 
     @property
@@ -83,8 +88,10 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(10)
-                raise AssertionError(f"{self.args[3:5]} did not stop within {timeout} s "
-                                     f"after SIGTERM:\n{self.log_tail()}") from None
+                raise AssertionError(
+                    f"{self.args[3:5]} did not stop within {timeout} s "
+                    f"after SIGTERM:\n{self.log_tail()}"
+                ) from None
         return self.popen.returncode
 
     def log_tail(self, lines: int = 60) -> str:
@@ -113,15 +120,30 @@ class Hub:
     def start(self) -> Hub:
         """Start the hub and wait until /readyz says ready."""
         if self.process is None:
-            args = [*testfleet_command(), "hub", "--port", str(self.port),
-                    "--data-dir", str(self.workdir / "data"), "--server-id", f"hub-{self.port}",
-                    "--auth" if self.auth else "--no-auth", "--log-level", "info", *self.extra]
+            args = [
+                *cli_command(),
+                "hub",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.workdir / "data"),
+                "--server-id",
+                f"hub-{self.port}",
+                "--auth" if self.auth else "--no-auth",
+                "--log-level",
+                "info",
+                *self.extra,
+            ]
             if self.db_url:
                 args += ["--db", self.db_url]
             self.process = Process(args, self.workdir / f"hub-{self.port}.log")
         self.process.start()
-        wait_until(self._ready, START_TIMEOUT, 0.05, f"hub on {self.url} to be ready\n"
-                   + self.process.log_tail())
+        wait_until(
+            self._ready,
+            START_TIMEOUT,
+            0.05,
+            f"hub on {self.url} to be ready\n" + self.process.log_tail(),
+        )
         return self
 
     def _ready(self) -> bool:
@@ -145,8 +167,17 @@ class Hub:
 
     def create_token(self, name: str, role: str) -> str:
         """A token made with `testfleet token create` on this hub's store."""
-        args = [*testfleet_command(), "token", "create", "--name", name, "--role", role,
-                "--data-dir", str(self.workdir / "data")]
+        args = [
+            *cli_command(),
+            "token",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--data-dir",
+            str(self.workdir / "data"),
+        ]
         if self.db_url:
             args += ["--db", self.db_url]
         result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True)
@@ -168,8 +199,18 @@ class Agent:
     def start(self) -> Agent:
         """Start the agent (it connects on its own)."""
         if self.process is None:
-            args = [*testfleet_command(), "agent", "--hub", self.hub_url, "--name", self.name,
-                    "--slots", str(self.slots), "--log-level", "info"]
+            args = [
+                *cli_command(),
+                "agent",
+                "--hub",
+                self.hub_url,
+                "--name",
+                self.name,
+                "--slots",
+                str(self.slots),
+                "--log-level",
+                "info",
+            ]
             for key, value in self.labels.items():
                 args += ["--label", f"{key}={value}"]
             env = {"TESTFLEET_TOKEN": self.token} if self.token else {}
@@ -185,8 +226,10 @@ class Agent:
             if not self.process.alive():
                 raise AssertionError(f"agent exited:\n{self.process.log_tail()}")
             agents = client.get("/api/v1/agents").json()["agents"]
-            return any(a["name"] == self.name and a["state"] == "online"
-                       and a["devices"] >= self.slots for a in agents)
+            return any(
+                a["name"] == self.name and a["state"] == "online" and a["devices"] >= self.slots
+                for a in agents
+            )
 
         wait_until(online, timeout, 0.05, f"agent {self.name} online")
         return self

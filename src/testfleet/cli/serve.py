@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 HOST = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 PORT = Annotated[int, typer.Option("--port", help="Port to listen on.")]

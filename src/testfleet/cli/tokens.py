@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 ROLES = ("admin", "operator", "viewer", "agent")
 
 

@@ -15,7 +15,7 @@ from testfleet.protocol.wire import utcnow
 from testfleet.store import tokens as token_store
 from testfleet.store.db import Store
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 LOCAL_AGENT_TOKEN = "local-agent"
 
 

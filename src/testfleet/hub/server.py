@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -26,6 +27,16 @@ class HubServer(uvicorn.Server):
         super().__init__(config)
         self.hub_app = app
         self.on_exit = on_exit or []
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """As uvicorn's, but a graceful stop on SIGINT/SIGTERM exits 0 instead of re-raising
+        the signal: `testfleet hub` and `testfleet up` stopping on request is a success."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         for callback in self.on_exit:
