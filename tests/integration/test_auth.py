@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import LiveHub
 from tests.support.jobs import echo_job, start, wait_state
-from tests.support.processes import free_port, cli_command
+from tests.support.processes import cli_command, free_port
 
 pytestmark = pytest.mark.integration
 

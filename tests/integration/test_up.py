@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.jobs import echo_job, start, wait_state
-from tests.support.processes import free_port, cli_command, wait_until
+from tests.support.processes import cli_command, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def test_up_runs_jobs_stops_cleanly_and_resumes(
             assert wait_state(client, first)["state"] == "completed"
         finally:
             process.send_signal(stop_signal)
-            out, err = process.communicate(timeout=20)
+            _out, err = process.communicate(timeout=20)
         assert process.returncode == 0, err
         assert f"http://127.0.0.1:{port}" in err
         again = _up(tmp_path, port)
