@@ -49,10 +49,9 @@ def create(
     async def main() -> str:
         store = await Store.open(url)
         try:
-            async with store.write() as conn:
-                _, secret = await token_store.create_token(
-                    conn, name, role, utcnow(), created_by="testfleet token create"
-                )
+            _, secret = await store.write(
+                token_store.create_token, name, role, utcnow(), created_by="testfleet token create"
+            )
         finally:
             await store.close()
         return secret

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy import Connection
 
 from testfleet.agent import Agent, AgentConfig, AgentRefused
 from testfleet.agent.config import default_name
@@ -23,19 +24,23 @@ async def _prepare_tokens(config: HubConfig) -> tuple[str | None, str | None]:
     """With auth: a fresh token for the local agent, and a first admin token if none exists."""
     if not config.auth_enabled:
         return None, None
+
+    def work(conn: Connection) -> tuple[str, str | None]:
+        now = utcnow()
+        token_store.revoke_by_name(conn, LOCAL_AGENT_TOKEN, now)
+        _, agent_secret = token_store.create_token(
+            conn, LOCAL_AGENT_TOKEN, "agent", now, created_by="testfleet up"
+        )
+        admin_secret = None
+        if not token_store.has_live_token(conn, "admin"):
+            _, admin_secret = token_store.create_token(
+                conn, "admin", "admin", now, created_by="testfleet up"
+            )
+        return agent_secret, admin_secret
+
     store = await Store.open(config.database_url)
     try:
-        async with store.write() as conn:
-            now = utcnow()
-            await token_store.revoke_by_name(conn, LOCAL_AGENT_TOKEN, now)
-            _, agent_secret = await token_store.create_token(
-                conn, LOCAL_AGENT_TOKEN, "agent", now, created_by="testfleet up"
-            )
-            admin_secret = None
-            if not await token_store.has_live_token(conn, "admin"):
-                _, admin_secret = await token_store.create_token(
-                    conn, "admin", "admin", now, created_by="testfleet up"
-                )
+        agent_secret, admin_secret = await store.write(work)
     finally:
         await store.close()
     return agent_secret, admin_secret

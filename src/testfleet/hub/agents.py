@@ -7,10 +7,13 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from testfleet.hub.errors import json_pointer
@@ -30,7 +33,7 @@ from testfleet.protocol.wire import (
 )
 from testfleet.store import inventory
 from testfleet.store import jobs as job_store
-from testfleet.store.events import add_event
+from testfleet.store.events import add_events, event_row
 
 if TYPE_CHECKING:
     from testfleet.hub.runtime import Hub
@@ -53,6 +56,7 @@ class AgentConnection:
     outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     inbox: asyncio.Queue[AgentEventMessage] = field(default_factory=asyncio.Queue)
     closed: bool = False
+    last_seq: int = 0
 
     def send(self, message: BaseModel) -> None:
         """Queue a message for the agent (sent in order by the writer task)."""
@@ -172,50 +176,15 @@ class AgentRegistry:
             )
             for d in register.devices
         ]
-        async with self.hub.store.write() as conn:
-            row = await inventory.register_agent(
-                conn,
-                name=register.name,
-                instance_id=register.instance_id,
-                version=register.version,
-                labels=register.labels,
-                hub=self.hub.server_id,
-                now=now,
-            )
-            await inventory.sync_devices(conn, row.id, register.name, offered)
-            open_tasks = await job_store.unfinished_tasks_of_agent(conn, row.id)
-            resend, lost = [], []
-            held = set(register.held_tasks)
-            for task in open_tasks:
-                if task.id in held:
-                    continue
-                if task.state == RunState.PENDING:
-                    resend.append(task)
-                else:
-                    lost.append(task)
-            for task in lost:
-                reason = f"agent {register.name!r} no longer runs this task (it restarted)"
-                await job_store.set_task_state(
-                    conn, task.id, RunState.INCOMPLETE, at=now, error=reason
-                )
-                await add_event(
-                    conn,
-                    "task_finished",
-                    now,
-                    job_id=task.job_id,
-                    task_id=task.id,
-                    data={"state": RunState.INCOMPLETE, "error": reason, "source": "hub"},
-                )
-            stale = []
-            for task_id in held:
-                known = await job_store.get_task(conn, task_id)
-                if known is None or RunState(known.state).finished:
-                    stale.append(task_id)
+        row, resend, lost, stale = await self.hub.store.write(
+            _register_agent, register, offered, self.hub.server_id, now
+        )
         connection = AgentConnection(
             agent_id=row.id,
             name=register.name,
             instance_id=register.instance_id,
             websocket=websocket,
+            last_seq=row.last_seq,
         )
         self.connections[row.id] = connection
         self._disconnected_at.pop(row.id, None)
@@ -239,7 +208,7 @@ class AgentRegistry:
             "agent %s registered with %d device(s), %d held task(s)",
             register.name,
             len(register.devices),
-            len(held),
+            len(register.held_tasks),
         )
         return connection
 
@@ -271,17 +240,27 @@ class AgentRegistry:
             while len(batch) < MAX_BATCH and not connection.inbox.empty():
                 batch.append(connection.inbox.get_nowait())
             try:
-                async with self.hub.store.write() as conn:
-                    applied = await apply_events(
-                        conn, self.hub.task_index, connection.agent_id, connection.name, batch
-                    )
-            except Exception as error:  # the store failed: the agent sends again later
+                applied = await self.hub.store.write(
+                    apply_events,
+                    self.hub.task_index,
+                    connection.agent_id,
+                    connection.name,
+                    connection.last_seq,
+                    batch,
+                )
+            except Exception as error:  # the agent keeps them and sends them again
                 _log.exception("cannot store events of agent %s", connection.name)
                 connection.send(
-                    Error(code="store_error", message=f"events not stored, will be resent: {error}")
+                    Error(
+                        code="store_error",
+                        fatal=True,
+                        message=f"events not stored ({error}); reconnect and send them again",
+                    )
                 )
-                await asyncio.sleep(1.0)
-                continue
+                await asyncio.sleep(0.5)
+                await connection.websocket.close(code=1011)
+                return
+            connection.last_seq = applied.highest_seq
             self.hub.metrics.events_stored.inc(applied.stored)
             connection.send(Ack(seq=applied.highest_seq))
             for job_id in applied.jobs:
@@ -386,17 +365,14 @@ class AgentRegistry:
         """Write when local agents were last heard of; mark stale agents of any hub lost."""
         wall = utcnow()
         seen = {agent_id: wall for agent_id, c in self.connections.items() if not c.closed}
-        from datetime import timedelta
+        cutoff = wall - timedelta(seconds=self.hub.config.agent_timeout * 2)
 
-        async with self.hub.store.write() as conn:
+        def work(conn: Connection) -> Sequence[Any]:
             if seen:
-                await inventory.touch_agents(conn, seen)
-            cutoff = wall - timedelta(seconds=self.hub.config.agent_timeout * 2)
-            stale = [
-                row
-                for row in await inventory.stale_agents(conn, cutoff)
-                if row.id not in self.connections
-            ]
+                inventory.touch_agents(conn, seen)
+            return inventory.stale_agents(conn, cutoff)
+
+        stale = [row for row in await self.hub.store.write(work) if row.id not in self.connections]
         for row in stale:
             since = row.last_seen.isoformat() if row.last_seen else "ever"
             await self.mark_lost(row.id, f"not heard from since {since}")
@@ -405,37 +381,9 @@ class AgentRegistry:
         """The agent is gone: offline with its devices; its open tasks end incomplete."""
         if agent_id in self.connections:
             return  # it came back in the meantime
-        now = utcnow()
-        async with self.hub.store.write() as conn:
-            agent = await inventory.get_agent(conn, agent_id)
-            name = agent.name if agent is not None else str(agent_id)
-            reason = f"agent {name!r} lost: {reason}"
-            await inventory.set_agent_offline(conn, agent_id)
-            open_tasks = await job_store.unfinished_tasks_of_agent(conn, agent_id)
-            for task in open_tasks:
-                await job_store.set_task_state(
-                    conn, task.id, RunState.INCOMPLETE, at=now, error=reason
-                )
-                await add_event(
-                    conn,
-                    "task_finished",
-                    now,
-                    job_id=task.job_id,
-                    task_id=task.id,
-                    data={"state": RunState.INCOMPLETE, "error": reason, "source": "hub"},
-                )
-            await add_event(
-                conn,
-                "agent_lost",
-                now,
-                data={
-                    "agent": agent.name if agent else agent_id,
-                    "reason": reason,
-                    "tasks": [t.id for t in open_tasks],
-                },
-            )
-        _log.warning("%s (%d open task(s) incomplete)", reason, len(open_tasks))
-        for task in open_tasks:
+        full_reason, task_rows = await self.hub.store.write(_lose_agent, agent_id, reason, utcnow())
+        _log.warning("%s (%d open task(s) incomplete)", full_reason, len(task_rows))
+        for task in task_rows:
             self.hub.signals.job_changed(task.job_id)
 
     async def close_all(self) -> None:
@@ -444,3 +392,87 @@ class AgentRegistry:
             connection.closed = True
             with contextlib.suppress(Exception):
                 await connection.websocket.close(code=1012)
+
+
+def _register_agent(
+    conn: Connection,
+    register: Register,
+    offered: list[inventory.DeviceRow],
+    hub: str,
+    now: datetime,
+) -> tuple[Any, list[Any], list[Any], list[int]]:
+    """Record the agent and its devices, and reconcile its tasks with what it holds.
+
+    Returns the agent row, pending tasks to send again, running tasks it lost (now
+    incomplete), and held tasks the hub has ended (to stop on the agent).
+    """
+    row = inventory.register_agent(
+        conn,
+        name=register.name,
+        instance_id=register.instance_id,
+        version=register.version,
+        labels=register.labels,
+        hub=hub,
+        now=now,
+    )
+    inventory.sync_devices(conn, row.id, register.name, offered)
+    held = set(register.held_tasks)
+    resend: list[Any] = []
+    lost: list[Any] = []
+    for task in job_store.unfinished_tasks_of_agent(conn, row.id):
+        if task.id in held:
+            continue
+        (resend if task.state == RunState.PENDING else lost).append(task)
+    reason = f"agent {register.name!r} no longer runs this task (it restarted)"
+    events = []
+    for task in lost:
+        job_store.set_task_state(conn, task.id, RunState.INCOMPLETE, at=now, error=reason)
+        events.append(
+            event_row(
+                "task_finished",
+                now,
+                job_id=task.job_id,
+                task_id=task.id,
+                data={"state": RunState.INCOMPLETE, "error": reason, "source": "hub"},
+            )
+        )
+    add_events(conn, events)
+    known = {t.id: t for t in job_store.get_tasks(conn, sorted(held))}
+    stale = [
+        task_id
+        for task_id in held
+        if task_id not in known or RunState(known[task_id].state).finished
+    ]
+    return row, resend, lost, stale
+
+
+def _lose_agent(
+    conn: Connection, agent_id: int, reason: str, now: datetime
+) -> tuple[str, Sequence[Any]]:
+    """Mark the agent and its devices offline and its open tasks incomplete."""
+    agent = inventory.get_agent(conn, agent_id)
+    name = agent.name if agent is not None else str(agent_id)
+    reason = f"agent {name!r} lost: {reason}"
+    inventory.set_agent_offline(conn, agent_id)
+    open_tasks = job_store.unfinished_tasks_of_agent(conn, agent_id)
+    events = []
+    for task in open_tasks:
+        job_store.set_task_state(conn, task.id, RunState.INCOMPLETE, at=now, error=reason)
+        events.append(
+            event_row(
+                "task_finished",
+                now,
+                job_id=task.job_id,
+                task_id=task.id,
+                data={"state": RunState.INCOMPLETE, "error": reason, "source": "hub"},
+            )
+        )
+    events.append(
+        event_row(
+            "agent_lost",
+            now,
+            data={"agent": name, "reason": reason, "tasks": [t.id for t in open_tasks]},
+        )
+    )
+    add_events(conn, events)
+    return reason, open_tasks

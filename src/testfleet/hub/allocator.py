@@ -6,8 +6,10 @@ import asyncio
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
 
 from testfleet.protocol.descriptor import DeviceRequest
 from testfleet.protocol.wire import utcnow
@@ -92,8 +94,7 @@ class DeviceAllocator:
         """Give devices back."""
         if not device_ids:
             return
-        async with self.hub.store.write() as conn:
-            await inventory.release_devices(conn, device_ids, job_id)
+        await self.hub.store.write(inventory.release_devices, device_ids, job_id)
         self._wake.set()
 
     async def run(self) -> None:
@@ -113,8 +114,7 @@ class DeviceAllocator:
                     await asyncio.sleep(_IDLE_POLL)
 
     async def _allocate(self) -> None:
-        async with self.hub.store.read() as conn:
-            free = list(await inventory.free_devices(conn))
+        free = list(await self.hub.store.read(inventory.free_devices))
         if not free:
             return
         lease_until = utcnow() + timedelta(seconds=self.hub.config.device_lease_ttl)
@@ -135,18 +135,12 @@ class DeviceAllocator:
                 break
         if not grants:
             return
-        granted: list[tuple[_Request, list[Any]]] = []
-        async with self.hub.store.write() as conn:
-            for request, chosen in grants:
-                if await inventory.claim_devices(
-                    conn, [row.id for row in chosen], request.job_id, lease_until
-                ):
-                    granted.append((request, chosen))
-                else:  # another hub was faster: undo this one, try again next round
-                    await inventory.release_devices(
-                        conn, [row.id for row in chosen], request.job_id
-                    )
-                    self._wake.set()
+        claimed = await self.hub.store.write(
+            _claim, [(r.job_id, [row.id for row in c]) for r, c in grants], lease_until
+        )
+        granted = [grant for grant, ok in zip(grants, claimed, strict=True) if ok]
+        if len(granted) < len(grants):  # another hub was faster: try again next round
+            self._wake.set()
         for request, chosen in granted:
             self._waiting.remove(request)
             devices = [
@@ -157,3 +151,16 @@ class DeviceAllocator:
                 await self.release(request.job_id, [d.id for d in devices])
             else:
                 request.future.set_result(devices)
+
+
+def _claim(
+    conn: Connection, wanted: list[tuple[int, list[str]]], lease_until: datetime
+) -> list[bool]:
+    """Claim each job's devices all-or-nothing; returns which claims succeeded."""
+    results = []
+    for job_id, ids in wanted:
+        ok = inventory.claim_devices(conn, ids, job_id, lease_until)
+        if not ok:
+            inventory.release_devices(conn, ids, job_id)
+        results.append(ok)
+    return results

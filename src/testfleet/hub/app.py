@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from testfleet import __version__
 from testfleet.hub.config import HubConfig
@@ -46,31 +48,54 @@ def create_app(config: HubConfig) -> FastAPI:
     for module in (ops, jobs, inventory, tokens):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def versions_and_server_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    app.add_middleware(ServerHeaders, server_id=config.effective_server_id)
+    return app
+
+
+class ServerHeaders:
+    """Plain ASGI middleware (no per-request task, unlike BaseHTTPMiddleware): refuses API
+    versions the hub does not speak, names the server in every response, times requests."""
+
+    def __init__(self, app: ASGIApp, server_id: str) -> None:
+        self.app = app
+        self.server_id = server_id
+        self.header = (SERVER_ID_HEADER.lower().encode(), server_id.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        asked = request.headers.get(API_VERSION_HEADER)
+        status = 500
+        asked = Headers(scope=scope).get(API_VERSION_HEADER)
         if asked is not None and asked.strip() != str(API_VERSION):
-            response: Response = JSONResponse(
+            response = JSONResponse(
                 ErrorBody(
                     code="unsupported_api_version",
                     message=f"the client speaks API version {asked.strip()!r}; this hub speaks "
                     f"version {API_VERSION}",
-                    server_id=config.effective_server_id,
+                    server_id=self.server_id,
                 ).model_dump(),
                 status_code=400,
             )
-        else:
-            response = await call_next(request)
-        response.headers[SERVER_ID_HEADER] = config.effective_server_id
-        route = request.scope.get("route")
-        hub = getattr(request.app.state, "hub", None)
-        if hub is not None:
-            hub.metrics.request_seconds.labels(
-                request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-            ).observe(time.perf_counter() - started)
-        return response
+            response.headers[SERVER_ID_HEADER] = self.server_id
+            await response(scope, receive, send)
+            return
 
-    return app
+        async def send_with_header(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_header)
+        finally:
+            app = scope.get("app")
+            hub = getattr(app.state, "hub", None) if app is not None else None
+            route = scope.get("route")
+            if hub is not None:
+                hub.metrics.request_seconds.labels(
+                    scope["method"], getattr(route, "path", "unmatched"), str(status)
+                ).observe(time.perf_counter() - started)

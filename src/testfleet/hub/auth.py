@@ -49,8 +49,7 @@ async def authenticate(connection: Request | WebSocket, allowed: frozenset[str])
             "this hub requires a token: send 'Authorization: Bearer <token>' "
             "(testfleet: --token or TESTFLEET_TOKEN)",
         )
-    async with hub.store.read() as conn:
-        row = await find_token(conn, secret)
+    row = await hub.store.read(find_token, secret)
     if row is None:
         raise ApiError(401, "invalid_token", "the token is unknown or revoked")
     if row.role not in allowed:

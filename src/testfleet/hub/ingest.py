@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from testfleet.protocol.states import RunState
 from testfleet.protocol.wire import (
@@ -21,7 +23,7 @@ from testfleet.protocol.wire import (
 )
 from testfleet.store import inventory
 from testfleet.store import jobs as job_store
-from testfleet.store.events import add_agent_event
+from testfleet.store.events import add_agent_events
 
 AgentEventMessage = (
     TaskStarted | StepStarted | LogChunk | StepFinished | TaskFinished | DeviceAdded | DeviceRemoved
@@ -38,23 +40,29 @@ _KINDS: dict[str, str] = {
 
 
 class TaskIndex:
-    """Which job each task belongs to: a bounded cache in front of the tasks table."""
+    """Which job each task belongs to: a bounded cache in front of the tasks table.
+
+    Used from the event loop and from the store's worker threads, hence the lock.
+    """
 
     def __init__(self, size: int = 100_000) -> None:
         self._jobs: OrderedDict[int, int] = OrderedDict()
         self._size = size
+        self._lock = threading.Lock()
 
     def remember(self, task_id: int, job_id: int) -> None:
         """Record a task's job."""
-        self._jobs[task_id] = job_id
-        if len(self._jobs) > self._size:
-            self._jobs.popitem(last=False)
+        with self._lock:
+            self._jobs[task_id] = job_id
+            if len(self._jobs) > self._size:
+                self._jobs.popitem(last=False)
 
-    async def job_of(self, conn: AsyncConnection, task_id: int) -> int | None:
+    def job_of(self, conn: Connection, task_id: int) -> int | None:
         """The job of `task_id`, or None for a task the store does not know."""
-        job_id = self._jobs.get(task_id)
+        with self._lock:
+            job_id = self._jobs.get(task_id)
         if job_id is None:
-            row = await job_store.get_task(conn, task_id)
+            row = job_store.get_task(conn, task_id)
             if row is None:
                 return None
             job_id = int(row.job_id)
@@ -74,92 +82,134 @@ class Applied:
     unknown_tasks: list[int] = field(default_factory=list)
 
 
-async def apply_events(
-    conn: AsyncConnection,
+@dataclass
+class _Progress:
+    """What one batch says about one task or step: when it started, how it ended."""
+
+    started_at: datetime | None = None
+    ended: TaskFinished | StepFinished | None = None
+
+
+def apply_events(
+    conn: Connection,
     index: TaskIndex,
     agent_id: int,
     agent_name: str,
+    last_seq: int,
     events: Sequence[AgentEventMessage],
 ) -> Applied:
-    """Store the events (skipping ones already stored) and move tasks, steps and devices."""
-    applied = Applied()
+    """Store the events above `last_seq` (the agent's highest stored one: the rest were
+    stored before) and move tasks, steps and devices accordingly.
+
+    A task's or step's start and end in the same batch make one update, not two.
+    """
+    applied = Applied(highest_seq=last_seq)
+    rows: list[dict[str, Any]] = []
+    task_progress: dict[int, _Progress] = {}
+    step_progress: dict[tuple[int, int], _Progress] = {}
     for event in events:
-        applied.highest_seq = max(applied.highest_seq, event.seq)
+        if event.seq <= applied.highest_seq:
+            applied.duplicates += 1
+            continue
+        applied.highest_seq = event.seq
         task_id = getattr(event, "task_id", None)
-        job_id = await index.job_of(conn, task_id) if task_id is not None else None
+        job_id = index.job_of(conn, task_id) if task_id is not None else None
         if task_id is not None and job_id is None:
             applied.unknown_tasks.append(task_id)
         data: dict[str, Any] = event.model_dump(
             mode="json", exclude={"type", "seq", "at", "task_id"}
         )
-        is_new = await add_agent_event(
-            conn,
-            _KINDS[event.type],
-            event.at,
-            agent_id=agent_id,
-            seq=event.seq,
-            job_id=job_id,
-            task_id=task_id,
-            data=data,
+        rows.append(
+            {
+                "kind": _KINDS[event.type],
+                "at": event.at,
+                "agent_id": agent_id,
+                "agent_seq": event.seq,
+                "job_id": job_id,
+                "task_id": task_id,
+                "data": data,
+            }
         )
-        if not is_new:
-            applied.duplicates += 1
-            continue
-        applied.stored += 1
         if job_id is not None:
             applied.jobs.add(job_id)
-        await _apply_one(conn, agent_id, agent_name, event, applied)
-    if applied.highest_seq:
-        await inventory.set_last_seq(conn, agent_id, applied.highest_seq)
+        match event:
+            case TaskStarted():
+                task_progress.setdefault(event.task_id, _Progress()).started_at = event.at
+            case TaskFinished():
+                task_progress.setdefault(event.task_id, _Progress()).ended = event
+            case StepStarted():
+                key = (event.task_id, event.step_index)
+                step_progress.setdefault(key, _Progress()).started_at = event.at
+            case StepFinished():
+                step_progress.setdefault(
+                    (event.task_id, event.step_index), _Progress()
+                ).ended = event
+            case DeviceAdded() | DeviceRemoved():
+                _apply_device(conn, agent_id, agent_name, event)
+                applied.devices_changed = True
+            case LogChunk():
+                pass
+    # Steps first: a task that ends closes the steps still open, so they must be up to date.
+    for (task_id, step), progress in step_progress.items():
+        _advance_step(conn, task_id, step, progress)
+    for task_id, progress in task_progress.items():
+        _advance_task(conn, task_id, progress)
+    add_agent_events(conn, rows)
+    applied.stored = len(rows)
+    if rows:
+        inventory.set_last_seq(conn, agent_id, applied.highest_seq)
     return applied
 
 
-async def _apply_one(
-    conn: AsyncConnection,
-    agent_id: int,
-    agent_name: str,
-    event: AgentEventMessage,
-    applied: Applied,
+def _advance_task(conn: Connection, task_id: int, progress: _Progress) -> None:
+    ended = progress.ended
+    if isinstance(ended, TaskFinished):
+        job_store.set_task_state(
+            conn,
+            task_id,
+            ended.state,
+            at=ended.at,
+            error=ended.error,
+            started_at=progress.started_at,
+        )
+    elif progress.started_at is not None:
+        job_store.set_task_state(conn, task_id, RunState.RUNNING, at=progress.started_at)
+
+
+def _advance_step(conn: Connection, task_id: int, step: int, progress: _Progress) -> None:
+    ended = progress.ended
+    if isinstance(ended, StepFinished):
+        job_store.set_step_state(
+            conn,
+            task_id,
+            step,
+            ended.state,
+            at=ended.at,
+            exit_code=ended.exit_code,
+            error=ended.error,
+            started_at=progress.started_at,
+        )
+    elif progress.started_at is not None:
+        job_store.set_step_state(conn, task_id, step, RunState.RUNNING, at=progress.started_at)
+
+
+def _apply_device(
+    conn: Connection, agent_id: int, agent_name: str, event: DeviceAdded | DeviceRemoved
 ) -> None:
-    match event:
-        case TaskStarted():
-            await job_store.set_task_state(conn, event.task_id, RunState.RUNNING, at=event.at)
-        case StepStarted():
-            await job_store.set_step_state(
-                conn, event.task_id, event.step_index, RunState.RUNNING, at=event.at
-            )
-        case StepFinished():
-            await job_store.set_step_state(
-                conn,
-                event.task_id,
-                event.step_index,
-                event.state,
-                at=event.at,
-                exit_code=event.exit_code,
-                error=event.error,
-            )
-        case TaskFinished():
-            await job_store.set_task_state(
-                conn, event.task_id, event.state, at=event.at, error=event.error
-            )
-        case DeviceAdded():
-            d = event.device
-            await inventory.add_device(
-                conn,
-                agent_id,
-                agent_name,
-                inventory.DeviceRow(
-                    id=inventory.device_id(agent_name, d.name),
-                    agent_id=agent_id,
-                    name=d.name,
-                    kind=d.kind,
-                    capabilities=d.capabilities,
-                    labels=d.labels,
-                ),
-            )
-            applied.devices_changed = True
-        case DeviceRemoved():
-            await inventory.remove_device(conn, agent_id, event.name)
-            applied.devices_changed = True
-        case LogChunk():
-            pass
+    if isinstance(event, DeviceAdded):
+        d = event.device
+        inventory.add_device(
+            conn,
+            agent_id,
+            agent_name,
+            inventory.DeviceRow(
+                id=inventory.device_id(agent_name, d.name),
+                agent_id=agent_id,
+                name=d.name,
+                kind=d.kind,
+                capabilities=d.capabilities,
+                labels=d.labels,
+            ),
+        )
+    else:
+        inventory.remove_device(conn, agent_id, event.name)

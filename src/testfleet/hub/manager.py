@@ -6,19 +6,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
 
 from testfleet.hub.errors import ApiError
 from testfleet.hub.runner import JobRunner
 from testfleet.hub.status import build_status, build_summary
 from testfleet.protocol.api import JobList, JobStatus
 from testfleet.protocol.descriptor import JobDescriptor, TestDescriptor
-from testfleet.protocol.states import JobState
+from testfleet.protocol.states import FINISHED_JOB_STATES, JobState
 from testfleet.protocol.wire import RunTask, StepSpec, utcnow
 from testfleet.store import inventory
 from testfleet.store import jobs as job_store
-from testfleet.store.events import add_event
+from testfleet.store.events import add_events, event_row
 
 if TYPE_CHECKING:
     from testfleet.hub.runtime import Hub
@@ -26,6 +29,17 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 _CLAIM_POLL = 1.0
 _CLAIM_BATCH = 200
+_ORPHAN_CHECK = 2.0  # seconds between looks for jobs of dead hubs
+
+
+def _not_found(job_id: int) -> ApiError:
+    return ApiError(404, "job_not_found", f"job {job_id} does not exist")
+
+
+@dataclass(frozen=True)
+class _Renewal:
+    expired: Sequence[Any]
+    stopping: list[int]
 
 
 class JobManager:
@@ -35,6 +49,8 @@ class JobManager:
         self.hub = hub
         self.runners: dict[int, JobRunner] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._claimed_own = False
+        self._orphans_checked = float("-inf")
 
     # ---- the API ------------------------------------------------------------------------------
 
@@ -43,8 +59,9 @@ class JobManager:
     ) -> int:
         """Store a new job; a runner picks it up at once."""
         now = utcnow()
-        async with self.hub.store.write() as conn:
-            job_id = await job_store.insert_job(
+
+        def work(conn: Connection) -> int:
+            job_id = job_store.insert_job(
                 conn,
                 name=descriptor.name,
                 descriptor=descriptor.model_dump(mode="json"),
@@ -54,60 +71,64 @@ class JobManager:
                 now=now,
                 retried_from=retried_from,
             )
-            await add_event(
+            add_events(
                 conn,
-                "job_queued",
-                now,
-                job_id=job_id,
-                data={"requestor": requestor, "retried_from": retried_from},
+                [
+                    event_row(
+                        "job_queued",
+                        now,
+                        job_id=job_id,
+                        data={"requestor": requestor, "retried_from": retried_from},
+                    )
+                ],
             )
+            return job_id
+
+        job_id = await self.hub.store.write(work)
         self.hub.metrics.jobs_submitted.inc()
         self.hub.signals.jobs_submitted.set()
         return job_id
 
     async def status(self, job_id: int) -> JobStatus:
         """The full status of one job."""
-        async with self.hub.store.read() as conn:
-            tree = await job_store.load_job_tree(conn, job_id)
+        tree = await self.hub.store.read(job_store.load_job_tree, job_id)
         if tree is None:
-            raise ApiError(404, "job_not_found", f"job {job_id} does not exist")
+            raise _not_found(job_id)
         return build_status(tree, self.hub.server_id)
 
     async def stop(self, job_id: int, requestor: str) -> JobState:
         """Ask a job to stop; 409 if it has finished already."""
         now = utcnow()
-        async with self.hub.store.write() as conn:
-            try:
-                before = await job_store.request_stop(conn, job_id)
-            except LookupError:
-                raise ApiError(404, "job_not_found", f"job {job_id} does not exist") from None
-            if before is None:
-                job = await job_store.get_job(conn, job_id)
+
+        def work(conn: Connection) -> JobState:
+            job = job_store.get_job(conn, job_id)
+            if job is None:
+                raise _not_found(job_id)
+            if JobState(job.state) in FINISHED_JOB_STATES:
                 raise ApiError(
-                    409,
-                    "job_finished",
-                    f"job {job_id} has already finished ({job.state if job else '?'})",
+                    409, "job_finished", f"job {job_id} has already finished ({job.state})"
                 )
-            await add_event(
-                conn, "job_stop_requested", now, job_id=job_id, data={"requestor": requestor}
-            )
-            job = await job_store.get_job(conn, job_id)
-            assert job is not None
-            if before == JobState.QUEUED and job.owner is None:
+            rows = [
+                event_row("job_stop_requested", now, job_id=job_id, data={"requestor": requestor})
+            ]
+            if job.state == JobState.QUEUED and job.owner is None:
                 state = JobState.CANCELLED
-                await job_store.update_job(
-                    conn, job_id, state=state, ended_at=now, error="stopped before it started"
+                error = "stopped before it started"
+                job_store.update_job(
+                    conn, job_id, state=state, ended_at=now, error=error, stop_requested=True
                 )
-                await add_event(
-                    conn,
-                    "job_finished",
-                    now,
-                    job_id=job_id,
-                    data={"state": state, "error": "stopped before it started"},
+                rows.append(
+                    event_row(
+                        "job_finished", now, job_id=job_id, data={"state": state, "error": error}
+                    )
                 )
             else:
                 state = JobState.CANCELLING
-                await job_store.update_job(conn, job_id, state=state)
+                job_store.update_job(conn, job_id, state=state, stop_requested=True)
+            add_events(conn, rows)
+            return state
+
+        state = await self.hub.store.write(work)
         runner = self.runners.get(job_id)
         if runner is not None:
             runner.request_stop()
@@ -116,10 +137,9 @@ class JobManager:
 
     async def retry(self, job_id: int, requestor: str) -> int:
         """Start a new job with the same descriptor; 409 while the job has not finished."""
-        async with self.hub.store.read() as conn:
-            job = await job_store.get_job(conn, job_id)
+        job = await self.hub.store.read(job_store.get_job, job_id)
         if job is None:
-            raise ApiError(404, "job_not_found", f"job {job_id} does not exist")
+            raise _not_found(job_id)
         if not JobState(job.state).finished:
             raise ApiError(
                 409,
@@ -128,21 +148,23 @@ class JobManager:
             )
         descriptor = JobDescriptor.model_validate(job.descriptor)
         new_id = await self.start(descriptor, requestor, retried_from=job_id)
-        async with self.hub.store.write() as conn:
-            await add_event(
-                conn,
-                "job_retried",
-                utcnow(),
-                job_id=job_id,
-                data={"requestor": requestor, "new_job_id": new_id},
-            )
+        await self.hub.store.write(
+            add_events,
+            [
+                event_row(
+                    "job_retried",
+                    utcnow(),
+                    job_id=job_id,
+                    data={"requestor": requestor, "new_job_id": new_id},
+                )
+            ],
+        )
         return new_id
 
     async def list(self, query: job_store.JobQuery) -> JobList:
         """A page of jobs."""
         try:
-            async with self.hub.store.read() as conn:
-                rows, cursor = await job_store.list_jobs(conn, query)
+            rows, cursor = await self.hub.store.read(job_store.list_jobs, query)
         except job_store.CursorError as error:
             raise ApiError(400, "invalid_cursor", str(error)) from None
         return JobList(
@@ -167,9 +189,13 @@ class JobManager:
 
     async def dispatch(self, task_id: int) -> bool:
         """(Re)send a pending task to its agent; False if the agent is not connected here."""
-        async with self.hub.store.read() as conn:
-            task = await job_store.get_task(conn, task_id)
-            job = await job_store.get_job(conn, task.job_id) if task is not None else None
+
+        def load(conn: Connection) -> tuple[Any, Any]:
+            task = job_store.get_task(conn, task_id)
+            job = job_store.get_job(conn, task.job_id) if task is not None else None
+            return task, job
+
+        task, job = await self.hub.store.read(load)
         if task is None or job is None:
             return False
         test = JobDescriptor.model_validate(job.descriptor).tests[task.test_index]
@@ -196,21 +222,31 @@ class JobManager:
         room = self.hub.config.max_running_jobs - len(self._tasks)
         now = utcnow()
         lease = now + timedelta(seconds=self.hub.config.job_lease_ttl)
-        async with self.hub.store.write() as conn:
-            claimed = await job_store.claim_jobs(
-                conn, self.hub.server_id, now, lease, min(room, _CLAIM_BATCH)
-            )
-        for job_id in claimed:
-            if job_id not in self._tasks:
-                self._spawn(job_id)
+        loop_time = asyncio.get_running_loop().time()
+        orphans = loop_time - self._orphans_checked >= _ORPHAN_CHECK
+        if orphans:
+            self._orphans_checked = loop_time
+        claimed = await self.hub.store.write(
+            job_store.claim_jobs,
+            self.hub.server_id,
+            now,
+            lease,
+            min(room, _CLAIM_BATCH),
+            orphans=orphans,
+            include_own=not self._claimed_own,
+        )
+        self._claimed_own = True
+        for claim in claimed:
+            if claim.job_id not in self._tasks:
+                self._spawn(claim)
         if len(claimed) == _CLAIM_BATCH:
             self.hub.signals.jobs_submitted.set()
 
-    def _spawn(self, job_id: int) -> None:
-        runner = JobRunner(self.hub, job_id)
+    def _spawn(self, claim: job_store.Claim) -> None:
+        job_id = claim.job_id
+        runner = JobRunner(self.hub, job_id, claim)
         self.runners[job_id] = runner
-        task = asyncio.create_task(self._guard(runner), name=f"job-{job_id}")
-        self._tasks[job_id] = task
+        self._tasks[job_id] = asyncio.create_task(self._guard(runner), name=f"job-{job_id}")
 
     async def _guard(self, runner: JobRunner) -> None:
         try:
@@ -226,19 +262,24 @@ class JobManager:
 
     async def _fail(self, job_id: int, error: str) -> None:
         now = utcnow()
+
+        def work(conn: Connection) -> None:
+            inventory.release_job_devices(conn, job_id)
+            job_store.update_job(conn, job_id, state=JobState.FAILED, ended_at=now, error=error)
+            add_events(
+                conn,
+                [
+                    event_row(
+                        "job_finished",
+                        now,
+                        job_id=job_id,
+                        data={"state": JobState.FAILED, "error": error},
+                    )
+                ],
+            )
+
         with contextlib.suppress(Exception):
-            async with self.hub.store.write() as conn:
-                await inventory.release_job_devices(conn, job_id)
-                await job_store.update_job(
-                    conn, job_id, state=JobState.FAILED, ended_at=now, error=error
-                )
-                await add_event(
-                    conn,
-                    "job_finished",
-                    now,
-                    job_id=job_id,
-                    data={"state": JobState.FAILED, "error": error},
-                )
+            await self.hub.store.write(work)
             self.hub.signals.job_changed(job_id)
 
     async def keep_leases(self) -> None:
@@ -254,31 +295,23 @@ class JobManager:
                 _log.exception("lease renewal failed; retrying")
 
     async def _renew(self) -> None:
-        now = utcnow()
-        ids: Sequence[int] = list(self._tasks)
-        config = self.hub.config
-        async with self.hub.store.write() as conn:
-            await job_store.renew_job_leases(
-                conn, self.hub.server_id, ids, now + timedelta(seconds=config.job_lease_ttl)
-            )
-            await inventory.renew_leases(
-                conn, ids, now + timedelta(seconds=config.device_lease_ttl)
-            )
-            expired = await inventory.expire_leases(conn, now)
-            stopping: list[Any] = []
-            if ids:
-                rows, _ = await job_store.list_jobs(
-                    conn, job_store.JobQuery(ids=ids, states=[JobState.CANCELLING], limit=len(ids))
-                )
-                stopping = list(rows)
-        for row in expired:
+        ids = list(self._tasks)
+        renewal = await self.hub.store.write(
+            _renew_leases,
+            self.hub.server_id,
+            ids,
+            utcnow(),
+            self.hub.config.job_lease_ttl,
+            self.hub.config.device_lease_ttl,
+        )
+        for row in renewal.expired:
             _log.warning(
                 "lease of device %s (job %s) ran out; it is free again", row.id, row.holder_job_id
             )
-        if expired:
+        if renewal.expired:
             self.hub.signals.devices_changed()
-        for row in stopping:
-            runner = self.runners.get(row.id)
+        for job_id in renewal.stopping:
+            runner = self.runners.get(job_id)
             if runner is not None and not runner.stop_requested.is_set():
                 runner.request_stop()
 
@@ -288,3 +321,18 @@ class JobManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _renew_leases(
+    conn: Connection, owner: str, ids: list[int], now: datetime, job_ttl: float, device_ttl: float
+) -> _Renewal:
+    job_store.renew_job_leases(conn, owner, ids, now + timedelta(seconds=job_ttl))
+    inventory.renew_leases(conn, ids, now + timedelta(seconds=device_ttl))
+    expired = inventory.expire_leases(conn, now)
+    stopping: list[int] = []
+    if ids:
+        rows, _ = job_store.list_jobs(
+            conn, job_store.JobQuery(ids=ids, states=[JobState.CANCELLING], limit=len(ids))
+        )
+        stopping = [row.id for row in rows]
+    return _Renewal(expired=expired, stopping=stopping)

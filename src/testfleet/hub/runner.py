@@ -2,14 +2,22 @@
 
 Every decision is read back from the store, so a runner started on a job that another (dead)
 runner left half-done carries on where that one stopped.
+
+Writes that nothing waits on (a test's end, say) are deferred and committed together with the
+next write, so a one-test job costs a handful of transactions; the store still holds every
+fact before anything depends on it (devices are given back before the next test asks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
 
 from testfleet.hub.allocator import Device
 from testfleet.hub.reporters import Outcome, report, target_success_passes
@@ -20,49 +28,105 @@ from testfleet.protocol.states import JobState, RunState
 from testfleet.protocol.wire import StopTask, utcnow
 from testfleet.store import inventory
 from testfleet.store import jobs as job_store
-from testfleet.store.events import add_event
+from testfleet.store.events import add_events, event_row
 
 if TYPE_CHECKING:
     from testfleet.hub.runtime import Hub
 
 _log = logging.getLogger(__name__)
 _RECHECK = 1.0
+_SHOW_WAITING = 0.05  # seconds to wait for devices before recording that the job started
+
+Write = Callable[[Connection], list[dict[str, Any]]]
+"""A piece of a transaction: changes rows, returns the events to append."""
 
 
 class Stopped(Exception):
     """The job was asked to stop."""
 
 
+@dataclass
+class TestResult:
+    """How one test of one run ended."""
+
+    __test__ = False
+
+    state: RunState
+    error: str | None
+    outcomes: list[Outcome]
+
+
 class JobRunner:
     """Drives one job to its end."""
 
-    def __init__(self, hub: Hub, job_id: int) -> None:
+    def __init__(self, hub: Hub, job_id: int, claim: job_store.Claim | None = None) -> None:
         self.hub = hub
         self.job_id = job_id
+        self.claim = claim
         self.stop_requested = asyncio.Event()
         self.descriptor: JobDescriptor | None = None
+        self._deferred: list[Write] = []
+        self.seen = 0  # the job's signal version when its last tasks were created
+        self._releasing = False  # a deferred write gives devices back
+        self._holding: set[str] = set()  # devices claimed and not yet (deferred-)released
 
     def request_stop(self) -> None:
         """Ask the runner to stop at its next wait."""
         self.stop_requested.set()
         self.hub.signals.job_changed(self.job_id)
 
+    # ---- writing ------------------------------------------------------------------------------
+
+    def _defer(self, write: Write) -> None:
+        self._deferred.append(write)
+
+    async def _write(self, *writes: Write) -> None:
+        """Commit the deferred writes and `writes` in one transaction."""
+        pending = [*self._deferred, *writes]
+        releasing = self._releasing
+        self._deferred = []
+        self._releasing = False
+        if not pending:
+            return
+
+        def work(conn: Connection) -> None:
+            rows: list[dict[str, Any]] = []
+            for write in pending:
+                rows.extend(write(conn))
+            add_events(conn, rows)
+
+        await self.hub.store.write(work)
+        self.hub.signals.job_changed(self.job_id)
+        if releasing:
+            self.hub.signals.devices_changed()
+
+    def _event(self, kind: str, at: datetime, **data: Any) -> dict[str, Any]:
+        return event_row(kind, at, job_id=self.job_id, data=data)
+
+    # ---- the job ----------------------------------------------------------------------------
+
     async def run(self) -> None:
         """Run the job to a final state."""
-        async with self.hub.store.read() as conn:
-            job = await job_store.get_job(conn, self.job_id)
-        if job is None or JobState(job.state).finished:
-            return
-        self.descriptor = descriptor = JobDescriptor.model_validate(job.descriptor)
-        if job.stop_requested:
+        claim = self.claim
+        tree = None
+        if claim is not None and claim.fresh and claim.descriptor is not None:
+            descriptor_data, stop_requested = claim.descriptor, claim.stop_requested
+        else:  # another runner may have left it half done
+            tree = await self.hub.store.write(_resume, self.job_id)
+            self.hub.signals.devices_changed()
+            if tree is None or JobState(tree.job.state).finished:
+                return
+            descriptor_data, stop_requested = tree.job.descriptor, tree.job.stop_requested
+            if tree.job.state == JobState.QUEUED:
+                tree = None  # it never started: a fresh start
+        self.descriptor = descriptor = JobDescriptor.model_validate(descriptor_data)
+        if stop_requested:
             self.stop_requested.set()
-        if job.state == JobState.QUEUED:
-            await self._start()
         try:
             if self.stop_requested.is_set():
                 raise Stopped
-            ok, error = await self._run_all(descriptor)
-            results = await self._final_reporters(descriptor)
+            ok, error, outcomes = await self._run_all(descriptor, tree)
+            results = await self._final_reporters(descriptor, outcomes, resumed=tree is not None)
             if not all(r.success for r in results):
                 ok = False
                 error = error or "; ".join(r.message for r in results if not r.success)
@@ -70,24 +134,17 @@ class JobRunner:
         except Stopped:
             await self._finish(JobState.CANCELLED, "stopped on request", [])
 
-    # ---- the job ----------------------------------------------------------------------------
-
-    async def _start(self) -> None:
-        now = utcnow()
-        async with self.hub.store.write() as conn:
-            await job_store.update_job(conn, self.job_id, state=JobState.RUNNING, started_at=now)
-            await add_event(
-                conn, "job_started", now, job_id=self.job_id, data={"server_id": self.hub.server_id}
-            )
-        self.hub.signals.job_changed(self.job_id)
-
     async def _finish(
         self, state: JobState, error: str | None, results: Sequence[ReporterResult]
     ) -> None:
         now = utcnow()
-        async with self.hub.store.write() as conn:
-            await inventory.release_job_devices(conn, self.job_id)
-            await job_store.update_job(
+
+        release_all = bool(self._holding) or not (self.claim and self.claim.fresh)
+
+        def finish(conn: Connection) -> list[dict[str, Any]]:
+            if release_all:
+                inventory.release_job_devices(conn, self.job_id)
+            job_store.update_job(
                 conn,
                 self.job_id,
                 state=state,
@@ -95,63 +152,75 @@ class JobRunner:
                 error=error,
                 final_reporters=[r.model_dump(mode="json") for r in results],
             )
-            await add_event(
-                conn, "job_finished", now, job_id=self.job_id, data={"state": state, "error": error}
-            )
+            return [self._event("job_finished", now, state=state, error=error)]
+
+        await self._write(finish)
         self.hub.metrics.jobs_finished.labels(state=str(state)).inc()
-        self.hub.signals.job_changed(self.job_id)
+        self.hub.signals.forget_job(self.job_id)
         self.hub.signals.devices_changed()
         _log.info("job %d %s%s", self.job_id, state, f": {error}" if error else "")
 
-    async def _run_all(self, descriptor: JobDescriptor) -> tuple[bool, str | None]:
-        async with self.hub.store.read() as conn:
-            tree = await job_store.load_job_tree(conn, self.job_id)
-        assert tree is not None
+    async def _run_all(
+        self, descriptor: JobDescriptor, tree: job_store.JobTree | None
+    ) -> tuple[bool, str | None, list[Outcome]]:
         ok, error = True, None
-        for run in tree.runs:
+        runs = tree.runs if tree is not None else []
+        for run in runs:
             if RunState(run.state).finished and run.state != RunState.PASSED:
                 ok = False
                 error = error or f"run {run.number} failed"
-        unfinished = [r.number for r in tree.runs if not RunState(r.state).finished]
-        number = unfinished[0] if unfinished else len(tree.runs) + 1
+        unfinished = [r.number for r in runs if not RunState(r.state).finished]
+        number = unfinished[0] if unfinished else len(runs) + 1
+        outcomes: list[Outcome] = []
         while descriptor.runs == 0 or number <= descriptor.runs:
-            if number > 1 and number not in unfinished:
+            resuming = number in unfinished
+            if number > 1 and not resuming:
                 await self._pause(descriptor.run_interval)
-            run_ok, run_error = await self._run_once(
-                descriptor, number, resuming=number in unfinished
+            tests = (
+                {t.test_index: t for t in tree.tests if t.run == number}
+                if tree is not None and resuming
+                else {}
             )
+            if not resuming:
+                self._begin_run(number, new_job=tree is None and number == 1)
+            run_ok, run_error, run_outcomes = await self._run_once(descriptor, number, tests)
+            outcomes.extend(run_outcomes)
             if not run_ok:
                 ok = False
                 error = error or run_error
             number += 1
-        return ok, error
+        return ok, error, outcomes
+
+    def _begin_run(self, number: int, *, new_job: bool) -> None:
+        now = utcnow()
+
+        def begin(conn: Connection) -> list[dict[str, Any]]:
+            rows = []
+            if new_job:
+                job_store.update_job(conn, self.job_id, state=JobState.RUNNING, started_at=now)
+                rows.append(self._event("job_started", now, server_id=self.hub.server_id))
+            job_store.insert_run(conn, self.job_id, number, state=RunState.RUNNING, started_at=now)
+            rows.append(self._event("run_started", now, run=number))
+            return rows
+
+        self._defer(begin)
 
     async def _run_once(
-        self, descriptor: JobDescriptor, number: int, resuming: bool
-    ) -> tuple[bool, str | None]:
-        if not resuming:
-            now = utcnow()
-            async with self.hub.store.write() as conn:
-                await job_store.upsert_run(
-                    conn, self.job_id, number, state=RunState.RUNNING, started_at=now
-                )
-                await add_event(conn, "run_started", now, job_id=self.job_id, data={"run": number})
-        async with self.hub.store.read() as conn:
-            tree = await job_store.load_job_tree(conn, self.job_id)
-        assert tree is not None
-        rows = {t.test_index: t for t in tree.tests if t.run == number}
+        self, descriptor: JobDescriptor, number: int, tests: dict[int, Any]
+    ) -> tuple[bool, str | None, list[Outcome]]:
         outcomes: list[Outcome] = []
         failures: list[str] = []
         try:
             for index, test in enumerate(descriptor.tests):
-                state, error, test_outcomes = await self._run_test(
-                    number, index, test, rows.get(index)
-                )
-                outcomes.extend(test_outcomes)
-                if state != RunState.PASSED:
-                    failures.append(f"test {test.name!r} {state}" + (f": {error}" if error else ""))
+                result = await self._run_test(number, index, test, tests.get(index))
+                outcomes.extend(result.outcomes)
+                if result.state != RunState.PASSED:
+                    failures.append(
+                        f"test {test.name!r} {result.state}"
+                        + (f": {result.error}" if result.error else "")
+                    )
         except Stopped:
-            await self._end_run(number, RunState.CANCELLED, [])
+            self._end_run(number, RunState.CANCELLED, [])
             raise
         results = [report(r.name, r.params, outcomes) for r in descriptor.reporting.run_reporters]
         if results:
@@ -160,15 +229,14 @@ class JobRunner:
                 failures = [r.message for r in results if not r.success] + failures
         else:
             passed = not failures
-        await self._end_run(number, RunState.PASSED if passed else RunState.FAILED, results)
-        return passed, None if passed else f"run {number}: " + "; ".join(failures)
+        self._end_run(number, RunState.PASSED if passed else RunState.FAILED, results)
+        return passed, None if passed else f"run {number}: " + "; ".join(failures), outcomes
 
-    async def _end_run(
-        self, number: int, state: RunState, results: Sequence[ReporterResult]
-    ) -> None:
+    def _end_run(self, number: int, state: RunState, results: Sequence[ReporterResult]) -> None:
         now = utcnow()
-        async with self.hub.store.write() as conn:
-            await job_store.upsert_run(
+
+        def end(conn: Connection) -> list[dict[str, Any]]:
+            job_store.update_run(
                 conn,
                 self.job_id,
                 number,
@@ -176,63 +244,44 @@ class JobRunner:
                 ended_at=now,
                 reporters=[r.model_dump(mode="json") for r in results],
             )
-            for result in results:
-                await add_event(
-                    conn,
-                    "reporter_result",
-                    now,
-                    job_id=self.job_id,
-                    data={"run": number, **result.model_dump(mode="json")},
-                )
-            await add_event(
-                conn, "run_finished", now, job_id=self.job_id, data={"run": number, "state": state}
-            )
-        self.hub.signals.job_changed(self.job_id)
+            rows = [
+                self._event("reporter_result", now, run=number, **r.model_dump(mode="json"))
+                for r in results
+            ]
+            rows.append(self._event("run_finished", now, run=number, state=state))
+            return rows
 
-    async def _final_reporters(self, descriptor: JobDescriptor) -> list[ReporterResult]:
+        self._defer(end)
+
+    async def _final_reporters(
+        self, descriptor: JobDescriptor, outcomes: list[Outcome], *, resumed: bool
+    ) -> list[ReporterResult]:
         specs = descriptor.reporting.final_reporters
         if not specs:
             return []
-        async with self.hub.store.read() as conn:
-            tree = await job_store.load_job_tree(conn, self.job_id)
-        assert tree is not None
-        outcomes = _final_outcomes(descriptor, tree.tests, tree.tasks)
+        if resumed:  # runs finished by an earlier runner are only in the store
+            await self._write()
+            tree = await self.hub.store.read(job_store.load_job_tree, self.job_id)
+            assert tree is not None
+            outcomes = _final_outcomes(descriptor, tree.tests, tree.tasks)
         return [report(spec.name, spec.params, outcomes) for spec in specs]
 
     # ---- one test -----------------------------------------------------------------------------
 
-    async def _run_test(
-        self, run: int, index: int, test: TestDescriptor, row: Any
-    ) -> tuple[RunState, str | None, list[Outcome]]:
+    async def _run_test(self, run: int, index: int, test: TestDescriptor, row: Any) -> TestResult:
         if row is not None and RunState(row.state).finished:
-            async with self.hub.store.read() as conn:
-                ended = await job_store.tasks_of_test(conn, self.job_id, run, index, row.attempts)
-            return RunState(row.state), row.error, _outcomes(test, ended)
+            ended = await self.hub.store.read(
+                job_store.tasks_of_test, self.job_id, run, index, row.attempts
+            )
+            return TestResult(RunState(row.state), row.error, _outcomes(test, ended))
         attempt = row.attempts if row is not None else 0
-        if row is None:
-            now = utcnow()
-            async with self.hub.store.write() as conn:
-                await job_store.upsert_test(
-                    conn,
-                    self.job_id,
-                    run,
-                    index,
-                    name=test.name,
-                    state=RunState.RUNNING,
-                    attempts=0,
-                    started_at=now,
-                )
-                await add_event(
-                    conn,
-                    "test_started",
-                    now,
-                    job_id=self.job_id,
-                    data={"run": run, "test": index, "name": test.name},
-                )
         tasks: Sequence[Any] = []
-        if attempt > 0:
-            async with self.hub.store.read() as conn:
-                tasks = await job_store.tasks_of_test(conn, self.job_id, run, index, attempt)
+        if row is None:
+            self._begin_test(run, index, test)
+        elif attempt > 0:
+            tasks = await self.hub.store.read(
+                job_store.tasks_of_test, self.job_id, run, index, attempt
+            )
             tasks = await self._wait_tasks([t.id for t in tasks])
         avoid: set[str] = set()
         error: str | None = None
@@ -242,7 +291,8 @@ class JobRunner:
                     if self._passed(tasks) or attempt > test.retry.count:
                         break
                     avoid |= {t.device_id for t in tasks if t.state != RunState.PASSED}
-                    await self.hub.allocator.release(self.job_id, [t.device_id for t in tasks])
+                    self._release(tasks)
+                    await self._write()
                     await self._pause(test.retry.interval)
                 attempt += 1
                 devices = await self._acquire(test.devices, avoid)
@@ -251,19 +301,15 @@ class JobRunner:
                     error = _no_devices_message(test.devices)
                     break
                 ids = await self._create_tasks(run, index, attempt, test, devices)
-                tasks = await self._wait_tasks(ids)
+                tasks = await self._wait_tasks(ids, seen=self.seen)
         except Stopped:
-            if tasks:
-                await self.hub.allocator.release(self.job_id, [t.device_id for t in tasks])
-            await self._end_test(run, index, test, RunState.CANCELLED, "stopped on request")
+            self._end_test(run, index, test, RunState.CANCELLED, "stopped on request", tasks)
             raise
-        if tasks:
-            await self.hub.allocator.release(self.job_id, [t.device_id for t in tasks])
         state = RunState.PASSED if tasks and self._passed(tasks) else RunState.FAILED
         if state == RunState.FAILED and error is None:
             error = _task_failures(tasks)
-        await self._end_test(run, index, test, state, error)
-        return state, error, _outcomes(test, tasks)
+        self._end_test(run, index, test, state, error, tasks)
+        return TestResult(state, error, _outcomes(test, tasks))
 
     def _passed(self, tasks: Sequence[Any]) -> bool:
         """A test passes per the run's target_success reporter, or when every task passed."""
@@ -274,24 +320,69 @@ class JobRunner:
                 return target_success_passes(spec.params, passed, len(tasks))
         return passed == len(tasks)
 
-    async def _end_test(
-        self, run: int, index: int, test: TestDescriptor, state: RunState, error: str | None
-    ) -> None:
+    def _begin_test(self, run: int, index: int, test: TestDescriptor) -> None:
         now = utcnow()
-        async with self.hub.store.write() as conn:
-            await job_store.upsert_test(
+
+        def begin(conn: Connection) -> list[dict[str, Any]]:
+            job_store.insert_test(
+                conn,
+                self.job_id,
+                run,
+                index,
+                name=test.name,
+                state=RunState.RUNNING,
+                attempts=0,
+                started_at=now,
+            )
+            return [self._event("test_started", now, run=run, test=index, name=test.name)]
+
+        self._defer(begin)
+
+    def _release(self, tasks: Sequence[Any]) -> None:
+        device_ids = [t.device_id for t in tasks]
+
+        def release(conn: Connection) -> list[dict[str, Any]]:
+            inventory.release_devices(conn, device_ids, self.job_id)
+            return []
+
+        if device_ids:
+            self._defer(release)
+            self._releasing = True
+            self._holding.difference_update(device_ids)
+
+    def _end_test(
+        self,
+        run: int,
+        index: int,
+        test: TestDescriptor,
+        state: RunState,
+        error: str | None,
+        tasks: Sequence[Any],
+    ) -> None:
+        """Record the test's end and give back the devices of its last attempt."""
+        now = utcnow()
+        self._release(tasks)
+
+        def end(conn: Connection) -> list[dict[str, Any]]:
+            job_store.update_test(
                 conn, self.job_id, run, index, state=state, ended_at=now, error=error
             )
-            await add_event(
-                conn,
-                "test_finished",
-                now,
-                job_id=self.job_id,
-                data={"run": run, "test": index, "name": test.name, "state": state, "error": error},
-            )
-        self.hub.signals.job_changed(self.job_id)
+            return [
+                self._event(
+                    "test_finished",
+                    now,
+                    run=run,
+                    test=index,
+                    name=test.name,
+                    state=state,
+                    error=error,
+                )
+            ]
+
+        self._defer(end)
 
     async def _acquire(self, want: DeviceRequest, avoid: set[str]) -> list[Device] | None:
+        await self._write()  # devices given back must be free before we ask for more
         acquire = asyncio.ensure_future(self.hub.allocator.acquire(self.job_id, want, avoid))
         stop = asyncio.ensure_future(self.stop_requested.wait())
         try:
@@ -304,7 +395,9 @@ class JobRunner:
                 acquire.cancel()
                 await asyncio.gather(acquire, return_exceptions=True)
         if acquire in done:
-            return acquire.result()
+            devices = acquire.result()
+            self._holding.update(d.id for d in devices)
+            return devices
         if self.stop_requested.is_set():
             raise Stopped
         return None
@@ -322,24 +415,23 @@ class JobRunner:
             )
             for d in devices
         ]
-        async with self.hub.store.write() as conn:
-            ids = await job_store.create_tasks(conn, self.job_id, run, index, attempt, new)
-            await job_store.upsert_test(conn, self.job_id, run, index, attempts=attempt)
-            await add_event(
-                conn,
-                "devices_acquired",
-                now,
-                job_id=self.job_id,
-                data={
-                    "run": run,
-                    "test": index,
-                    "attempt": attempt,
-                    "devices": [d.id for d in devices],
-                },
-            )
-            for task_id, device in zip(ids, devices, strict=True):
-                await add_event(
-                    conn,
+        ids: list[int] = []
+
+        def create(conn: Connection) -> list[dict[str, Any]]:
+            ids[:] = job_store.create_tasks(conn, self.job_id, run, index, attempt, new)
+            job_store.update_test(conn, self.job_id, run, index, attempts=attempt)
+            rows = [
+                self._event(
+                    "devices_acquired",
+                    now,
+                    run=run,
+                    test=index,
+                    attempt=attempt,
+                    devices=[d.id for d in devices],
+                )
+            ]
+            rows += [
+                event_row(
                     "task_created",
                     now,
                     job_id=self.job_id,
@@ -352,67 +444,89 @@ class JobRunner:
                         "agent": device.agent_name,
                     },
                 )
-        for task_id in ids:
-            self.hub.task_index.remember(task_id, self.job_id)
+                for task_id, device in zip(ids, devices, strict=True)
+            ]
+            return rows
+
+        await self._write(create)
+        self.seen = self.hub.signals.job_version(self.job_id)
         for task_id, device in zip(ids, devices, strict=True):
+            self.hub.task_index.remember(task_id, self.job_id)
             self.hub.agents.send(
                 device.agent_id,
                 self.hub.jobs.run_task_message(task_id, self.job_id, device.name, test),
             )
-        self.hub.signals.job_changed(self.job_id)
         return ids
 
-    async def _wait_tasks(self, ids: Sequence[int]) -> Sequence[Any]:
-        """Wait until every task is finished; on a stop request, stop them first."""
+    async def _wait_tasks(self, ids: Sequence[int], seen: int | None = None) -> Sequence[Any]:
+        """Wait until every task is finished; on a stop request, stop them first.
+
+        `seen` is the job's version when the tasks were created: nothing to read before the
+        job changes again.
+        """
+        if seen is not None:
+            await self.hub.signals.wait_job(self.job_id, seen, _RECHECK)
         while True:
-            async with self.hub.store.read() as conn:
-                rows = [await job_store.get_task(conn, task_id) for task_id in ids]
-            tasks = [row for row in rows if row is not None]
+            seen = self.hub.signals.job_version(self.job_id)
+            tasks = await self.hub.store.read(job_store.get_tasks, ids)
             if all(RunState(t.state).finished for t in tasks):
                 return tasks
             if self.stop_requested.is_set():
                 await self._stop_tasks([t for t in tasks if not RunState(t.state).finished])
-                raise Stopped
-            await self.hub.signals.wait_job(self.job_id, _RECHECK)
+                return await self.hub.store.read(job_store.get_tasks, ids)
+            await self.hub.signals.wait_job(self.job_id, seen, _RECHECK)
 
     async def _stop_tasks(self, tasks: Sequence[Any]) -> None:
         """Ask agents to stop the tasks; those not ended within the grace end cancelled."""
         for task in tasks:
             self.hub.agents.send(task.agent_id, StopTask(task_id=task.id, reason="job stopped"))
-        deadline = asyncio.get_running_loop().time() + self.hub.config.stop_grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.hub.config.stop_grace
         ids = [t.id for t in tasks]
-        while asyncio.get_running_loop().time() < deadline:
-            async with self.hub.store.read() as conn:
-                rows = [await job_store.get_task(conn, task_id) for task_id in ids]
-            if all(row is None or RunState(row.state).finished for row in rows):
-                return
-            await self.hub.signals.wait_job(self.job_id, 0.2)
-        now = utcnow()
+        while loop.time() < deadline:
+            seen = self.hub.signals.job_version(self.job_id)
+            rows = await self.hub.store.read(job_store.get_tasks, ids)
+            if all(RunState(row.state).finished for row in rows):
+                raise Stopped
+            await self.hub.signals.wait_job(self.job_id, seen, 0.2)
         reason = f"not stopped by its agent within {format_duration(self.hub.config.stop_grace)}"
-        async with self.hub.store.write() as conn:
-            for task_id in ids:
-                if await job_store.set_task_state(
-                    conn, task_id, RunState.CANCELLED, at=now, error=reason
-                ):
-                    await add_event(
-                        conn,
-                        "task_finished",
-                        now,
-                        job_id=self.job_id,
-                        task_id=task_id,
-                        data={"state": RunState.CANCELLED, "error": reason, "source": "hub"},
-                    )
+        now = utcnow()
+        await self._write(lambda conn: _cancel_tasks(conn, self.job_id, ids, reason, now))
+        raise Stopped
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, unless a stop request comes first."""
         if seconds <= 0:
             return
+        await self._write()
         try:
             async with asyncio.timeout(seconds):
                 await self.stop_requested.wait()
         except TimeoutError:
             return
         raise Stopped
+
+
+def _resume(conn: Connection, job_id: int) -> job_store.JobTree | None:
+    """Load a job left by another runner, and give back devices it holds for no task."""
+    inventory.release_idle_job_devices(conn, job_id)
+    return job_store.load_job_tree(conn, job_id)
+
+
+def _cancel_tasks(
+    conn: Connection, job_id: int, ids: Sequence[int], reason: str, now: datetime
+) -> list[dict[str, Any]]:
+    return [
+        event_row(
+            "task_finished",
+            now,
+            job_id=job_id,
+            task_id=task_id,
+            data={"state": RunState.CANCELLED, "error": reason, "source": "hub"},
+        )
+        for task_id in ids
+        if job_store.set_task_state(conn, task_id, RunState.CANCELLED, at=now, error=reason)
+    ]
 
 
 def _outcomes(test: TestDescriptor, tasks: Sequence[Any]) -> list[Outcome]:

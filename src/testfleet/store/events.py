@@ -6,15 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select
+from sqlalchemy import Connection, Row, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from testfleet.store.prepared import prepared
 from testfleet.store.tables import events
 
 
-async def add_event(
-    conn: AsyncConnection,
+def add_event(
+    conn: Connection,
     kind: str,
     at: datetime,
     *,
@@ -23,14 +23,68 @@ async def add_event(
     data: dict[str, Any] | None = None,
 ) -> int:
     """Append a hub event; returns its id."""
-    result = await conn.execute(
+    result = conn.execute(
         insert(events).values(kind=kind, at=at, job_id=job_id, task_id=task_id, data=data or {})
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
-async def add_agent_event(
-    conn: AsyncConnection,
+def event_row(
+    kind: str,
+    at: datetime,
+    *,
+    job_id: int | None = None,
+    task_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One hub event, for `add_events`."""
+    return {
+        "kind": kind,
+        "at": at,
+        "job_id": job_id,
+        "task_id": task_id,
+        "data": data or {},
+        "agent_id": None,
+        "agent_seq": None,
+    }
+
+
+_PENDING = "testfleet.pending_events"
+
+
+def add_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append events (rows from `event_row`). Inside `Store.write` they are inserted together,
+    in one statement, just before the transaction commits."""
+    if rows:
+        conn.info.setdefault(_PENDING, []).extend(rows)
+
+
+def discard_pending_events(conn: Connection) -> None:
+    """Forget events added in a transaction that is being rolled back (or starts afresh)."""
+    conn.info.pop(_PENDING, None)
+
+
+def flush_events(conn: Connection) -> None:
+    """Insert the events added in this transaction so far."""
+    rows = conn.info.pop(_PENDING, None)
+    if rows:
+        conn.execute(prepared("insert_events", lambda: insert(events)), rows)
+
+
+def add_agent_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append agent events (with agent_id and agent_seq); ones already stored are skipped."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = prepared(
+        ("insert_agent_events", dialect.__name__),
+        lambda: dialect.insert(events).on_conflict_do_nothing(),
+    )
+    conn.execute(statement, list(rows))
+
+
+def add_agent_event(
+    conn: Connection,
     kind: str,
     at: datetime,
     *,
@@ -56,12 +110,12 @@ async def add_agent_event(
         statement = postgresql.insert(events).values(**values).on_conflict_do_nothing()
     else:
         statement = sqlite.insert(events).values(**values).on_conflict_do_nothing()
-    result = await conn.execute(statement.returning(events.c.id))
+    result = conn.execute(statement.returning(events.c.id))
     return result.first() is not None
 
 
-async def list_events(
-    conn: AsyncConnection,
+def list_events(
+    conn: Connection,
     job_id: int,
     *,
     after: int = 0,
@@ -77,19 +131,19 @@ async def list_events(
     )
     if kinds:
         query = query.where(events.c.kind.in_(kinds))
-    return (await conn.execute(query)).all()
+    return (conn.execute(query)).all()
 
 
-async def count_events(conn: AsyncConnection, job_id: int, kind: str | None = None) -> int:
+def count_events(conn: Connection, job_id: int, kind: str | None = None) -> int:
     """How many events a job has (of one kind, if given)."""
     query = select(func.count()).select_from(events).where(events.c.job_id == job_id)
     if kind:
         query = query.where(events.c.kind == kind)
-    return int((await conn.execute(query)).scalar_one())
+    return int((conn.execute(query)).scalar_one())
 
 
-async def log_chunks(
-    conn: AsyncConnection,
+def log_chunks(
+    conn: Connection,
     job_id: int,
     *,
     task_id: int | None = None,
@@ -106,7 +160,7 @@ async def log_chunks(
     )
     if task_id is not None:
         query = query.where(events.c.task_id == task_id)
-    rows: Sequence[Any] = (await conn.execute(query)).all()
+    rows: Sequence[Any] = (conn.execute(query)).all()
     if step is not None:
         rows = [row for row in rows if row.data.get("step_index") == step]
     return rows

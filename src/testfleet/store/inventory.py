@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, case, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Row, and_, bindparam, case, insert, select, update
 
 from testfleet.protocol.states import AgentState, DeviceState
-from testfleet.store.tables import agents, devices
+from testfleet.store.prepared import prepared
+from testfleet.store.tables import agents, devices, tasks
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ def device_id(agent_name: str, device_name: str) -> str:
     return f"{agent_name}:{device_name}"
 
 
-async def register_agent(
-    conn: AsyncConnection,
+def register_agent(
+    conn: Connection,
     *,
     name: str,
     instance_id: str,
@@ -42,7 +42,7 @@ async def register_agent(
     now: datetime,
 ) -> Row[Any]:
     """Create or update the agent row and mark it online; returns the row."""
-    existing = (await conn.execute(select(agents).where(agents.c.name == name))).first()
+    existing = (conn.execute(select(agents).where(agents.c.name == name))).first()
     values = dict(
         instance_id=instance_id,
         version=version,
@@ -53,14 +53,14 @@ async def register_agent(
         last_seen=now,
     )
     if existing is None:
-        await conn.execute(insert(agents).values(name=name, last_seq=0, **values))
+        conn.execute(insert(agents).values(name=name, last_seq=0, **values))
     else:
-        await conn.execute(update(agents).where(agents.c.id == existing.id).values(**values))
-    return (await conn.execute(select(agents).where(agents.c.name == name))).one()
+        conn.execute(update(agents).where(agents.c.id == existing.id).values(**values))
+    return (conn.execute(select(agents).where(agents.c.name == name))).one()
 
 
-async def sync_devices(
-    conn: AsyncConnection, agent_id: int, agent_name: str, offered: Iterable[DeviceRow]
+def sync_devices(
+    conn: Connection, agent_id: int, agent_name: str, offered: Iterable[DeviceRow]
 ) -> None:
     """Make the agent's devices the `offered` ones: new ones added, missing ones removed.
 
@@ -68,14 +68,14 @@ async def sync_devices(
     """
     current = {
         row.name: row
-        for row in (await conn.execute(select(devices).where(devices.c.agent_id == agent_id)))
+        for row in (conn.execute(select(devices).where(devices.c.agent_id == agent_id)))
     }
     seen: set[str] = set()
     for device in offered:
         seen.add(device.name)
         row = current.get(device.name)
         if row is None:
-            await conn.execute(
+            conn.execute(
                 insert(devices).values(
                     id=device_id(agent_name, device.name),
                     agent_id=agent_id,
@@ -89,7 +89,7 @@ async def sync_devices(
             )
             continue
         state = DeviceState.BUSY if row.holder_job_id is not None else DeviceState.FREE
-        await conn.execute(
+        conn.execute(
             update(devices)
             .where(devices.c.id == row.id)
             .values(
@@ -102,22 +102,20 @@ async def sync_devices(
         )
     gone = [row.id for name, row in current.items() if name not in seen]
     if gone:
-        await conn.execute(
+        conn.execute(
             update(devices)
             .where(devices.c.id.in_(gone))
             .values(state=DeviceState.OFFLINE, removed=True)
         )
 
 
-async def add_device(
-    conn: AsyncConnection, agent_id: int, agent_name: str, device: DeviceRow
-) -> None:
+def add_device(conn: Connection, agent_id: int, agent_name: str, device: DeviceRow) -> None:
     """One device appeared on an online agent."""
-    existing = await conn.execute(
+    existing = conn.execute(
         select(devices.c.id).where(devices.c.agent_id == agent_id, devices.c.name == device.name)
     )
     if existing.first() is None:
-        await conn.execute(
+        conn.execute(
             insert(devices).values(
                 id=device_id(agent_name, device.name),
                 agent_id=agent_id,
@@ -130,7 +128,7 @@ async def add_device(
             )
         )
     else:
-        await conn.execute(
+        conn.execute(
             update(devices)
             .where(
                 devices.c.agent_id == agent_id,
@@ -148,59 +146,63 @@ async def add_device(
         )
 
 
-async def remove_device(conn: AsyncConnection, agent_id: int, name: str) -> None:
+def remove_device(conn: Connection, agent_id: int, name: str) -> None:
     """A device went away: it is offline and removed until the agent offers it again."""
-    await conn.execute(
+    conn.execute(
         update(devices)
         .where(devices.c.agent_id == agent_id, devices.c.name == name)
         .values(state=DeviceState.OFFLINE, removed=True)
     )
 
 
-async def set_agent_offline(conn: AsyncConnection, agent_id: int) -> None:
+def set_agent_offline(conn: Connection, agent_id: int) -> None:
     """The agent is gone: it and all its devices are offline (claims stay until released)."""
-    await conn.execute(
+    conn.execute(
         update(agents).where(agents.c.id == agent_id).values(state=AgentState.OFFLINE, hub=None)
     )
-    await conn.execute(
+    conn.execute(
         update(devices).where(devices.c.agent_id == agent_id).values(state=DeviceState.OFFLINE)
     )
 
 
-async def touch_agents(conn: AsyncConnection, last_seen: dict[int, datetime]) -> None:
+def touch_agents(conn: Connection, last_seen: dict[int, datetime]) -> None:
     """Record when each agent was last heard from."""
     for agent_id, seen in last_seen.items():
-        await conn.execute(update(agents).where(agents.c.id == agent_id).values(last_seen=seen))
+        conn.execute(update(agents).where(agents.c.id == agent_id).values(last_seen=seen))
 
 
-async def set_last_seq(conn: AsyncConnection, agent_id: int, seq: int) -> None:
+def set_last_seq(conn: Connection, agent_id: int, seq: int) -> None:
     """Raise the agent's highest stored event seq to `seq`."""
-    await conn.execute(
-        update(agents).where(agents.c.id == agent_id, agents.c.last_seq < seq).values(last_seq=seq)
+    statement = prepared(
+        "set_last_seq",
+        lambda: (
+            update(agents)
+            .where(agents.c.id == bindparam("agent_id"), agents.c.last_seq < bindparam("seq"))
+            .values(last_seq=bindparam("seq"))
+        ),
     )
+    conn.execute(statement, {"agent_id": agent_id, "seq": seq})
 
 
-async def stale_agents(conn: AsyncConnection, seen_before: datetime) -> Sequence[Row[Any]]:
+def stale_agents(conn: Connection, seen_before: datetime) -> Sequence[Row[Any]]:
     """Online agents not heard from since `seen_before` (on any hub)."""
     query = select(agents).where(
         agents.c.state == AgentState.ONLINE, agents.c.last_seen < seen_before
     )
-    return (await conn.execute(query)).all()
+    return (conn.execute(query)).all()
 
 
-async def list_agents(conn: AsyncConnection) -> Sequence[Row[Any]]:
+def list_agents(conn: Connection) -> Sequence[Row[Any]]:
     """Every agent by name."""
-    return (await conn.execute(select(agents).order_by(agents.c.name))).all()
+    return (conn.execute(select(agents).order_by(agents.c.name))).all()
 
 
-async def get_agent(conn: AsyncConnection, agent_id: int) -> Row[Any] | None:
+def get_agent(conn: Connection, agent_id: int) -> Row[Any] | None:
     """One agent by id."""
-    return (await conn.execute(select(agents).where(agents.c.id == agent_id))).first()
+    return (conn.execute(select(agents).where(agents.c.id == agent_id))).first()
 
 
-async def list_devices(
-    conn: AsyncConnection, *, include_removed: bool = False
-) -> Sequence[Row[Any]]:
+def list_devices(conn: Connection, *, include_removed: bool = False) -> Sequence[Row[Any]]:
     """Every device with its agent's name, by id."""
     query = (
         select(devices, agents.c.name.label("agent_name"), agents.c.labels.label("agent_labels"))
@@ -209,10 +211,10 @@ async def list_devices(
     )
     if not include_removed:
         query = query.where(devices.c.removed.is_(False))
-    return (await conn.execute(query)).all()
+    return (conn.execute(query)).all()
 
 
-async def free_devices(conn: AsyncConnection) -> Sequence[Row[Any]]:
+def free_devices(conn: Connection) -> Sequence[Row[Any]]:
     """Devices that can be claimed now, with their agent's name and labels."""
     query = (
         select(devices, agents.c.name.label("agent_name"), agents.c.labels.label("agent_labels"))
@@ -220,64 +222,99 @@ async def free_devices(conn: AsyncConnection) -> Sequence[Row[Any]]:
         .where(devices.c.state == DeviceState.FREE, devices.c.removed.is_(False))
         .order_by(devices.c.id)
     )
-    return (await conn.execute(query)).all()
+    return (conn.execute(query)).all()
 
 
-async def claim_devices(
-    conn: AsyncConnection, ids: Sequence[str], job_id: int, lease_until: datetime
-) -> bool:
+def claim_devices(conn: Connection, ids: Sequence[str], job_id: int, lease_until: datetime) -> bool:
     """Claim all of `ids` for a job, or none: True if every one was still free."""
-    result = await conn.execute(
-        update(devices)
-        .where(devices.c.id.in_(ids), devices.c.state == DeviceState.FREE)
-        .values(state=DeviceState.BUSY, holder_job_id=job_id, lease_expires_at=lease_until)
+    statement = prepared(
+        "claim_devices",
+        lambda: (
+            update(devices)
+            .where(
+                devices.c.id.in_(bindparam("ids", expanding=True)),
+                devices.c.state == DeviceState.FREE,
+            )
+            .values(
+                state=DeviceState.BUSY,
+                holder_job_id=bindparam("job_id"),
+                lease_expires_at=bindparam("lease_until"),
+            )
+        ),
+    )
+    result = conn.execute(
+        statement, {"ids": list(ids), "job_id": job_id, "lease_until": lease_until}
     )
     return result.rowcount == len(ids)
 
 
-async def release_devices(conn: AsyncConnection, ids: Sequence[str], job_id: int) -> int:
+_RELEASED = {
+    "holder_job_id": None,
+    "lease_expires_at": None,
+    "state": case((devices.c.state == DeviceState.BUSY, DeviceState.FREE), else_=devices.c.state),
+}
+
+
+def release_devices(conn: Connection, ids: Sequence[str], job_id: int) -> int:
     """Give back the devices `job_id` holds among `ids`; an offline device stays offline."""
-    result = await conn.execute(
-        update(devices)
-        .where(devices.c.id.in_(ids), devices.c.holder_job_id == job_id)
-        .values(
-            holder_job_id=None,
-            lease_expires_at=None,
-            state=case(
-                (devices.c.state == DeviceState.BUSY, DeviceState.FREE), else_=devices.c.state
-            ),
-        )
+    statement = prepared(
+        "release_devices",
+        lambda: (
+            update(devices)
+            .where(
+                devices.c.id.in_(bindparam("ids", expanding=True)),
+                devices.c.holder_job_id == bindparam("job_id"),
+            )
+            .values(_RELEASED)
+        ),
     )
-    return int(result.rowcount)
+    return int(conn.execute(statement, {"ids": list(ids), "job_id": job_id}).rowcount)
 
 
-async def renew_leases(
-    conn: AsyncConnection, job_ids: Sequence[int], lease_until: datetime
-) -> None:
+def renew_leases(conn: Connection, job_ids: Sequence[int], lease_until: datetime) -> None:
     """Extend the leases the given jobs hold."""
     if job_ids:
-        await conn.execute(
+        conn.execute(
             update(devices)
             .where(devices.c.holder_job_id.in_(job_ids))
             .values(lease_expires_at=lease_until)
         )
 
 
-async def expire_leases(conn: AsyncConnection, now: datetime) -> Sequence[Any]:
+def expire_leases(conn: Connection, now: datetime) -> Sequence[Any]:
     """Free the devices whose claim ran out (their holder died); returns the freed ones."""
     expired: Sequence[Any] = (
-        await conn.execute(
+        conn.execute(
             select(devices.c.id, devices.c.holder_job_id).where(
                 and_(devices.c.holder_job_id.is_not(None), devices.c.lease_expires_at < now)
             )
         )
     ).all()
     for row in expired:
-        await release_devices(conn, [row.id], row.holder_job_id)
+        release_devices(conn, [row.id], row.holder_job_id)
     return expired
 
 
-async def release_job_devices(conn: AsyncConnection, job_id: int) -> int:
-    """Give back every device a job still holds."""
-    ids = await conn.execute(select(devices.c.id).where(devices.c.holder_job_id == job_id))
-    return await release_devices(conn, [row.id for row in ids], job_id)
+def release_job_devices(conn: Connection, job_id: int) -> int:
+    """Give back every device a job still holds; an offline device stays offline."""
+    statement = prepared(
+        "release_job_devices",
+        lambda: (
+            update(devices).where(devices.c.holder_job_id == bindparam("job_id")).values(_RELEASED)
+        ),
+    )
+    return int(conn.execute(statement, {"job_id": job_id}).rowcount)
+
+
+def release_idle_job_devices(conn: Connection, job_id: int) -> int:
+    """Give back the devices a job holds that none of its unfinished tasks use (a runner
+    that died between claiming devices and creating tasks leaves such claims behind)."""
+    busy = select(tasks.c.device_id).where(
+        tasks.c.job_id == job_id, tasks.c.state.in_(["pending", "running"])
+    )
+    result = conn.execute(
+        update(devices)
+        .where(devices.c.holder_job_id == job_id, devices.c.id.not_in(busy))
+        .values(_RELEASED)
+    )
+    return int(result.rowcount)

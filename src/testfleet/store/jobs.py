@@ -8,11 +8,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, exists, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import (
+    Connection,
+    Row,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from testfleet.protocol.states import FINISHED_JOB_STATES, JobState, RunState
+from testfleet.store.prepared import prepared, update_params, update_row
 from testfleet.store.tables import agents, job_runs, job_tags, job_tests, jobs, steps, tasks
+from testfleet.store.types import UTCDateTime
 
 
 class CursorError(ValueError):
@@ -50,8 +64,8 @@ def decode_cursor(cursor: str) -> int:
         raise CursorError(f"cursor {cursor!r} was not handed out by this API") from None
 
 
-async def insert_job(
-    conn: AsyncConnection,
+def insert_job(
+    conn: Connection,
     *,
     name: str,
     descriptor: dict[str, Any],
@@ -62,33 +76,36 @@ async def insert_job(
     retried_from: int | None = None,
 ) -> int:
     """Store a new queued job; returns its id."""
-    result = await conn.execute(
-        insert(jobs).values(
-            name=name,
-            state=JobState.QUEUED,
-            requestor=requestor,
-            descriptor=descriptor,
-            tags=list(tags),
-            runs_requested=runs,
-            created_at=now,
-            retried_from=retried_from,
-            stop_requested=False,
-        )
+    result = conn.execute(
+        prepared("insert_job", lambda: insert(jobs)),
+        {
+            "name": name,
+            "state": JobState.QUEUED,
+            "requestor": requestor,
+            "descriptor": descriptor,
+            "tags": list(tags),
+            "runs_requested": runs,
+            "created_at": now,
+            "retried_from": retried_from,
+            "stop_requested": False,
+        },
     )
     job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     if tags:
-        await conn.execute(insert(job_tags), [{"job_id": job_id, "tag": t} for t in tags])
+        conn.execute(
+            prepared("insert_tags", lambda: insert(job_tags)),
+            [{"job_id": job_id, "tag": t} for t in tags],
+        )
     return job_id
 
 
-async def get_job(conn: AsyncConnection, job_id: int) -> Row[Any] | None:
+def get_job(conn: Connection, job_id: int) -> Row[Any] | None:
     """One job row."""
-    return (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+    statement = prepared("get_job", lambda: select(jobs).where(jobs.c.id == bindparam("id")))
+    return conn.execute(statement, {"id": job_id}).first()
 
 
-async def list_jobs(
-    conn: AsyncConnection, query: JobQuery
-) -> tuple[Sequence[Row[Any]], str | None]:
+def list_jobs(conn: Connection, query: JobQuery) -> tuple[Sequence[Row[Any]], str | None]:
     """A page of jobs, newest first, and the cursor of the next page (None on the last)."""
     statement = select(jobs).order_by(jobs.c.id.desc()).limit(query.limit + 1)
     if query.cursor:
@@ -109,118 +126,163 @@ async def list_jobs(
         statement = statement.where(
             exists().where(and_(job_tags.c.job_id == jobs.c.id, job_tags.c.tag == tag))
         )
-    rows = (await conn.execute(statement)).all()
+    rows = (conn.execute(statement)).all()
     if len(rows) > query.limit:
         return rows[: query.limit], encode_cursor(rows[query.limit - 1].id)
     return rows, None
 
 
-async def claim_jobs(
-    conn: AsyncConnection,
+_ACTIVE = (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLING, JobState.PAUSED)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a hub took to run. A `fresh` job never ran anywhere and holds nothing; its
+    descriptor comes along so the runner need not read it back."""
+
+    job_id: int
+    fresh: bool
+    descriptor: dict[str, Any] | None = None
+    stop_requested: bool = False
+
+
+def claim_jobs(
+    conn: Connection,
     owner: str,
     now: datetime,
     lease_until: datetime,
     limit: int,
-) -> list[int]:
-    """Take up to `limit` jobs to run: queued ones, and running ones whose owner's lease ran out.
-
-    On PostgreSQL rows another hub is claiming are skipped (SKIP LOCKED).
+    *,
+    orphans: bool = False,
+    include_own: bool = False,
+) -> list[Claim]:
+    """Take up to `limit` jobs to run: queued ones nobody owns; with `orphans`, also
+    unfinished ones whose owner's lease ran out (that hub died); with `include_own`, this
+    owner's own (after a restart). On PostgreSQL, rows another hub is claiming are skipped.
     """
     if limit <= 0:
         return []
-    runnable = or_(
-        jobs.c.state == JobState.QUEUED,
-        and_(
-            jobs.c.state.in_([JobState.RUNNING, JobState.CANCELLING, JobState.PAUSED]),
-            or_(
-                jobs.c.owner == owner,
-                jobs.c.lease_expires_at < now,
-                jobs.c.lease_expires_at.is_(None),
-            ),
-        ),
-    )
-    candidates = (
-        select(jobs.c.id, jobs.c.state, jobs.c.owner)
-        .where(runnable)
-        .order_by(jobs.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    rows = (await conn.execute(candidates)).all()
-    claimed: list[int] = []
-    for row in rows:
-        same_owner = jobs.c.owner.is_(None) if row.owner is None else jobs.c.owner == row.owner
-        result = await conn.execute(
-            update(jobs)
-            .where(jobs.c.id == row.id, jobs.c.state == row.state, same_owner)
-            .values(owner=owner, lease_expires_at=lease_until)
+    claimed = _claim_queued(conn, owner, lease_until, limit)
+    conditions = []
+    if orphans:
+        conditions.append(and_(jobs.c.state.in_(_ACTIVE), jobs.c.lease_expires_at < now))
+    if include_own:
+        conditions.append(and_(jobs.c.state.in_(_ACTIVE), jobs.c.owner == owner))
+    for condition in conditions:
+        if len(claimed) >= limit:
+            break
+        candidates = (
+            select(jobs.c.id, jobs.c.owner)
+            .where(condition)
+            .order_by(jobs.c.id)
+            .limit(limit - len(claimed))
         )
-        if result.rowcount:
-            claimed.append(row.id)
+        if conn.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        for row in conn.execute(candidates).all():
+            same = jobs.c.owner.is_(None) if row.owner is None else jobs.c.owner == row.owner
+            result = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == row.id, same, jobs.c.state.in_(_ACTIVE))
+                .values(owner=owner, lease_expires_at=lease_until)
+            )
+            if result.rowcount:
+                claimed.append(Claim(job_id=row.id, fresh=False))
     return claimed
 
 
-async def renew_job_leases(
-    conn: AsyncConnection, owner: str, job_ids: Sequence[int], lease_until: datetime
+def _claim_queued(conn: Connection, owner: str, lease_until: datetime, limit: int) -> list[Claim]:
+    """Queued jobs nobody owns, in order, claimed in one statement."""
+    postgres = conn.dialect.name == "postgresql"
+
+    def build() -> Any:
+        queued = (
+            select(jobs.c.id)
+            .where(jobs.c.state == JobState.QUEUED, jobs.c.owner.is_(None))
+            .order_by(jobs.c.id)
+            .limit(bindparam("b_limit"))
+        )
+        if postgres:
+            queued = queued.with_for_update(skip_locked=True)
+        return (
+            update(jobs)
+            .where(jobs.c.id.in_(queued.scalar_subquery()))
+            .values(owner=bindparam("b_owner"), lease_expires_at=bindparam("b_lease"))
+            .returning(jobs.c.id, jobs.c.descriptor, jobs.c.stop_requested)
+        )
+
+    statement = prepared(("claim_queued", postgres), build)
+    rows = conn.execute(statement, {"b_limit": limit, "b_owner": owner, "b_lease": lease_until})
+    return sorted(
+        (
+            Claim(
+                job_id=row.id,
+                fresh=True,
+                descriptor=row.descriptor,
+                stop_requested=row.stop_requested,
+            )
+            for row in rows
+        ),
+        key=lambda claim: claim.job_id,
+    )
+
+
+def renew_job_leases(
+    conn: Connection, owner: str, job_ids: Sequence[int], lease_until: datetime
 ) -> None:
     """Extend this hub's leases on the jobs it runs."""
     if job_ids:
-        await conn.execute(
+        conn.execute(
             update(jobs)
             .where(jobs.c.id.in_(list(job_ids)), jobs.c.owner == owner)
             .values(lease_expires_at=lease_until)
         )
 
 
-async def update_job(conn: AsyncConnection, job_id: int, **values: Any) -> None:
+def update_job(conn: Connection, job_id: int, **values: Any) -> None:
     """Set columns of one job."""
-    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+    update_row(conn, jobs, {"id": job_id}, values)
 
 
-async def request_stop(conn: AsyncConnection, job_id: int) -> JobState | None:
+def request_stop(conn: Connection, job_id: int) -> JobState | None:
     """Mark a job to be stopped; returns its state before, None if it had finished already.
 
     A queued job that no hub runs yet is cancelled on the spot.
     """
-    row = (await conn.execute(select(jobs.c.state).where(jobs.c.id == job_id))).first()
+    row = (conn.execute(select(jobs.c.state).where(jobs.c.id == job_id))).first()
     if row is None:
         raise LookupError(job_id)
     state = JobState(row.state)
     if state in FINISHED_JOB_STATES:
         return None
-    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(stop_requested=True))
+    conn.execute(update(jobs).where(jobs.c.id == job_id).values(stop_requested=True))
     return state
 
 
-async def upsert_run(conn: AsyncConnection, job_id: int, number: int, **values: Any) -> None:
-    """Create or update one run of a job."""
-    found = await conn.execute(
-        select(job_runs.c.number).where(job_runs.c.job_id == job_id, job_runs.c.number == number)
+def insert_run(conn: Connection, job_id: int, number: int, **values: Any) -> None:
+    """Create one run of a job."""
+    conn.execute(
+        prepared("insert_run", lambda: insert(job_runs)),
+        {"job_id": job_id, "number": number, **values},
     )
-    if found.first() is None:
-        await conn.execute(insert(job_runs).values(job_id=job_id, number=number, **values))
-    else:
-        await conn.execute(
-            update(job_runs)
-            .where(job_runs.c.job_id == job_id, job_runs.c.number == number)
-            .values(**values)
-        )
 
 
-async def upsert_test(
-    conn: AsyncConnection, job_id: int, run: int, test_index: int, **values: Any
-) -> None:
-    """Create or update one test of one run."""
-    key = and_(
-        job_tests.c.job_id == job_id, job_tests.c.run == run, job_tests.c.test_index == test_index
+def update_run(conn: Connection, job_id: int, number: int, **values: Any) -> None:
+    """Change one run of a job."""
+    update_row(conn, job_runs, {"job_id": job_id, "number": number}, values)
+
+
+def insert_test(conn: Connection, job_id: int, run: int, test_index: int, **values: Any) -> None:
+    """Create one test of one run."""
+    conn.execute(
+        prepared("insert_test", lambda: insert(job_tests)),
+        {"job_id": job_id, "run": run, "test_index": test_index, **values},
     )
-    if (await conn.execute(select(job_tests.c.state).where(key))).first() is None:
-        await conn.execute(
-            insert(job_tests).values(job_id=job_id, run=run, test_index=test_index, **values)
-        )
-    else:
-        await conn.execute(update(job_tests).where(key).values(**values))
+
+
+def update_test(conn: Connection, job_id: int, run: int, test_index: int, **values: Any) -> None:
+    """Change one test of one run."""
+    update_row(conn, job_tests, {"job_id": job_id, "run": run, "test_index": test_index}, values)
 
 
 @dataclass(frozen=True)
@@ -233,8 +295,8 @@ class NewTask:
     steps: Sequence[tuple[str, str]]  # (name, plugin)
 
 
-async def create_tasks(
-    conn: AsyncConnection,
+def create_tasks(
+    conn: Connection,
     job_id: int,
     run: int,
     test_index: int,
@@ -244,22 +306,23 @@ async def create_tasks(
     """Create pending tasks with pending steps; returns their ids in order."""
     ids: list[int] = []
     for task in new:
-        result = await conn.execute(
-            insert(tasks).values(
-                job_id=job_id,
-                run=run,
-                test_index=test_index,
-                attempt=attempt,
-                device_id=task.device_id,
-                device_name=task.device_name,
-                agent_id=task.agent_id,
-                state=RunState.PENDING,
-            )
+        result = conn.execute(
+            prepared("insert_task", lambda: insert(tasks)),
+            {
+                "job_id": job_id,
+                "run": run,
+                "test_index": test_index,
+                "attempt": attempt,
+                "device_id": task.device_id,
+                "device_name": task.device_name,
+                "agent_id": task.agent_id,
+                "state": RunState.PENDING,
+            },
         )
         task_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         ids.append(task_id)
-        await conn.execute(
-            insert(steps),
+        conn.execute(
+            prepared("insert_steps", lambda: insert(steps)),
             [
                 {
                     "task_id": task_id,
@@ -274,13 +337,14 @@ async def create_tasks(
     return ids
 
 
-async def get_task(conn: AsyncConnection, task_id: int) -> Row[Any] | None:
+def get_task(conn: Connection, task_id: int) -> Row[Any] | None:
     """One task row."""
-    return (await conn.execute(select(tasks).where(tasks.c.id == task_id))).first()
+    statement = prepared("get_task", lambda: select(tasks).where(tasks.c.id == bindparam("id")))
+    return conn.execute(statement, {"id": task_id}).first()
 
 
-async def tasks_of_test(
-    conn: AsyncConnection, job_id: int, run: int, test_index: int, attempt: int | None = None
+def tasks_of_test(
+    conn: Connection, job_id: int, run: int, test_index: int, attempt: int | None = None
 ) -> Sequence[Row[Any]]:
     """The tasks of one test (of one attempt, if given), by id."""
     query = (
@@ -290,64 +354,101 @@ async def tasks_of_test(
     )
     if attempt is not None:
         query = query.where(tasks.c.attempt == attempt)
-    return (await conn.execute(query)).all()
+    return (conn.execute(query)).all()
 
 
-async def unfinished_tasks_of_agent(conn: AsyncConnection, agent_id: int) -> Sequence[Row[Any]]:
+def unfinished_tasks_of_agent(conn: Connection, agent_id: int) -> Sequence[Row[Any]]:
     """The agent's tasks that are pending or running."""
     query = select(tasks).where(
         tasks.c.agent_id == agent_id, tasks.c.state.in_([RunState.PENDING, RunState.RUNNING])
     )
-    return (await conn.execute(query)).all()
+    return (conn.execute(query)).all()
 
 
-async def set_task_state(
-    conn: AsyncConnection,
+_OPEN = (RunState.PENDING, RunState.RUNNING)
+
+
+def _open_task_update(values: tuple[str, ...]) -> Any:
+    return prepared(
+        ("open_task", values),
+        lambda: (
+            update(tasks)
+            .where(tasks.c.id == bindparam("k_id"), tasks.c.state.in_(_OPEN))
+            .values({v: bindparam(f"v_{v}") for v in values})
+        ),
+    )
+
+
+def set_task_state(
+    conn: Connection,
     task_id: int,
     state: RunState,
     *,
     at: datetime,
     error: str | None = None,
+    started_at: datetime | None = None,
     only_if_unfinished: bool = True,
 ) -> bool:
-    """Move a task to `state`; a finished task is left alone. True if it changed."""
+    """Move a task to `state` (at `at`; a finishing task may also bring its `started_at`);
+    a finished task is left alone. True if it changed."""
     values: dict[str, Any] = {"state": state}
-    if state == RunState.RUNNING:
-        values["started_at"] = at
-    else:
-        values["ended_at"] = at
+    values["started_at" if state == RunState.RUNNING else "ended_at"] = at
+    if started_at is not None and state.finished:
+        values["started_at"] = started_at
     if error is not None:
         values["error"] = error
-    statement = update(tasks).where(tasks.c.id == task_id)
     if only_if_unfinished:
-        statement = statement.where(tasks.c.state.in_([RunState.PENDING, RunState.RUNNING]))
-    result = await conn.execute(statement.values(**values))
-    changed = result.rowcount > 0
-    if changed and state.finished:
-        await _end_open_steps(conn, task_id, state, at, error)
+        statement = _open_task_update(tuple(sorted(values)))
+        changed = conn.execute(statement, update_params({"id": task_id}, values)).rowcount > 0
+    else:
+        changed = update_row(conn, tasks, {"id": task_id}, values) > 0
+    if changed and state.finished and state != RunState.PASSED:
+        # A passed task reported every step; other ends may leave steps open.
+        _end_open_steps(conn, task_id, state, at, error)
     return changed
 
 
-async def _end_open_steps(
-    conn: AsyncConnection, task_id: int, task_state: RunState, at: datetime, error: str | None
+def _end_open_steps(
+    conn: Connection, task_id: int, task_state: RunState, at: datetime, error: str | None
 ) -> None:
-    """Steps a finished task never finished: the unstarted are skipped, a running one ends."""
+    """Steps a finished task never finished: the unstarted are skipped (cancelled, with a
+    cancelled task), a running one ends as the task did (failed, if the task passed)."""
+    statement = prepared(
+        "end_open_steps",
+        lambda: (
+            update(steps)
+            .where(steps.c.task_id == bindparam("b_task_id"), steps.c.state.in_(_OPEN))
+            .values(
+                state=case(
+                    (steps.c.state == RunState.PENDING, bindparam("b_unstarted")),
+                    else_=bindparam("b_interrupted"),
+                ),
+                ended_at=case(
+                    (steps.c.state == RunState.RUNNING, bindparam("b_at", type_=UTCDateTime())),
+                    else_=steps.c.ended_at,
+                ),
+                error=case(
+                    (steps.c.state == RunState.RUNNING, bindparam("b_error", type_=Text())),
+                    else_=steps.c.error,
+                ),
+            )
+        ),
+    )
     cancelled = task_state == RunState.CANCELLED
-    await conn.execute(
-        update(steps)
-        .where(steps.c.task_id == task_id, steps.c.state == RunState.PENDING)
-        .values(state=RunState.CANCELLED if cancelled else RunState.SKIPPED)
-    )
-    interrupted = task_state if task_state != RunState.PASSED else RunState.FAILED
-    await conn.execute(
-        update(steps)
-        .where(steps.c.task_id == task_id, steps.c.state == RunState.RUNNING)
-        .values(state=interrupted, ended_at=at, error=error)
+    conn.execute(
+        statement,
+        {
+            "b_task_id": task_id,
+            "b_unstarted": RunState.CANCELLED if cancelled else RunState.SKIPPED,
+            "b_interrupted": task_state if task_state != RunState.PASSED else RunState.FAILED,
+            "b_at": at,
+            "b_error": error,
+        },
     )
 
 
-async def set_step_state(
-    conn: AsyncConnection,
+def set_step_state(
+    conn: Connection,
     task_id: int,
     index: int,
     state: RunState,
@@ -355,21 +456,56 @@ async def set_step_state(
     at: datetime,
     exit_code: int | None = None,
     error: str | None = None,
+    started_at: datetime | None = None,
 ) -> None:
-    """Move one step to `state` (a finished step is left alone)."""
-    values: dict[str, Any] = {"state": state}
+    """Move one step to `state` at `at` (a finished step is left alone); a finishing step may
+    also bring its `started_at`."""
     if state == RunState.RUNNING:
-        values["started_at"] = at
-    else:
-        values.update(ended_at=at, exit_code=exit_code, error=error)
-    await conn.execute(
-        update(steps)
-        .where(
-            steps.c.task_id == task_id,
-            steps.c.idx == index,
-            steps.c.state.in_([RunState.PENDING, RunState.RUNNING]),
+        statement = prepared(
+            "step_running",
+            lambda: (
+                update(steps)
+                .where(
+                    steps.c.task_id == bindparam("b_task_id"),
+                    steps.c.idx == bindparam("b_idx"),
+                    steps.c.state == RunState.PENDING,
+                )
+                .values(state=RunState.RUNNING, started_at=bindparam("b_at"))
+            ),
         )
-        .values(**values)
+        conn.execute(statement, {"b_task_id": task_id, "b_idx": index, "b_at": at})
+        return
+    statement = prepared(
+        "step_ended",
+        lambda: (
+            update(steps)
+            .where(
+                steps.c.task_id == bindparam("b_task_id"),
+                steps.c.idx == bindparam("b_idx"),
+                steps.c.state.in_(_OPEN),
+            )
+            .values(
+                state=bindparam("b_state"),
+                started_at=func.coalesce(
+                    bindparam("b_started", type_=UTCDateTime()), steps.c.started_at
+                ),
+                ended_at=bindparam("b_at"),
+                exit_code=bindparam("b_exit_code"),
+                error=bindparam("b_error"),
+            )
+        ),
+    )
+    conn.execute(
+        statement,
+        {
+            "b_task_id": task_id,
+            "b_idx": index,
+            "b_state": state,
+            "b_started": started_at,
+            "b_at": at,
+            "b_exit_code": exit_code,
+            "b_error": error,
+        },
     )
 
 
@@ -384,25 +520,25 @@ class JobTree:
     steps: Sequence[Row[Any]]
 
 
-async def load_job_tree(conn: AsyncConnection, job_id: int) -> JobTree | None:
+def load_job_tree(conn: Connection, job_id: int) -> JobTree | None:
     """The job with its runs, tests, tasks (with agent names) and steps."""
-    job = await get_job(conn, job_id)
+    job = get_job(conn, job_id)
     if job is None:
         return None
     runs = (
-        await conn.execute(
+        conn.execute(
             select(job_runs).where(job_runs.c.job_id == job_id).order_by(job_runs.c.number)
         )
     ).all()
     tests = (
-        await conn.execute(
+        conn.execute(
             select(job_tests)
             .where(job_tests.c.job_id == job_id)
             .order_by(job_tests.c.run, job_tests.c.test_index)
         )
     ).all()
     task_rows = (
-        await conn.execute(
+        conn.execute(
             select(tasks, agents.c.name.label("agent_name"))
             .join(agents, agents.c.id == tasks.c.agent_id)
             .where(tasks.c.job_id == job_id)
@@ -410,7 +546,7 @@ async def load_job_tree(conn: AsyncConnection, job_id: int) -> JobTree | None:
         )
     ).all()
     step_rows = (
-        await conn.execute(
+        conn.execute(
             select(steps)
             .join(tasks, tasks.c.id == steps.c.task_id)
             .where(tasks.c.job_id == job_id)
@@ -420,6 +556,15 @@ async def load_job_tree(conn: AsyncConnection, job_id: int) -> JobTree | None:
     return JobTree(job=job, runs=runs, tests=tests, tasks=task_rows, steps=step_rows)
 
 
-async def delete_job(conn: AsyncConnection, job_id: int) -> None:
+def delete_job(conn: Connection, job_id: int) -> None:
     """Remove a job and everything under it (tests use this; the API keeps history)."""
-    await conn.execute(delete(jobs).where(jobs.c.id == job_id))
+    conn.execute(delete(jobs).where(jobs.c.id == job_id))
+
+
+def get_tasks(conn: Connection, ids: Sequence[int]) -> Sequence[Any]:
+    """The tasks with these ids, in the order given."""
+    statement = prepared(
+        "get_tasks", lambda: select(tasks).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
+    )
+    rows = {row.id: row for row in conn.execute(statement, {"ids": list(ids)})}
+    return [rows[task_id] for task_id in ids if task_id in rows]

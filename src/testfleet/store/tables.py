@@ -51,6 +51,8 @@ jobs = Table(
 Index("ix_jobs_state_id", jobs.c.state, jobs.c.id)
 Index("ix_jobs_requestor", jobs.c.requestor)
 Index("ix_jobs_name", jobs.c.name)
+Index("ix_jobs_state_owner_id", jobs.c.state, jobs.c.owner, jobs.c.id)
+Index("ix_jobs_lease_expires_at", jobs.c.lease_expires_at)
 
 job_tags = Table(
     "job_tags",

@@ -20,9 +20,9 @@ AGENT_WS_PATH = "/api/v1/agents/connect"
 
 @router.get("/agents", response_model=AgentList, summary="Every agent that ever registered")
 async def list_agents(hub: HubDep, _: Reader) -> AgentList:
-    async with hub.store.read() as conn:
-        agents = await inventory.list_agents(conn)
-        devices = await inventory.list_devices(conn)
+    agents, devices = await hub.store.read(
+        lambda conn: (inventory.list_agents(conn), inventory.list_devices(conn))
+    )
     per_agent = Counter(d.agent_id for d in devices)
     return AgentList(
         server_id=hub.server_id,
@@ -45,8 +45,7 @@ async def list_agents(hub: HubDep, _: Reader) -> AgentList:
 
 @router.get("/devices", response_model=DeviceList, summary="Every device agents offer")
 async def list_devices(hub: HubDep, _: Reader) -> DeviceList:
-    async with hub.store.read() as conn:
-        devices = await inventory.list_devices(conn)
+    devices = await hub.store.read(inventory.list_devices)
     return DeviceList(
         server_id=hub.server_id,
         devices=[

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy import Connection
 
 from testfleet.hub.auth import OPERATE, READ, Principal, require
 from testfleet.hub.descriptors import check_descriptor, parse_body
@@ -32,7 +33,7 @@ T = TypeVar("T")
 _FOLLOW_POLL = 1.0
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:
     """The hub serving this request."""
     hub: Hub = request.app.state.hub
     return hub
@@ -167,8 +168,9 @@ async def job_events(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    async with hub.store.read() as conn:
-        rows = await event_store.list_events(conn, job_id, after=after, limit=limit, kinds=kind)
+    rows = await hub.store.read(
+        event_store.list_events, job_id, after=after, limit=limit, kinds=kind
+    )
     records = [_record(row) for row in rows]
     return EventList(
         server_id=hub.server_id, events=records, next_after=records[-1].id if records else after
@@ -186,17 +188,15 @@ async def job_logs(
     step: Annotated[int | None, Query(ge=0)] = None,
 ) -> PlainTextResponse:
     await _require_job(hub, job_id)
-    async with hub.store.read() as conn:
-        rows = await event_store.log_chunks(
-            conn, job_id, task_id=task_id, step=step, limit=1_000_000
-        )
+    rows = await hub.store.read(
+        event_store.log_chunks, job_id, task_id=task_id, step=step, limit=1_000_000
+    )
     return PlainTextResponse("".join(row.data.get("text", "") for row in rows))
 
 
 async def _require_job(hub: Hub, job_id: int) -> None:
-    async with hub.store.read() as conn:
-        if await job_store.get_job(conn, job_id) is None:
-            raise ApiError(404, "job_not_found", f"job {job_id} does not exist")
+    if await hub.store.read(job_store.get_job, job_id) is None:
+        raise ApiError(404, "job_not_found", f"job {job_id} does not exist")
 
 
 def _record(row: Any) -> EventRecord:
@@ -210,9 +210,8 @@ async def _follow(
 ) -> AsyncIterator[str]:
     """Stream events as they are stored; end with an `end` event once the job has finished."""
     while True:
-        async with hub.store.read() as conn:
-            rows = await event_store.list_events(conn, job_id, after=after, limit=1000, kinds=kinds)
-            job = await job_store.get_job(conn, job_id)
+        seen = hub.signals.job_version(job_id)
+        rows, job = await hub.store.read(_events_and_job, job_id, after, kinds)
         for row in rows:
             record = _record(row)
             after = record.id
@@ -225,4 +224,13 @@ async def _follow(
             continue
         if await request.is_disconnected():
             return
-        await hub.signals.wait_job(job_id, _FOLLOW_POLL)
+        await hub.signals.wait_job(job_id, seen, _FOLLOW_POLL)
+
+
+def _events_and_job(
+    conn: Connection, job_id: int, after: int, kinds: list[str]
+) -> tuple[Sequence[Any], Any]:
+    return (
+        event_store.list_events(conn, job_id, after=after, limit=1000, kinds=kinds),
+        job_store.get_job(conn, job_id),
+    )

@@ -20,10 +20,9 @@ Admin = Annotated[Principal, Depends(require(ADMIN))]
 @router.post("", status_code=201, response_model=TokenCreated, summary="Create a token")
 async def create_token(body: TokenCreate, hub: HubDep, who: Admin) -> TokenCreated:
     now = utcnow()
-    async with hub.store.write() as conn:
-        token_id, secret = await token_store.create_token(
-            conn, body.name, body.role, now, created_by=who.name
-        )
+    token_id, secret = await hub.store.write(
+        token_store.create_token, body.name, body.role, now, created_by=who.name
+    )
     return TokenCreated(
         token_id=token_id,
         name=body.name,
@@ -36,8 +35,7 @@ async def create_token(body: TokenCreate, hub: HubDep, who: Admin) -> TokenCreat
 
 @router.get("", response_model=TokenList, summary="List tokens (never their secrets)")
 async def list_tokens(hub: HubDep, _: Admin) -> TokenList:
-    async with hub.store.read() as conn:
-        rows = await token_store.list_tokens(conn)
+    rows = await hub.store.read(token_store.list_tokens)
     return TokenList(
         server_id=hub.server_id,
         tokens=[
@@ -56,11 +54,10 @@ async def list_tokens(hub: HubDep, _: Admin) -> TokenList:
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token")
 async def revoke_token(token_id: int, hub: HubDep, _: Admin) -> Response:
-    async with hub.store.write() as conn:
-        if not await token_store.revoke_token(conn, token_id, utcnow()):
-            raise ApiError(
-                404,
-                "token_not_found",
-                f"no live token with id {token_id} (unknown or already revoked)",
-            )
+    if not await hub.store.write(token_store.revoke_token, token_id, utcnow()):
+        raise ApiError(
+            404,
+            "token_not_found",
+            f"no live token with id {token_id} (unknown or already revoked)",
+        )
     return Response(status_code=204)

@@ -74,6 +74,8 @@ def upgrade() -> None:
         batch_op.create_index("ix_jobs_name", ["name"], unique=False)
         batch_op.create_index("ix_jobs_requestor", ["requestor"], unique=False)
         batch_op.create_index("ix_jobs_state_id", ["state", "id"], unique=False)
+        batch_op.create_index("ix_jobs_state_owner_id", ["state", "owner", "id"], unique=False)
+        batch_op.create_index("ix_jobs_lease_expires_at", ["lease_expires_at"], unique=False)
 
     op.create_table(
         "tokens",
@@ -263,6 +265,8 @@ def downgrade() -> None:
     op.drop_table("devices")
     op.drop_table("tokens")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_lease_expires_at")
+        batch_op.drop_index("ix_jobs_state_owner_id")
         batch_op.drop_index("ix_jobs_state_id")
         batch_op.drop_index("ix_jobs_requestor")
         batch_op.drop_index("ix_jobs_name")

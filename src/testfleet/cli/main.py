@@ -1,0 +1,75 @@
+"""The `testfleet` command: global options, the job and inventory commands, the server commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from testfleet.cli import inventory, serve
+from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
+from testfleet.cli.jobs import job_app
+from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
+from testfleet.cli.tokens import tokens_app
+from testfleet.client import DEFAULT_HUB, DEFAULT_TIMEOUT
+
+app = typer.Typer(
+    name="testfleet",
+    help="testfleet: a self-hosted control plane for test labs.",
+    epilog="Exit codes: 0 success; 1 a failed or cancelled job, an unreachable hub or an error "
+    "the hub reported; 2 bad usage or input (options, files, invalid descriptors).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    hub: Annotated[
+        str, typer.Option("--hub", envvar=HUB_ENV, help="The hub's URL.", metavar="URL")
+    ] = DEFAULT_HUB,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar=TOKEN_ENV,
+            help="An API token, when the hub requires one.",
+            metavar="TOKEN",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            envvar=TIMEOUT_ENV,
+            help="Seconds to wait for each answer of the hub.",
+            metavar="SECONDS",
+            min=0.1,
+        ),
+    ] = DEFAULT_TIMEOUT,
+) -> None:
+    """testfleet: a self-hosted control plane for test labs."""
+    ctx.obj = HubOptions(hub, token or None, timeout)
+
+
+app.add_typer(job_app, name="job")
+inventory.register(app)
+serve.register(app)
+app.add_typer(tokens_app, name="token")
+
+
+def main() -> None:
+    """The console script `testfleet`."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`testfleet job list | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_FAILED)

@@ -1,0 +1,249 @@
+"""The blocking client (`httpx.Client`)."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Self, TypeVar
+
+import httpx
+
+from testfleet.client import calls, responses, settings
+from testfleet.client.errors import WaitTimeout
+from testfleet.client.reconnect import Reconnect
+from testfleet.client.sse import EventFollower, check_event_stream
+from testfleet.protocol.api import (
+    Acknowledged,
+    AgentList,
+    DeviceList,
+    EventList,
+    EventRecord,
+    JobList,
+    JobStatus,
+    JobSummary,
+    Role,
+    TokenCreated,
+    TokenList,
+    VersionInfo,
+)
+from testfleet.protocol.states import JobState
+
+T = TypeVar("T")
+
+
+class EventStream(Iterator[EventRecord]):
+    """The events of one job as they happen; `final_state` is set once the job has ended."""
+
+    def __init__(self, events: Iterator[EventRecord], follower: EventFollower) -> None:
+        self._events = events
+        self._follower = follower
+
+    @property
+    def final_state(self) -> JobState | None:
+        """The job's final state, once the stream has ended."""
+        return self._follower.final_state
+
+    def __next__(self) -> EventRecord:
+        return next(self._events)
+
+    def close(self) -> None:
+        """Stop following and close the connection."""
+        close = getattr(self._events, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class Client:
+    """A blocking client of a testfleet hub's HTTP API.
+
+    Every method raises `ApiError` when the hub answers with an error and `HubUnreachable` when
+    it cannot be reached.
+    """
+
+    def __init__(
+        self,
+        base_url: str = settings.DEFAULT_HUB,
+        token: str | None = None,
+        timeout: float = settings.DEFAULT_TIMEOUT,
+        *,
+        requestor: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = settings.check_url(base_url)
+        self.timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=settings.headers(token, requestor),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, call: calls.Call[T]) -> T:
+        try:
+            response = self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=call.content,
+                headers=call.headers,
+            )
+        except httpx.TransportError as error:
+            raise responses.unreachable(self.base_url, error) from None
+        return call.parse(response)
+
+    def version(self) -> VersionInfo:
+        """The hub's API version, package version and server id."""
+        return self._call(calls.version())
+
+    def start(self, descriptor: calls.Descriptor) -> int:
+        """Start a job (a dict, a JSON or YAML text, or a `JobDescriptor`); return its id."""
+        return self._call(calls.start(descriptor))
+
+    def status(self, job_id: int) -> JobStatus:
+        """The full status of a job."""
+        return self._call(calls.status(job_id))
+
+    def stop(self, job_id: int) -> Acknowledged:
+        """Ask the hub to stop a job."""
+        return self._call(calls.stop(job_id))
+
+    def retry(self, job_id: int) -> int:
+        """Start a job again from its descriptor; return the new job's id."""
+        return self._call(calls.retry(job_id))
+
+    def list(
+        self,
+        states: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        requestor: str | None = None,
+        name: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobList:
+        """One page of jobs, newest first."""
+        return self._call(
+            calls.list_jobs(
+                states, tags, requestor, name, created_after, created_before, limit, cursor
+            )
+        )
+
+    def iter_jobs(
+        self,
+        states: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        requestor: str | None = None,
+        name: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        page_size: int = settings.PAGE_SIZE,
+    ) -> Iterator[JobSummary]:
+        """Every matching job, newest first, fetching pages as needed."""
+        states, tags = builtins.list(states), builtins.list(tags)
+        cursor: str | None = None
+        while True:
+            page = self.list(
+                states, tags, requestor, name, created_after, created_before, page_size, cursor
+            )
+            yield from page.jobs
+            if page.next_cursor is None or not page.jobs:
+                return
+            cursor = page.next_cursor
+
+    def events(self, job_id: int, after: int = 0, limit: int | None = None) -> EventList:
+        """One page of a job's events with ids above `after`."""
+        return self._call(calls.events(job_id, after, limit))
+
+    def follow(self, job_id: int, after: int = 0) -> EventStream:
+        """A job's events with ids above `after`, live, until the job has ended.
+
+        A broken stream is reopened from the last event received.
+        """
+        follower = EventFollower(job_id, after)
+        return EventStream(self._follow(follower), follower)
+
+    def _follow(self, follower: EventFollower) -> Iterator[EventRecord]:
+        attempts = Reconnect(self.base_url)
+        while True:
+            attempts.attempt()
+            call = calls.follow(follower.job_id, follower.last_id)
+            try:
+                with self._http.stream(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    headers=call.headers,
+                    timeout=settings.follow_timeout(self.timeout),
+                ) as response:
+                    if not response.is_success:
+                        response.read()
+                    call.parse(response)
+                    check_event_stream(response)
+                    attempts.opened()
+                    for chunk in response.iter_bytes():
+                        events = follower.feed(chunk)
+                        if events:
+                            attempts.received()
+                        yield from events
+                        if follower.finished:
+                            return
+                delay = attempts.closed_early()
+            except httpx.TransportError as error:
+                delay = attempts.broken(error)
+            follower.reconnecting()
+            time.sleep(delay)
+
+    def logs(self, job_id: int, task_id: int | None = None, step: int | None = None) -> str:
+        """A job's log output, optionally of one task and one step (by index)."""
+        return self._call(calls.logs(job_id, task_id, step))
+
+    def wait(self, job_id: int, timeout: float, interval: float = 1.0) -> JobStatus:
+        """Poll until the job has finished; raise `WaitTimeout` after `timeout` seconds."""
+        started = time.monotonic()
+        while True:
+            status = self.status(job_id)
+            elapsed = time.monotonic() - started
+            if status.state.finished:
+                return status
+            if elapsed >= timeout:
+                raise WaitTimeout(job_id, status.state, timeout)
+            time.sleep(min(settings.poll_interval(elapsed, interval), timeout - elapsed))
+
+    def agents(self) -> AgentList:
+        """The agents the hub knows."""
+        return self._call(calls.agents())
+
+    def devices(self) -> DeviceList:
+        """The devices of all agents."""
+        return self._call(calls.devices())
+
+    def create_token(self, name: str, role: Role) -> TokenCreated:
+        """Create an API token; the answer is the only place its secret appears."""
+        return self._call(calls.create_token(name, role))
+
+    def list_tokens(self) -> TokenList:
+        """The API tokens (without their secrets)."""
+        return self._call(calls.list_tokens())
+
+    def revoke_token(self, token_id: int) -> None:
+        """Revoke an API token."""
+        self._call(calls.revoke_token(token_id))
