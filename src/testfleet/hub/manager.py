@@ -288,7 +288,7 @@ class JobManager:
         config = self.hub.config
         interval = min(config.job_lease_ttl, config.device_lease_ttl) / 3
         while True:
-            await asyncio.sleep(min(interval, 1.0))
+            await asyncio.sleep(interval)
             try:
                 await self._renew()
             except Exception:
@@ -326,9 +326,9 @@ class JobManager:
 def _renew_leases(
     conn: Connection, owner: str, ids: list[int], now: datetime, job_ttl: float, device_ttl: float
 ) -> _Renewal:
-    job_store.renew_job_leases(conn, owner, ids, now + timedelta(seconds=job_ttl))
     inventory.renew_leases(conn, ids, now + timedelta(seconds=device_ttl))
     expired = inventory.expire_leases(conn, now)
+    job_store.renew_job_leases(conn, owner, ids, now + timedelta(seconds=job_ttl))
     stopping: list[int] = []
     if ids:
         rows, _ = job_store.list_jobs(

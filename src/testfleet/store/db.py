@@ -3,7 +3,8 @@
 Work on the store is a plain function of a SQLAlchemy `Connection`, run in one transaction:
 `await store.read(fn, ...)` or `await store.write(fn, ...)`.
 
-- On PostgreSQL it runs through the async engine (asyncpg) with `AsyncConnection.run_sync`.
+- On PostgreSQL it runs through the async engine (asyncpg) with `AsyncConnection.run_sync`;
+  writes queue to one writer task that commits what has queued up together (`writer.py`).
 - On SQLite the whole transaction runs in a worker thread: one thread hop per transaction
   instead of one per statement (aiosqlite's model), which measured about ten times faster
   for the hub's many short transactions (see docs/performance.md). Writes go through a single
@@ -26,9 +27,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from testfleet.store.events import discard_pending_events, flush_events
 from testfleet.store.migrate import upgrade_to_head
-from testfleet.store.writer import GroupCommitWriter
+from testfleet.store.writer import PostgresWriter, SqliteWriter
 
 SQLITE_FILE = "testfleet.db"
 SQLITE_READERS = 4
@@ -96,18 +96,6 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> Engine:
     return engine
 
 
-def _with_events(conn: Connection, fn: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a write function, then insert the events it added (see `events.add_events`)."""
-    discard_pending_events(conn)
-    try:
-        result = fn(conn, *args, **kwargs)
-        flush_events(conn)
-    except BaseException:
-        discard_pending_events(conn)
-        raise
-    return result
-
-
 class Store:
     """One database; `read()` and `write()` run a function in a transaction."""
 
@@ -122,12 +110,13 @@ class Store:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
             self._reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=SQLITE_READERS)
-            self._group_writer = GroupCommitWriter(self._writer)
+            self._group_writer: SqliteWriter | PostgresWriter = SqliteWriter(self._writer)
             self._read_threads = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="store-read")
         else:
             self._async = create_async_engine(
                 self.url, pool_size=10, max_overflow=20, pool_pre_ping=True
             )
+            self._group_writer = PostgresWriter(self._async)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -151,9 +140,6 @@ class Store:
     async def write(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(conn, ...)` in a transaction, committed if it returns, rolled back if it
         raises. A caller cancelled before the transaction began writes nothing."""
-        if self._async is not None:
-            async with self._async.begin() as conn:
-                return await conn.run_sync(_with_events, fn, *args, **kwargs)
         request = self._group_writer.submit(fn, args, kwargs)
         try:
             return await asyncio.shield(request.future)
@@ -175,15 +161,14 @@ class Store:
         await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
 
     async def close(self) -> None:
-        """Close every connection and worker thread."""
+        """Finish queued writes; close every connection and worker thread."""
+        await self._group_writer.close()
         if self._async is not None:
             await self._async.dispose()
             return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._shutdown_sqlite)
+        await asyncio.get_running_loop().run_in_executor(None, self._shutdown_sqlite)
 
     def _shutdown_sqlite(self) -> None:
-        self._group_writer.close()
         self._read_threads.shutdown(wait=True)
         self._writer.dispose()
         self._reader.dispose()

@@ -1,27 +1,39 @@
-"""SQLite's writer: one thread, many write functions per transaction (group commit).
+"""The store's writers: many write functions per transaction (group commit).
 
-The queued functions run in one transaction. If one raises, that transaction rolls back and
-each function runs again in a transaction of its own, so only the failing one fails: its
-caller gets the exception, the others their results. Nobody hears back before a commit.
-Write functions must therefore only change the store (and return values), nothing else.
+The functions queued up by the time the writer is free run in one transaction. If one raises,
+that transaction rolls back and each function runs again in a transaction of its own, so
+only the failing one fails: its caller gets the exception, the others their results. Nobody
+hears back before a commit. Write functions must therefore only change the store (and return
+values), nothing else.
+
+SQLite's writer is a thread with one connection (transactions begin IMMEDIATE); PostgreSQL's
+is an asyncio task on the async engine, retrying a batch that hit a deadlock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from testfleet.store.events import discard_pending_events, flush_events
 
 _log = logging.getLogger(__name__)
 MAX_BATCH = 256
+RETRIES = 5
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
+
+Outcome = tuple["WriteRequest", bool, Any]
 
 
 class Abandoned(Exception):
@@ -30,7 +42,7 @@ class Abandoned(Exception):
 
 @dataclass(eq=False)
 class WriteRequest:
-    """One write function waiting for the writer thread."""
+    """One write function waiting for the writer."""
 
     fn: Callable[..., Any]
     args: tuple[Any, ...]
@@ -43,7 +55,33 @@ class WriteRequest:
         self.future = self.loop.create_future()
 
 
-def _settle(outcomes: list[tuple[WriteRequest, bool, Any]]) -> None:
+def is_transient(error: BaseException) -> bool:
+    """A PostgreSQL error that running the transaction again may not meet."""
+    if not isinstance(error, DBAPIError):
+        return False
+    original = error.orig
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if code is None and original is not None:
+        code = getattr(getattr(original, "__cause__", None), "sqlstate", None)
+    return code in _TRANSIENT_SQLSTATES
+
+
+def run_batch(conn: Connection, batch: list[WriteRequest]) -> list[Outcome]:
+    """Run every request on `conn` (inside a transaction), then insert the events they added;
+    raises if any request does (the caller rolls back)."""
+    discard_pending_events(conn)
+    try:
+        results = [
+            (request, True, request.fn(conn, *request.args, **request.kwargs)) for request in batch
+        ]
+        flush_events(conn)
+    except BaseException:
+        discard_pending_events(conn)
+        raise
+    return results
+
+
+def _settle(outcomes: list[Outcome]) -> None:
     for request, ok, value in outcomes:
         if request.future.done():
             continue
@@ -53,8 +91,14 @@ def _settle(outcomes: list[tuple[WriteRequest, bool, Any]]) -> None:
             request.future.set_exception(value)
 
 
-class GroupCommitWriter:
-    """Runs write functions on one connection, committing whatever has queued up together."""
+def _split(batch: list[WriteRequest]) -> tuple[list[WriteRequest], list[Outcome]]:
+    live = [request for request in batch if not request.abandoned]
+    gone: list[Outcome] = [(r, False, Abandoned()) for r in batch if r.abandoned]
+    return live, gone
+
+
+class SqliteWriter:
+    """A thread with one connection, committing whatever has queued up together."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -70,10 +114,10 @@ class GroupCommitWriter:
         self._queue.put(request)
         return request
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Finish the queued writes, then stop the thread."""
         self._queue.put(None)
-        self._thread.join()
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 
     def _run(self) -> None:
         stopping = False
@@ -91,22 +135,28 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(item)
-            self._commit(batch)
+            self._deliver(self._commit(batch))
 
-    def _commit(self, batch: list[WriteRequest]) -> None:
-        live = [request for request in batch if not request.abandoned]
-        outcomes: list[tuple[WriteRequest, bool, Any]] = [
-            (request, False, Abandoned()) for request in batch if request.abandoned
-        ]
+    def _commit(self, batch: list[WriteRequest]) -> list[Outcome]:
+        live, outcomes = _split(batch)
         try:
-            outcomes += self._together(live)
+            return outcomes + self._together(live)
         except Exception:
-            # One of them failed: the whole transaction rolled back. Run each on its own so
-            # only the failing one fails (write functions only touch the store, so running
-            # them again is safe).
-            for request in live:
-                outcomes.append(self._alone(request))
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[WriteRequest, bool, Any]]] = {}
+            return outcomes + [self._alone(request) for request in live]
+
+    def _together(self, batch: list[WriteRequest]) -> list[Outcome]:
+        with self.engine.begin() as conn:
+            return run_batch(conn, batch)
+
+    def _alone(self, request: WriteRequest) -> Outcome:
+        try:
+            return self._together([request])[0]
+        except Exception as error:
+            return request, False, error
+
+    @staticmethod
+    def _deliver(outcomes: list[Outcome]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
         for outcome in outcomes:
             by_loop.setdefault(outcome[0].loop, []).append(outcome)
         for loop, settled in by_loop.items():
@@ -115,23 +165,59 @@ class GroupCommitWriter:
             except RuntimeError:  # the loop is closed: nobody waits any more
                 _log.debug("dropping %d write results for a closed loop", len(settled))
 
-    def _together(self, batch: list[WriteRequest]) -> list[tuple[WriteRequest, bool, Any]]:
-        """Every request in one transaction; raises (all rolled back) if any fails."""
-        results = []
-        with self.engine.begin() as conn:
-            discard_pending_events(conn)
-            try:
-                for request in batch:
-                    result = request.fn(conn, *request.args, **request.kwargs)
-                    results.append((request, True, result))
-                flush_events(conn)
-            except BaseException:
-                discard_pending_events(conn)
-                raise
-        return results
 
-    def _alone(self, request: WriteRequest) -> tuple[WriteRequest, bool, Any]:
-        try:
-            return self._together([request])[0]
-        except Exception as error:
-            return request, False, error
+class PostgresWriter:
+    """An asyncio task committing whatever has queued up together, on the async engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._queue: asyncio.Queue[WriteRequest] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> WriteRequest:
+        """Queue a write; await `request.future` for its result."""
+        request = WriteRequest(fn, args, kwargs, asyncio.get_running_loop())
+        self._queue.put_nowait(request)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="store-writer")
+        return request
+
+    async def close(self) -> None:
+        """Finish the queued writes, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            live, outcomes = _split(batch)
+            try:
+                outcomes += await self._together(live)
+            except Exception:
+                for request in live:
+                    try:
+                        outcomes += await self._together([request])
+                    except Exception as error:
+                        outcomes.append((request, False, error))
+            _settle(outcomes)
+            for _ in batch:
+                self._queue.task_done()
+
+    async def _together(self, batch: list[WriteRequest]) -> list[Outcome]:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                async with self.engine.begin() as conn:
+                    return await conn.run_sync(run_batch, batch)
+            except DBAPIError as error:
+                if attempt == RETRIES or not is_transient(error):
+                    raise
+            await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")
