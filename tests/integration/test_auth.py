@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -167,3 +168,31 @@ def test_token_create_prints_only_the_token(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "not a role" in bad.stderr
+
+
+def test_token_list_and_revoke_through_the_cli(auth_hub: LiveHub) -> None:
+    base = [*cli_command(), "--hub", auth_hub.url, "--token", str(auth_hub.admin_token)]
+    with auth_hub.client() as admin:
+        token_id = admin.post("/api/v1/tokens", json={"name": "cli-made", "role": "viewer"}).json()[
+            "token_id"
+        ]
+    listed = subprocess.run(
+        [*base, "token", "list", "--json"], capture_output=True, text=True, timeout=60, check=True
+    )
+    names = {t["name"]: t for t in json.loads(listed.stdout)["tokens"]}
+    assert names["cli-made"]["revoked_at"] is None and "root-admin" in names
+    revoked = subprocess.run(
+        [*base, "token", "revoke", str(token_id)], capture_output=True, text=True, timeout=60
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    again = subprocess.run(
+        [*base, "token", "revoke", str(token_id)], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 1 and "already revoked" in again.stderr
+    viewer = subprocess.run(
+        [*cli_command(), "--hub", auth_hub.url, "token", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert viewer.returncode == 1 and "requires a token" in viewer.stderr

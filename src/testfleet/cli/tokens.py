@@ -64,3 +64,46 @@ def create(
         err.print(f"[red]error:[/red] cannot open the store at {url}: {error}")
         raise typer.Exit(1) from None
     print(secret)
+
+
+@tokens_app.command("list")
+def list_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+) -> None:
+    """List the hub's tokens (never their secrets); needs an admin token."""
+    from rich.table import Table
+
+    from testfleet.cli.context import hub_client
+    from testfleet.cli.output import print_json, reporting_errors, stdout
+
+    with reporting_errors(), hub_client(ctx) as client:
+        result = client.list_tokens()
+    if as_json:
+        print_json(result)
+        return
+    table = Table("id", "name", "role", "created", "by", "revoked")
+    for token in result.tokens:
+        table.add_row(
+            str(token.token_id),
+            token.name,
+            token.role,
+            token.created_at.isoformat(timespec="seconds"),
+            token.created_by or "",
+            token.revoked_at.isoformat(timespec="seconds") if token.revoked_at else "",
+        )
+    stdout.print(table)
+
+
+@tokens_app.command("revoke")
+def revoke_command(
+    ctx: typer.Context,
+    token_id: Annotated[int, typer.Argument(help="The token's id (see `token list`).")],
+) -> None:
+    """Revoke a token at once; needs an admin token."""
+    from testfleet.cli.context import hub_client
+    from testfleet.cli.output import reporting_errors
+
+    with reporting_errors(), hub_client(ctx) as client:
+        client.revoke_token(token_id)
+    err.print(f"token {token_id} revoked")
