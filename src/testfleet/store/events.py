@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.store.prepared import prepared
-from testfleet.store.tables import events
+from testfleet.store.tables import agents, events
 
 
 def add_event(
@@ -122,9 +122,10 @@ def list_events(
     limit: int = 500,
     kinds: Sequence[str] = (),
 ) -> Sequence[Row[Any]]:
-    """A job's events with id > `after`, oldest first."""
+    """A job's events with id > `after`, oldest first, with the sending agent's name."""
     query = (
-        select(events)
+        select(events, agents.c.name.label("agent_name"))
+        .outerjoin(agents, agents.c.id == events.c.agent_id)
         .where(events.c.job_id == job_id, events.c.id > after)
         .order_by(events.c.id)
         .limit(limit)

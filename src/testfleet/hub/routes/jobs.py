@@ -201,7 +201,13 @@ async def _require_job(hub: Hub, job_id: int) -> None:
 
 def _record(row: Any) -> EventRecord:
     return EventRecord(
-        id=row.id, kind=row.kind, job_id=row.job_id, task_id=row.task_id, at=row.at, data=row.data
+        id=row.id,
+        kind=row.kind,
+        job_id=row.job_id,
+        task_id=row.task_id,
+        at=row.at,
+        data=row.data,
+        agent=row.agent_name,
     )
 
 
