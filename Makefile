@@ -37,9 +37,16 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 
-## bench: the figures in docs/performance.md
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+PEERS := .venv-peers/.installed
+
+$(PEERS): benchmarks/peers/requirements-buildbot.txt
+	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet -r benchmarks/peers/requirements-buildbot.txt
+	touch $(PEERS)
+
+## bench: the figures in docs/performance.md (with the Buildbot peer, in its own venv)
+bench: $(STAMP) $(PEERS)
+	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

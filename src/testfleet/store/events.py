@@ -6,27 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy import Connection, Row, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.store.prepared import prepared
 from testfleet.store.tables import agents, events
-
-
-def add_event(
-    conn: Connection,
-    kind: str,
-    at: datetime,
-    *,
-    job_id: int | None = None,
-    task_id: int | None = None,
-    data: dict[str, Any] | None = None,
-) -> int:
-    """Append a hub event; returns its id."""
-    result = conn.execute(
-        insert(events).values(kind=kind, at=at, job_id=job_id, task_id=task_id, data=data or {})
-    )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def event_row(
@@ -83,37 +67,6 @@ def add_agent_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     conn.execute(statement, list(rows))
 
 
-def add_agent_event(
-    conn: Connection,
-    kind: str,
-    at: datetime,
-    *,
-    agent_id: int,
-    seq: int,
-    job_id: int | None,
-    task_id: int | None,
-    data: dict[str, Any],
-) -> bool:
-    """Append an agent's event unless (agent_id, seq) is stored already; True if it was new."""
-    values = dict(
-        kind=kind,
-        at=at,
-        agent_id=agent_id,
-        agent_seq=seq,
-        job_id=job_id,
-        task_id=task_id,
-        data=data,
-    )
-    dialect = conn.dialect.name
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(events).values(**values).on_conflict_do_nothing()
-    else:
-        statement = sqlite.insert(events).values(**values).on_conflict_do_nothing()
-    result = conn.execute(statement.returning(events.c.id))
-    return result.first() is not None
-
-
 def list_events(
     conn: Connection,
     job_id: int,
@@ -133,14 +86,6 @@ def list_events(
     if kinds:
         query = query.where(events.c.kind.in_(kinds))
     return (conn.execute(query)).all()
-
-
-def count_events(conn: Connection, job_id: int, kind: str | None = None) -> int:
-    """How many events a job has (of one kind, if given)."""
-    query = select(func.count()).select_from(events).where(events.c.job_id == job_id)
-    if kind:
-        query = query.where(events.c.kind == kind)
-    return int((conn.execute(query)).scalar_one())
 
 
 def log_chunks(

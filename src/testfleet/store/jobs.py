@@ -15,7 +15,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    delete,
     exists,
     func,
     insert,
@@ -23,7 +22,7 @@ from sqlalchemy import (
     update,
 )
 
-from testfleet.protocol.states import FINISHED_JOB_STATES, JobState, RunState
+from testfleet.protocol.states import JobState, RunState
 from testfleet.store.prepared import prepared, update_params, update_row
 from testfleet.store.tables import agents, job_runs, job_tags, job_tests, jobs, steps, tasks
 from testfleet.store.types import UTCDateTime
@@ -242,21 +241,6 @@ def renew_job_leases(
 def update_job(conn: Connection, job_id: int, **values: Any) -> None:
     """Set columns of one job."""
     update_row(conn, jobs, {"id": job_id}, values)
-
-
-def request_stop(conn: Connection, job_id: int) -> JobState | None:
-    """Mark a job to be stopped; returns its state before, None if it had finished already.
-
-    A queued job that no hub runs yet is cancelled on the spot.
-    """
-    row = (conn.execute(select(jobs.c.state).where(jobs.c.id == job_id))).first()
-    if row is None:
-        raise LookupError(job_id)
-    state = JobState(row.state)
-    if state in FINISHED_JOB_STATES:
-        return None
-    conn.execute(update(jobs).where(jobs.c.id == job_id).values(stop_requested=True))
-    return state
 
 
 def insert_run(conn: Connection, job_id: int, number: int, **values: Any) -> None:
@@ -554,11 +538,6 @@ def load_job_tree(conn: Connection, job_id: int) -> JobTree | None:
         )
     ).all()
     return JobTree(job=job, runs=runs, tests=tests, tasks=task_rows, steps=step_rows)
-
-
-def delete_job(conn: Connection, job_id: int) -> None:
-    """Remove a job and everything under it (tests use this; the API keeps history)."""
-    conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
 
 def get_tasks(conn: Connection, ids: Sequence[int]) -> Sequence[Any]:
