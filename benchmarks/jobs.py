@@ -41,11 +41,12 @@ async def throughput(
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(base_url=url, connector=connector) as session:
 
-        async def finished_count() -> float:
+        async def finished_count(label: str | None = None) -> float:
             async with session.get("/metrics") as response:
-                return metric(await response.text(), "testfleet_jobs_finished_total")
+                return metric(await response.text(), "testfleet_jobs_finished_total", label)
 
         before = await finished_count()
+        completed_before = await finished_count('state="completed"')
         semaphore = asyncio.Semaphore(concurrency)
         rejected = 0
 
@@ -67,10 +68,7 @@ async def throughput(
                     break
                 await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - began
-        async with session.get("/metrics") as response:
-            completed = metric(
-                await response.text(), "testfleet_jobs_finished_total", 'state="completed"'
-            )
+        completed = await finished_count('state="completed"') - completed_before
     return {
         "jobs": jobs,
         "finished": int(finished),
