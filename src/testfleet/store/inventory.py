@@ -225,26 +225,30 @@ def free_devices(conn: Connection) -> Sequence[Row[Any]]:
     return (conn.execute(query)).all()
 
 
+def _ids_match(ids: Sequence[str]) -> tuple[str, Any, Any]:
+    """The WHERE on device ids and its parameter: `=` for one id (the usual case: no
+    statement to expand per call), `IN` for several."""
+    if len(ids) == 1:
+        return "one", devices.c.id == bindparam("b_ids"), ids[0]
+    return "many", devices.c.id.in_(bindparam("b_ids", expanding=True)), list(ids)
+
+
 def claim_devices(conn: Connection, ids: Sequence[str], job_id: int, lease_until: datetime) -> bool:
     """Claim all of `ids` for a job, or none: True if every one was still free."""
+    shape, match, value = _ids_match(ids)
     statement = prepared(
-        "claim_devices",
+        ("claim_devices", shape),
         lambda: (
             update(devices)
-            .where(
-                devices.c.id.in_(bindparam("ids", expanding=True)),
-                devices.c.state == DeviceState.FREE,
-            )
+            .where(match, devices.c.state == DeviceState.FREE)
             .values(
                 state=DeviceState.BUSY,
-                holder_job_id=bindparam("job_id"),
-                lease_expires_at=bindparam("lease_until"),
+                holder_job_id=bindparam("b_job"),
+                lease_expires_at=bindparam("b_lease"),
             )
         ),
     )
-    result = conn.execute(
-        statement, {"ids": list(ids), "job_id": job_id, "lease_until": lease_until}
-    )
+    result = conn.execute(statement, {"b_ids": value, "b_job": job_id, "b_lease": lease_until})
     return result.rowcount == len(ids)
 
 
@@ -257,18 +261,18 @@ _RELEASED = {
 
 def release_devices(conn: Connection, ids: Sequence[str], job_id: int) -> int:
     """Give back the devices `job_id` holds among `ids`; an offline device stays offline."""
+    if not ids:
+        return 0
+    shape, match, value = _ids_match(ids)
     statement = prepared(
-        "release_devices",
+        ("release_devices", shape),
         lambda: (
             update(devices)
-            .where(
-                devices.c.id.in_(bindparam("ids", expanding=True)),
-                devices.c.holder_job_id == bindparam("job_id"),
-            )
+            .where(match, devices.c.holder_job_id == bindparam("b_job"))
             .values(_RELEASED)
         ),
     )
-    return int(conn.execute(statement, {"ids": list(ids), "job_id": job_id}).rowcount)
+    return int(conn.execute(statement, {"b_ids": value, "b_job": job_id}).rowcount)
 
 
 def renew_leases(conn: Connection, job_ids: Sequence[int], lease_until: datetime) -> None:

@@ -542,6 +542,9 @@ def load_job_tree(conn: Connection, job_id: int) -> JobTree | None:
 
 def get_tasks(conn: Connection, ids: Sequence[int]) -> Sequence[Any]:
     """The tasks with these ids, in the order given."""
+    if len(ids) == 1:
+        row = get_task(conn, ids[0])
+        return [row] if row is not None else []
     statement = prepared(
         "get_tasks", lambda: select(tasks).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
     )
