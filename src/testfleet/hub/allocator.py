@@ -159,8 +159,5 @@ def _claim(
     """Claim each job's devices all-or-nothing; returns which claims succeeded."""
     results = []
     for job_id, ids in wanted:
-        ok = inventory.claim_devices(conn, ids, job_id, lease_until)
-        if not ok:
-            inventory.release_devices(conn, ids, job_id)
-        results.append(ok)
+        results.append(inventory.claim_devices(conn, ids, job_id, lease_until))
     return results

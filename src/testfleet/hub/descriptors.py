@@ -39,18 +39,26 @@ def parse_body(raw: bytes, content_type: str) -> Any:
     if media in _YAML_TYPES:
         try:
             return yaml.safe_load(text)
+        except RecursionError:
+            raise ApiError(400, "malformed_body", "the YAML is nested too deeply") from None
+        except ValueError as error:  # e.g. an integer with more digits than Python converts
+            raise ApiError(400, "malformed_body", f"invalid YAML: {error}") from None
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise ApiError(400, "malformed_body", f"invalid YAML{where}: {error}") from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ApiError(400, "malformed_body", "the JSON is nested too deeply") from None
     except json.JSONDecodeError as error:
         raise ApiError(
             400,
             "malformed_body",
             f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}",
         ) from None
+    except ValueError as error:  # e.g. an integer with more digits than Python converts
+        raise ApiError(400, "malformed_body", f"invalid JSON: {error}") from None
 
 
 def check_descriptor(data: Any) -> JobDescriptor:

@@ -47,10 +47,27 @@ def from_contest(data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _object(value: Any, where: str, what: str) -> dict[str, Any]:
+    """`value` if it is an object (None counts as empty), else a located error."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ContestMappingError(where, f"{what} must be an object")
+    return value
+
+
+def _list(value: Any, where: str, what: str) -> list[Any]:
+    """`value` if it is a list (None counts as empty), else a located error."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ContestMappingError(where, f"{what} must be a list")
+    return value
+
+
 def _map_test(index: int, test: Any) -> dict[str, Any]:
     where = f"/TestDescriptors/{index}"
-    if not isinstance(test, dict):
-        raise ContestMappingError(where, "a test descriptor must be an object")
+    test = _object(test, where, "a test descriptor")
     manager = test.get("TargetManagerName", "TargetList")
     if str(manager).lower() != "targetlist":
         raise ContestMappingError(
@@ -62,30 +79,33 @@ def _map_test(index: int, test: Any) -> dict[str, Any]:
         raise ContestMappingError(
             f"{where}/TestFetcherName", f"test fetcher {fetcher!r} is not supported; use 'literal'"
         )
-    acquire = test.get("TargetManagerAcquireParameters") or {}
-    targets = acquire.get("Targets") or []
-    if not isinstance(targets, list):
-        raise ContestMappingError(
-            f"{where}/TargetManagerAcquireParameters/Targets", "Targets must be a list"
-        )
-    names = [str(t.get("FQDN") or t.get("ID")) for t in targets if isinstance(t, dict)]
-    fetch = test.get("TestFetcherFetchParameters") or {}
+    acquire_at = f"{where}/TargetManagerAcquireParameters"
+    acquire = _object(
+        test.get("TargetManagerAcquireParameters"), acquire_at, "TargetManagerAcquireParameters"
+    )
+    targets = _list(acquire.get("Targets"), f"{acquire_at}/Targets", "Targets")
+    names = [_target_name(f"{acquire_at}/Targets/{i}", t) for i, t in enumerate(targets)]
+    fetch_at = f"{where}/TestFetcherFetchParameters"
+    fetch = _object(test.get("TestFetcherFetchParameters"), fetch_at, "TestFetcherFetchParameters")
     steps = fetch.get("Steps")
     if not isinstance(steps, list):
-        raise ContestMappingError(
-            f"{where}/TestFetcherFetchParameters/Steps", "Steps must be a list"
-        )
+        raise ContestMappingError(f"{fetch_at}/Steps", "Steps must be a list")
     devices: dict[str, Any] = {"count": max(1, len(names))}
     if names:
         devices["names"] = names
     return {
         "name": fetch.get("TestName") or f"test-{index}",
         "devices": devices,
-        "steps": [
-            _map_step(f"{where}/TestFetcherFetchParameters/Steps/{i}", s, i)
-            for i, s in enumerate(steps)
-        ],
+        "steps": [_map_step(f"{fetch_at}/Steps/{i}", s, i) for i, s in enumerate(steps)],
     }
+
+
+def _target_name(where: str, target: Any) -> str:
+    target = _object(target, where, "a target")
+    name = target.get("FQDN") or target.get("ID")
+    if not isinstance(name, str) or not name:
+        raise ContestMappingError(where, "a target needs an 'ID' or an 'FQDN'")
+    return name
 
 
 def _map_step(where: str, step: Any, index: int) -> dict[str, Any]:
@@ -93,28 +113,25 @@ def _map_step(where: str, step: Any, index: int) -> dict[str, Any]:
         raise ContestMappingError(where, "a step needs at least 'name' (the plugin)")
     plugin = str(step["name"]).lower()
     params: dict[str, Any] = {}
-    for key, value in (step.get("parameters") or {}).items():
-        name = key.lower()
+    raw = _object(step.get("parameters"), f"{where}/parameters", "parameters")
+    for key, value in raw.items():
+        name = str(key).lower()
         if name in _SCALAR_PARAMS and isinstance(value, list) and len(value) == 1:
             value = value[0]
         params[name] = value
-    mapped: dict[str, Any] = {
-        "name": step.get("label") or f"{plugin}-{index}",
-        "plugin": plugin,
-        "params": params,
-    }
-    return mapped
+    return {"name": step.get("label") or f"{plugin}-{index}", "plugin": plugin, "params": params}
 
 
 def _map_reporting(reporting: Any) -> dict[str, Any]:
-    if not isinstance(reporting, dict):
-        raise ContestMappingError("/Reporting", "Reporting must be an object")
+    reporting = _object(reporting, "/Reporting", "Reporting")
 
     def reporters(key: str) -> list[dict[str, Any]]:
         result = []
-        for spec in reporting.get(key) or []:
+        for i, spec in enumerate(_list(reporting.get(key), f"/Reporting/{key}", key)):
+            where = f"/Reporting/{key}/{i}"
+            spec = _object(spec, where, "a reporter")
             name = str(spec.get("Name", "")).lower()
-            params = dict(spec.get("Parameters") or {})
+            params = dict(_object(spec.get("Parameters"), f"{where}/Parameters", "Parameters"))
             if name == "targetsuccess":
                 name = "target_success"
                 if "SuccessExpression" in params:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -22,6 +23,8 @@ def parse_duration(value: Any) -> float:
         seconds = _parse_text(text, value)
     else:
         raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '1h30m'")
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
     return seconds

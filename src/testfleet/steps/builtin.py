@@ -122,15 +122,18 @@ async def _pump(stream: asyncio.StreamReader, name: LogStream, ctx: StepContext)
 
 
 async def _terminate(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM the program's process group, then SIGKILL it after a grace period."""
-    if process.returncode is not None:
-        return
+    """SIGTERM the program's whole process group, then SIGKILL it after a grace period.
+
+    The group is signalled even when the program itself has exited: a child it left in the
+    background (`sh -c 'sleep 30 &'`) may still hold the output open.
+    """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
         async with asyncio.timeout(_KILL_GRACE):
             await process.wait()
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await process.wait()

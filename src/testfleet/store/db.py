@@ -16,6 +16,7 @@ Work on the store is a plain function of a SQLAlchemy `Connection`, run in one t
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -96,6 +97,20 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> Engine:
     return engine
 
 
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _migration_lock() -> asyncio.Lock:
+    """This event loop's lock around migrations."""
+    loop = asyncio.get_running_loop()
+    lock = _MIGRATION_LOCKS.get(loop)
+    if lock is None:
+        lock = _MIGRATION_LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
 class Store:
     """One database; `read()` and `write()` run a function in a transaction."""
 
@@ -124,7 +139,10 @@ class Store:
         store = cls(url)
         if migrate:
             try:
-                await store.write(upgrade_to_head)
+                # Alembic's `context` and `op` are module globals: one migration at a time
+                # per process (separate hubs queue on a PostgreSQL advisory lock).
+                async with _migration_lock():
+                    await store.write(upgrade_to_head)
             except BaseException:
                 await store.close()
                 raise

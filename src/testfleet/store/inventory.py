@@ -248,8 +248,15 @@ def claim_devices(conn: Connection, ids: Sequence[str], job_id: int, lease_until
             )
         ),
     )
-    result = conn.execute(statement, {"b_ids": value, "b_job": job_id, "b_lease": lease_until})
-    return result.rowcount == len(ids)
+    params = {"b_ids": value, "b_job": job_id, "b_lease": lease_until}
+    if len(ids) == 1:
+        return bool(conn.execute(statement, params).rowcount == 1)
+    savepoint = conn.begin_nested()
+    if conn.execute(statement, params).rowcount != len(ids):  # some were taken: take none
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
 _RELEASED = {

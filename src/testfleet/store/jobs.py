@@ -58,7 +58,10 @@ def decode_cursor(cursor: str) -> int:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not text.startswith("j"):
             raise ValueError
-        return int(text[1:])
+        job_id = int(text[1:])
+        if not 0 < job_id < 2**63:
+            raise ValueError
+        return job_id
     except (ValueError, UnicodeDecodeError):
         raise CursorError(f"cursor {cursor!r} was not handed out by this API") from None
 

@@ -17,8 +17,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+MIGRATION_LOCK_ID = 0x7465737466  # "testf": hubs sharing a PostgreSQL migrate one at a time
+
+
 def upgrade_to_head(connection: Connection) -> None:
     """Apply every migration not yet applied (called through `run_sync`)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
     command.upgrade(alembic_config(connection), "head")
 
 
