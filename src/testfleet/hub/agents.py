@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from testfleet.hub.errors import json_pointer
 from testfleet.hub.ingest import AgentEventMessage, apply_events
+from testfleet.hub.task_ends import end_tasks
 from testfleet.protocol.states import RunState
 from testfleet.protocol.version import WIRE_VERSION
 from testfleet.protocol.wire import (
@@ -424,19 +425,7 @@ def _register_agent(
             continue
         (resend if task.state == RunState.PENDING else lost).append(task)
     reason = f"agent {register.name!r} no longer runs this task (it restarted)"
-    events = []
-    for task in lost:
-        job_store.set_task_state(conn, task.id, RunState.INCOMPLETE, at=now, error=reason)
-        events.append(
-            event_row(
-                "task_finished",
-                now,
-                job_id=task.job_id,
-                task_id=task.id,
-                data={"state": RunState.INCOMPLETE, "error": reason, "source": "hub"},
-            )
-        )
-    add_events(conn, events)
+    end_tasks(conn, [(t.id, t.job_id) for t in lost], RunState.INCOMPLETE, reason, now)
     known = {t.id: t for t in job_store.get_tasks(conn, sorted(held))}
     stale = [
         task_id
@@ -455,24 +444,15 @@ def _lose_agent(
     reason = f"agent {name!r} lost: {reason}"
     inventory.set_agent_offline(conn, agent_id)
     open_tasks = job_store.unfinished_tasks_of_agent(conn, agent_id)
-    events = []
-    for task in open_tasks:
-        job_store.set_task_state(conn, task.id, RunState.INCOMPLETE, at=now, error=reason)
-        events.append(
+    end_tasks(conn, [(t.id, t.job_id) for t in open_tasks], RunState.INCOMPLETE, reason, now)
+    add_events(
+        conn,
+        [
             event_row(
-                "task_finished",
+                "agent_lost",
                 now,
-                job_id=task.job_id,
-                task_id=task.id,
-                data={"state": RunState.INCOMPLETE, "error": reason, "source": "hub"},
+                data={"agent": name, "reason": reason, "tasks": [t.id for t in open_tasks]},
             )
-        )
-    events.append(
-        event_row(
-            "agent_lost",
-            now,
-            data={"agent": name, "reason": reason, "tasks": [t.id for t in open_tasks]},
-        )
+        ],
     )
-    add_events(conn, events)
     return reason, open_tasks

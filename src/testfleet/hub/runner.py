@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from testfleet.hub.allocator import Device
 from testfleet.hub.reporters import Outcome, report, target_success_passes
+from testfleet.hub.task_ends import end_tasks
 from testfleet.protocol.api import ReporterResult
 from testfleet.protocol.descriptor import DeviceRequest, JobDescriptor, TestDescriptor
 from testfleet.protocol.durations import format_duration
@@ -491,7 +492,13 @@ class JobRunner:
             await self.hub.signals.wait_job(self.job_id, seen, 0.2)
         reason = f"not stopped by its agent within {format_duration(self.hub.config.stop_grace)}"
         now = utcnow()
-        await self._write(lambda conn: _cancel_tasks(conn, self.job_id, ids, reason, now))
+        ended = [(task_id, self.job_id) for task_id in ids]
+
+        def cancel(conn: Connection) -> list[dict[str, Any]]:
+            end_tasks(conn, ended, RunState.CANCELLED, reason, now)
+            return []  # end_tasks added the events
+
+        await self._write(cancel)
         raise Stopped
 
     async def _pause(self, seconds: float) -> None:
@@ -511,22 +518,6 @@ def _resume(conn: Connection, job_id: int) -> job_store.JobTree | None:
     """Load a job left by another runner, and give back devices it holds for no task."""
     inventory.release_idle_job_devices(conn, job_id)
     return job_store.load_job_tree(conn, job_id)
-
-
-def _cancel_tasks(
-    conn: Connection, job_id: int, ids: Sequence[int], reason: str, now: datetime
-) -> list[dict[str, Any]]:
-    return [
-        event_row(
-            "task_finished",
-            now,
-            job_id=job_id,
-            task_id=task_id,
-            data={"state": RunState.CANCELLED, "error": reason, "source": "hub"},
-        )
-        for task_id in ids
-        if job_store.set_task_state(conn, task_id, RunState.CANCELLED, at=now, error=reason)
-    ]
 
 
 def _outcomes(test: TestDescriptor, tasks: Sequence[Any]) -> list[Outcome]:
