@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import psutil
 from tests.support.processes import Agent, wait_until
 
 from benchmarks.harness import MemorySampler, fresh_postgres, lab, metric, percentile
@@ -57,7 +58,9 @@ async def throughput(
                 if response.status != 201:
                     rejected += 1
 
+        hub = psutil.Process(hub_pid)
         with MemorySampler(hub_pid) as memory:
+            cpu_before = sum(hub.cpu_times()[:2])
             began = time.perf_counter()
             await asyncio.gather(*(submit() for _ in range(jobs)))
             submitted = time.perf_counter() - began
@@ -68,6 +71,7 @@ async def throughput(
                     break
                 await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - began
+            hub_cpu = sum(hub.cpu_times()[:2]) - cpu_before
         completed = await finished_count('state="completed"') - completed_before
     return {
         "jobs": jobs,
@@ -78,6 +82,7 @@ async def throughput(
         "submit_seconds": round(submitted, 3),
         "jobs_per_s": round(finished / elapsed, 1),
         "hub_peak_rss_mb": round(memory.peak_mb, 1),
+        "hub_cpu_ms_per_job": round(1000 * hub_cpu / max(finished, 1), 2),
     }
 
 
