@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from testfleet.store import Store
 from testfleet.store import events as event_store
@@ -107,3 +108,36 @@ async def test_list_events_pages_with_after(store: Store) -> None:
     assert [e.data["text"] for e in logs] == ["line 6", "line 7"]
     (other,) = await store.read(event_store.list_events, other_job)
     assert other.agent_seq == 100
+
+
+async def test_event_ids_become_visible_in_commit_order(store: Store, db_url: str) -> None:
+    """A transaction holding uncommitted events keeps later events from committing ahead of
+    them, so a reader following "after id N" never skips one. (SQLite: one writer at a time
+    is the guarantee; here another hub's transaction holds its events uncommitted.)"""
+    if store.is_sqlite:
+        pytest.skip("SQLite commits one write transaction at a time")
+    _, _, job = await store.write(setup)
+    first = event_store.event_row("held", NOW, job_id=job)
+    second = event_store.event_row("after", NOW, job_id=job)
+
+    def insert_held(conn: Connection) -> None:
+        event_store.add_events(conn, [first])
+        event_store.flush_events(conn)
+
+    async with other_hubs(db_url, 1) as (other,):
+        engine = create_async_engine(other.url)
+        try:
+            async with engine.connect() as held:
+                transaction = await held.begin()
+                await held.run_sync(insert_held)  # ids taken, not yet committed
+                later = asyncio.create_task(store.write(event_store.add_events, [second]))
+                await asyncio.sleep(0.5)
+                assert not later.done(), "a later transaction committed events ahead"
+                assert await store.read(event_store.list_events, job) == []
+                await transaction.commit()
+            await asyncio.wait_for(later, 10)
+        finally:
+            await engine.dispose()
+    stored = await store.read(event_store.list_events, job)
+    assert [e.kind for e in stored] == ["held", "after"]
+    assert stored[0].id < stored[1].id

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
 
 from testfleet.store import Store
 from testfleet.store import jobs as job_store
+from tests.store.conftest import CONNECT_TIMEOUT, postgres_server
 from tests.store.helpers import add_job
 
 pytestmark = pytest.mark.anyio
@@ -42,3 +45,27 @@ async def test_many_concurrent_writes_all_commit(store: Store) -> None:
     ids = await asyncio.gather(*(store.write(add_job, f"j{i:03}") for i in range(300)))
     assert len(set(ids)) == 300
     assert await store.read(names) == [f"j{i:03}" for i in range(300)]
+
+
+async def test_the_store_carries_on_after_the_server_drops_its_connections(
+    store: Store, db_url: str
+) -> None:
+    """Pooled connections the server closed (a restart, an idle timeout) cost nobody a
+    failed read or write: reads run again on a fresh connection, writers ping first."""
+    if store.is_sqlite:
+        pytest.skip("SQLite has no server to drop connections")
+    await store.write(add_job, "before")
+    await asyncio.gather(*(store.read(names) for _ in range(8)))  # several pooled connections
+    database = make_url(db_url).database
+    admin = await asyncpg.connect(postgres_server(), timeout=CONNECT_TIMEOUT)
+    try:
+        dropped = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            database,
+        )
+    finally:
+        await admin.close()
+    assert dropped >= 2
+    assert await store.read(names) == ["before"]
+    await store.write(add_job, "after")
+    assert await store.read(names) == ["after", "before"]

@@ -4,7 +4,10 @@ Work on the store is a plain function of a SQLAlchemy `Connection`, run in one t
 `await store.read(fn, ...)` or `await store.write(fn, ...)`.
 
 - On PostgreSQL it runs through the async engine (asyncpg) with `AsyncConnection.run_sync`;
-  writes queue to one writer task that commits what has queued up together (`writer.py`).
+  writes queue to a few writer tasks, each committing what has queued up together
+  (`writer.py`). Reads take pooled connections as they are (no ping on checkout, which cost
+  two round trips per read) and run once more on a fresh one if the server had dropped it;
+  writers ping first, since a write is never run twice on a guess.
 - On SQLite the whole transaction runs in a worker thread: one thread hop per transaction
   instead of one per statement (aiosqlite's model), which measured about ten times faster
   for the hub's many short transactions (see docs/performance.md). Writes go through a single
@@ -24,15 +27,16 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from testfleet.store.migrate import upgrade_to_head
-from testfleet.store.writer import PostgresWriter, SqliteWriter
+from testfleet.store.writer import POSTGRES_WRITERS, PostgresWriter, SqliteWriter
 
 SQLITE_FILE = "testfleet.db"
 SQLITE_READERS = 4
+POSTGRES_READERS = 20  # pooled connections kept, as many again opened at peaks
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -119,6 +123,7 @@ class Store:
         self.is_sqlite = self.url.startswith("sqlite")
         self.is_postgres = not self.is_sqlite
         self._async: AsyncEngine | None = None
+        self._async_writer: AsyncEngine | None = None
         if self.is_sqlite:
             path = make_url(self.url).database
             assert path is not None
@@ -129,9 +134,12 @@ class Store:
             self._read_threads = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="store-read")
         else:
             self._async = create_async_engine(
-                self.url, pool_size=10, max_overflow=20, pool_pre_ping=True
+                self.url, pool_size=POSTGRES_READERS, max_overflow=POSTGRES_READERS
             )
-            self._group_writer = PostgresWriter(self._async)
+            self._async_writer = create_async_engine(
+                self.url, pool_size=POSTGRES_WRITERS, max_overflow=2, pool_pre_ping=True
+            )
+            self._group_writer = PostgresWriter(self._async_writer)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -151,9 +159,18 @@ class Store:
     async def read(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(conn, ...)` in a read transaction; returns its result."""
         if self._async is not None:
-            async with self._async.connect() as conn, conn.begin():
-                return await conn.run_sync(fn, *args, **kwargs)
+            try:
+                return await self._read_postgres(fn, *args, **kwargs)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                return await self._read_postgres(fn, *args, **kwargs)
         return await self._in_thread(self._read_threads, self._reader, fn, args, kwargs)
+
+    async def _read_postgres(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        assert self._async is not None
+        async with self._async.connect() as conn, conn.begin():
+            return await conn.run_sync(fn, *args, **kwargs)
 
     async def write(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(conn, ...)` in a transaction, committed if it returns, rolled back if it
@@ -181,8 +198,9 @@ class Store:
     async def close(self) -> None:
         """Finish queued writes; close every connection and worker thread."""
         await self._group_writer.close()
-        if self._async is not None:
+        if self._async is not None and self._async_writer is not None:
             await self._async.dispose()
+            await self._async_writer.dispose()
             return
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown_sqlite)
 

@@ -1,4 +1,11 @@
-"""Events: append-only, numbered; an agent's event (agent, seq) is stored once."""
+"""Events: append-only, numbered; an agent's event (agent, seq) is stored once.
+
+Readers follow a job with "events after id N", so ids must become visible in order: a
+transaction may not commit event 101 while another still holds 100 uncommitted, or a reader
+would skip 100 for good. On SQLite one writer at a time guarantees it. On PostgreSQL, where
+several writers (and several hubs) commit at once, every transaction inserts its events last,
+under a transaction-scoped advisory lock held until it commits: only that tail is serialized.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.store.prepared import prepared
@@ -34,6 +41,7 @@ def event_row(
 
 
 _PENDING = "testfleet.pending_events"
+EVENT_ORDER_LOCK_ID = 0x7465737467  # PostgreSQL advisory lock: event ids commit in order
 
 
 def add_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -43,28 +51,44 @@ def add_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.info.setdefault(_PENDING, []).extend(rows)
 
 
+def add_agent_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append agent events (with agent_id and agent_seq) as `add_events` does; those already
+    stored, before or earlier in the same transaction, are skipped when inserted."""
+    add_events(conn, rows)
+
+
 def discard_pending_events(conn: Connection) -> None:
     """Forget events added in a transaction that is being rolled back (or starts afresh)."""
     conn.info.pop(_PENDING, None)
 
 
 def flush_events(conn: Connection) -> None:
-    """Insert the events added in this transaction so far."""
+    """Insert the events added in this transaction so far: the transaction's last statement.
+
+    Hub events have no agent_seq, so "do nothing on conflict" only ever skips an agent's
+    event that is already stored.
+    """
     rows = conn.info.pop(_PENDING, None)
-    if rows:
-        conn.execute(prepared("insert_events", lambda: insert(events)), rows)
-
-
-def add_agent_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Append agent events (with agent_id and agent_seq); ones already stored are skipped."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = prepared(
-        ("insert_agent_events", dialect.__name__),
-        lambda: dialect.insert(events).on_conflict_do_nothing(),
-    )
-    conn.execute(statement, list(rows))
+    if conn.dialect.name == "postgresql":
+        conn.execute(_ORDER_LOCK)
+        conn.execute(
+            prepared(
+                "insert_events_pg", lambda: postgresql.insert(events).on_conflict_do_nothing()
+            ),
+            rows,
+        )
+    else:
+        conn.execute(
+            prepared(
+                "insert_events_sqlite", lambda: sqlite.insert(events).on_conflict_do_nothing()
+            ),
+            rows,
+        )
+
+
+_ORDER_LOCK = text(f"SELECT pg_advisory_xact_lock({EVENT_ORDER_LOCK_ID})")
 
 
 def list_events(

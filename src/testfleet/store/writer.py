@@ -7,13 +7,13 @@ hears back before a commit. Write functions must therefore only change the store
 values), nothing else.
 
 SQLite's writer is a thread with one connection (transactions begin IMMEDIATE); PostgreSQL's
-is an asyncio task on the async engine, retrying a batch that hit a deadlock.
+are a few asyncio tasks on the async engine, committing side by side and retrying a batch
+that hit a deadlock. Event ids still commit in order (see `events.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import random
@@ -30,6 +30,7 @@ from testfleet.store.events import discard_pending_events, flush_events
 
 _log = logging.getLogger(__name__)
 MAX_BATCH = 256
+POSTGRES_WRITERS = 2
 RETRIES = 5
 _TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
 
@@ -167,12 +168,16 @@ class SqliteWriter:
 
 
 class PostgresWriter:
-    """An asyncio task committing whatever has queued up together, on the async engine."""
+    """Asyncio tasks, each committing whatever has queued up when it is free, on the async
+    engine. Several run at once: most of a transaction's time is spent waiting on round trips
+    to the server, which the others use. Each caller's writes stay in order, since a caller
+    waits for one write before it submits the next."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, writers: int = POSTGRES_WRITERS) -> None:
         self.engine = engine
+        self.writers = writers
         self._queue: asyncio.Queue[WriteRequest] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def submit(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -180,18 +185,23 @@ class PostgresWriter:
         """Queue a write; await `request.future` for its result."""
         request = WriteRequest(fn, args, kwargs, asyncio.get_running_loop())
         self._queue.put_nowait(request)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="store-writer")
+        if not self._tasks or any(task.done() for task in self._tasks):
+            self._tasks = [task for task in self._tasks if not task.done()]
+            self._tasks += [
+                asyncio.create_task(self._run(), name=f"store-writer-{n}")
+                for n in range(len(self._tasks), self.writers)
+            ]
         return request
 
     async def close(self) -> None:
         """Finish the queued writes, then stop."""
-        if self._task is None:
+        if not self._tasks:
             return
         await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     async def _run(self) -> None:
         while True:
