@@ -28,6 +28,12 @@ from testfleet.protocol.durations import Duration, format_duration, parse_durati
         ("2d", 172800.0),
         (" 2 m ", 120.0),
         ("1h 30m", 5400.0),
+        (" 30s ", 30.0),
+        ("\t1.5\n", 1.5),
+        ("1 m 30 s", 90.0),
+        ("1h\t30m", 5400.0),
+        ("5 ms", 0.005),
+        ("1.5 s", 1.5),
     ],
 )
 def test_parse_duration(value: Any, seconds: float) -> None:
@@ -37,11 +43,28 @@ def test_parse_duration(value: Any, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["abc", "-1", -1, -0.5, True, False, "5x", "", "   ", "m", "5m3", "s5", None, [1]]
+    "bad",
+    [
+        *("abc", "-1", "5x", "", "   ", "m", "5m3", "s5", "1_000", "1e3", "0x10", "+5"),
+        *(-1, -0.5, True, False, None, [1]),
+    ],
 )
 def test_bad_durations_say_what_is_accepted(bad: Any) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    "split", [" 1 5s", "1 5", "1 5s", "1\t5", "1h 3 0m", "1m 3 0", "1. 5s", "1 .5", "1 0 ms"]
+)
+def test_spaces_never_join_digits(split: str) -> None:
+    with pytest.raises(ValueError, match=r"is not a duration: use seconds or units ms, s, m, h, d"):
+        parse_duration(split)
+
+
+def test_a_split_number_is_named_as_the_reason() -> None:
+    with pytest.raises(ValueError, match=r"^' 1 5s' is not a duration: .*spaces cannot split a"):
+        parse_duration(" 1 5s")
 
 
 def test_a_bad_duration_names_the_units() -> None:

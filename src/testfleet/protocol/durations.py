@@ -9,7 +9,11 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+# One number and its unit; whitespace may come before the number and between it and the unit,
+# never inside the number: "1 5s" is refused, not read as "15s".
+_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_SPLIT_NUMBER = re.compile(r"[\d.]\s+[\d.]")
+_BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")  # not float()'s "1_000", "1e3", "inf" or "-5"
 
 
 def parse_duration(value: Any) -> float:
@@ -19,8 +23,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        seconds = _parse_text(text, value)
+        seconds = _parse_text(value.strip(), value)
     else:
         raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '1h30m'")
     if not math.isfinite(seconds):
@@ -31,20 +34,22 @@ def parse_duration(value: Any) -> float:
 
 
 def _parse_text(text: str, original: str) -> float:
-    try:
+    """Seconds from a bare number ("90", "2.5") or from numbers with units ("1h 30m")."""
+    if _BARE_NUMBER.fullmatch(text):
         return float(text)
-    except ValueError:
-        pass
     total = 0.0
     position = 0
-    for match in _PART.finditer(text):
-        if match.start() != position:
+    while position < len(text):
+        match = _PART.match(text, position)
+        if match is None:
             break
         total += float(match.group(1)) * _UNITS[match.group(2)]
         position = match.end()
     if position != len(text) or not text:
+        hint = "; spaces cannot split a number" if _SPLIT_NUMBER.search(text) else ""
         raise ValueError(
-            f"{original!r} is not a duration: use seconds or units ms, s, m, h, d (e.g. '1m30s')"
+            f"{original!r} is not a duration: use seconds or units ms, s, m, h, d "
+            f"(e.g. '1m30s'){hint}"
         )
     return total
 
