@@ -12,6 +12,10 @@ from testfleet.store.db import sqlite_url
 
 DEFAULT_PORT = 8470
 
+SSE_KEEPALIVE = 15.0
+"""Seconds of silence after which a followed event stream gets a `: keep-alive` comment, so
+that proxies and load balancers with idle timeouts keep it open."""
+
 
 def default_data_dir() -> Path:
     """`$TESTFLEET_DATA_DIR`, else `$XDG_DATA_HOME/testfleet` (~/.local/share/testfleet)."""
@@ -49,6 +53,8 @@ class HubConfig:
     job_lease_ttl: float = 15.0
     stop_grace: float = 10.0
     max_running_jobs: int = 2000
+    sse_keepalive: float = SSE_KEEPALIVE
+    """No command-line flag: tests that run the hub in-process set it shorter."""
 
     @property
     def database_url(self) -> str:
@@ -79,6 +85,7 @@ class HubConfig:
             "agent_timeout",
             "device_lease_ttl",
             "job_lease_ttl",
+            "sse_keepalive",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")

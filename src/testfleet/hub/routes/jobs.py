@@ -31,6 +31,9 @@ from testfleet.store import jobs as job_store
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 T = TypeVar("T")
 _FOLLOW_POLL = 1.0
+KEEPALIVE_COMMENT = ": keep-alive\n\n"
+"""Sent on a followed stream after `HubConfig.sse_keepalive` seconds without an event: an SSE
+comment, which clients ignore, so that proxies with idle timeouts do not cut the stream."""
 
 
 async def get_hub(request: Request) -> Hub:
@@ -214,7 +217,13 @@ def _record(row: Any) -> EventRecord:
 async def _follow(
     hub: Hub, request: Request, job_id: int, after: int, kinds: list[str]
 ) -> AsyncIterator[str]:
-    """Stream events as they are stored; end with an `end` event once the job has finished."""
+    """Stream events as they are stored; end with an `end` event once the job has finished.
+
+    While the job is quiet, a keep-alive comment goes out every `sse_keepalive` seconds.
+    """
+    clock = asyncio.get_running_loop().time
+    keepalive = hub.config.sse_keepalive
+    last_sent = clock()
     while True:
         seen = hub.signals.job_version(job_id)
         rows, job = await hub.store.read(_events_and_job, job_id, after, kinds)
@@ -227,10 +236,15 @@ async def _follow(
             yield f"event: end\ndata: {json.dumps({'state': state})}\n\n"
             return
         if rows:
+            last_sent = clock()
             continue
         if await request.is_disconnected():
             return
-        await hub.signals.wait_job(job_id, seen, _FOLLOW_POLL)
+        if clock() - last_sent >= keepalive:
+            yield KEEPALIVE_COMMENT
+            last_sent = clock()
+        quiet_left = keepalive - (clock() - last_sent)
+        await hub.signals.wait_job(job_id, seen, min(_FOLLOW_POLL, quiet_left))
 
 
 def _events_and_job(
