@@ -88,6 +88,15 @@ def register(app: typer.Typer) -> None:
                 "--agent-timeout", help="Seconds without a heartbeat before an agent is lost."
             ),
         ] = 5.0,
+        max_running_jobs: Annotated[
+            int,
+            typer.Option(
+                "--max-running-jobs",
+                min=0,
+                help="Jobs this hub runs at once; more wait queued (for it or other hubs on "
+                "the same PostgreSQL). 0: serve the API and agents only.",
+            ),
+        ] = 2000,
         log_level: LOG_LEVEL = "info",
     ) -> None:
         """Run the hub: the API, the job manager and the agents' endpoint."""
@@ -105,6 +114,7 @@ def register(app: typer.Typer) -> None:
             insecure_no_auth=insecure_no_auth,
             event_timeout=event_timeout,
             agent_timeout=agent_timeout,
+            max_running_jobs=max_running_jobs,
         )
         try:
             server = build_server(config, log_level=log_level)

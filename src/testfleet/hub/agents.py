@@ -203,7 +203,7 @@ class AgentRegistry:
         for task_id in stale:
             connection.send(StopTask(task_id=task_id, reason="the hub has already ended it"))
         for task in lost:
-            self.hub.signals.job_changed(task.job_id)
+            await self.hub.relay.job_changed(task.job_id)
         self.hub.signals.devices_changed()
         _log.info(
             "agent %s registered with %d device(s), %d held task(s)",
@@ -265,7 +265,7 @@ class AgentRegistry:
             self.hub.metrics.events_stored.inc(applied.stored)
             connection.send(Ack(seq=applied.highest_seq))
             for job_id in applied.jobs:
-                self.hub.signals.job_changed(job_id)
+                await self.hub.relay.job_changed(job_id)
             if applied.devices_changed:
                 self.hub.signals.devices_changed()
             for task_id in applied.unknown_tasks:
@@ -382,10 +382,18 @@ class AgentRegistry:
         """The agent is gone: offline with its devices; its open tasks end incomplete."""
         if agent_id in self.connections:
             return  # it came back in the meantime
-        full_reason, task_rows = await self.hub.store.write(_lose_agent, agent_id, reason, utcnow())
+        now = utcnow()
+        heard_after = now - timedelta(seconds=self.hub.config.agent_timeout * 2)
+        lost = await self.hub.store.write(
+            _lose_agent, agent_id, reason, now, self.hub.server_id, heard_after
+        )
+        if lost is None:
+            _log.info("agent %d left this hub for another one", agent_id)
+            return
+        full_reason, task_rows = lost
         _log.warning("%s (%d open task(s) incomplete)", full_reason, len(task_rows))
-        for task in task_rows:
-            self.hub.signals.job_changed(task.job_id)
+        for job_id in {task.job_id for task in task_rows}:
+            await self.hub.relay.job_changed(job_id)
 
     async def close_all(self) -> None:
         """Close every connection (on shutdown): agents reconnect to the next hub."""
@@ -436,10 +444,18 @@ def _register_agent(
 
 
 def _lose_agent(
-    conn: Connection, agent_id: int, reason: str, now: datetime
-) -> tuple[str, Sequence[Any]]:
-    """Mark the agent and its devices offline and its open tasks incomplete."""
+    conn: Connection, agent_id: int, reason: str, now: datetime, hub: str, heard_after: datetime
+) -> tuple[str, Sequence[Any]] | None:
+    """Mark the agent and its devices offline and its open tasks incomplete; None, changing
+    nothing, if it is connected to another hub that heard from it after `heard_after`."""
     agent = inventory.get_agent(conn, agent_id)
+    if (
+        agent is not None
+        and agent.hub != hub
+        and agent.last_seen is not None
+        and agent.last_seen >= heard_after
+    ):
+        return None
     name = agent.name if agent is not None else str(agent_id)
     reason = f"agent {name!r} lost: {reason}"
     inventory.set_agent_offline(conn, agent_id)

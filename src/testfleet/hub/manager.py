@@ -129,9 +129,8 @@ class JobManager:
             return state
 
         state = await self.hub.store.write(work)
-        runner = self.runners.get(job_id)
-        if runner is not None:
-            runner.request_stop()
+        if state == JobState.CANCELLING:
+            await self.hub.relay.stop_job(job_id)
         self.hub.signals.job_changed(job_id)
         return state
 
@@ -220,6 +219,8 @@ class JobManager:
 
     async def _claim(self) -> None:
         room = self.hub.config.max_running_jobs - len(self._tasks)
+        if room <= 0:
+            return
         now = utcnow()
         lease = now + timedelta(seconds=self.hub.config.job_lease_ttl)
         loop_time = asyncio.get_running_loop().time()

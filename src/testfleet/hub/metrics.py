@@ -24,6 +24,12 @@ class HubMetrics:
             "Agent events stored (duplicates not counted).",
             registry=self.registry,
         )
+        self.relay_messages = Counter(
+            "testfleet_hub_notifications_total",
+            "Notifications between hubs sharing PostgreSQL, by direction and kind.",
+            ["direction", "kind"],
+            registry=self.registry,
+        )
         self.agent_errors = Counter(
             "testfleet_agent_messages_refused_total",
             "Agent messages answered with ERROR.",

@@ -453,7 +453,7 @@ class JobRunner:
         self.seen = self.hub.signals.job_version(self.job_id)
         for task_id, device in zip(ids, devices, strict=True):
             self.hub.task_index.remember(task_id, self.job_id)
-            self.hub.agents.send(
+            await self.hub.relay.deliver(
                 device.agent_id,
                 self.hub.jobs.run_task_message(task_id, self.job_id, device.name, test),
             )
@@ -480,7 +480,9 @@ class JobRunner:
     async def _stop_tasks(self, tasks: Sequence[Any]) -> None:
         """Ask agents to stop the tasks; those not ended within the grace end cancelled."""
         for task in tasks:
-            self.hub.agents.send(task.agent_id, StopTask(task_id=task.id, reason="job stopped"))
+            await self.hub.relay.deliver(
+                task.agent_id, StopTask(task_id=task.id, reason="job stopped")
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.hub.config.stop_grace
         ids = [t.id for t in tasks]

@@ -12,6 +12,7 @@ from testfleet.hub.config import HubConfig
 from testfleet.hub.ingest import TaskIndex
 from testfleet.hub.manager import JobManager
 from testfleet.hub.metrics import HubMetrics
+from testfleet.hub.relay import Relay
 from testfleet.hub.signals import Signals
 from testfleet.store.db import Store
 
@@ -32,6 +33,7 @@ class Hub:
         self.agents = AgentRegistry(self)
         self.allocator = DeviceAllocator(self)
         self.jobs = JobManager(self)
+        self.relay = Relay(self)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -42,6 +44,7 @@ class Hub:
             ("leases", self.jobs.keep_leases()),
             ("allocator", self.allocator.run()),
             ("agents", self.agents.watch()),
+            ("relay", self.relay.run()),
         ):
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))
         self.ready = True
@@ -57,6 +60,7 @@ class Hub:
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        await self.relay.close()
 
 
 def _safe_url(url: str) -> str:

@@ -1,0 +1,130 @@
+"""Two hubs on one PostgreSQL: jobs run by one hub reach agents connected to the other.
+
+Hub A runs every job; hub B (`--max-running-jobs 0`) only serves the API and its agents.
+Whatever crosses between them goes through LISTEN/NOTIFY (see hub/relay.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.jobs import cmd_job, echo_job, start, tasks_of, wait_state, wait_task_running
+from tests.support.postgres import fresh_database
+from tests.support.processes import Agent, Hub
+from tests.support.proxy import CuttableProxy
+
+pytestmark = pytest.mark.integration
+AGENT_TIMEOUT = "2"
+
+
+@dataclass
+class TwoHubs:
+    """Hub `a` runs the jobs, hub `b` runs none."""
+
+    a: Hub
+    b: Hub
+
+
+@pytest.fixture
+def hubs(tmp_path: Path) -> Iterator[TwoHubs]:
+    """Two hubs sharing a fresh PostgreSQL database."""
+    with fresh_database() as url:
+        common = ["--agent-timeout", AGENT_TIMEOUT]
+        a = Hub(tmp_path, db_url=url, extra=common).start()
+        b = Hub(tmp_path, db_url=url, extra=[*common, "--max-running-jobs", "0"])
+        try:
+            b.start()
+            yield TwoHubs(a, b)
+        finally:
+            b.stop()
+            a.stop()
+
+
+def metric(client: httpx.Client, name: str) -> float:
+    """The sum of a counter's samples on one hub."""
+    text = client.get("/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def test_a_job_reaches_an_agent_connected_to_the_other_hub(tmp_path: Path, hubs: TwoHubs) -> None:
+    agent = Agent(tmp_path, hubs.b.url, "on-b", slots=1).start()
+    try:
+        with (
+            httpx.Client(base_url=hubs.a.url, timeout=30) as a,
+            httpx.Client(base_url=hubs.b.url, timeout=30) as b,
+        ):
+            agent.wait_online(b)
+            began = time.monotonic()
+            job_id = start(b, echo_job("across", text="over there"))
+            status = wait_state(a, job_id, timeout=20)
+            elapsed = time.monotonic() - began
+            assert status["state"] == "completed", status
+            events = a.get(f"/api/v1/jobs/{job_id}/events").json()["events"]
+            started = next(e for e in events if e["kind"] == "job_started")
+            assert started["data"]["server_id"] == f"hub-{hubs.a.port}"  # A ran it
+            assert a.get(f"/api/v1/jobs/{job_id}/logs").text == "over there\n"
+            assert b.get(f"/api/v1/jobs/{job_id}").json()["state"] == "completed"
+            # Woken by notifications, not by the runner's once-a-second look at the store.
+            assert elapsed < 3, elapsed
+            assert metric(a, 'testfleet_hub_notifications_total{direction="sent",kind="task"') == 1
+            assert metric(b, 'testfleet_hub_notifications_total{direction="received"') >= 1
+    finally:
+        agent.stop()
+
+
+def test_a_stop_asked_of_one_hub_stops_the_task_on_an_agent_of_the_other(
+    tmp_path: Path, hubs: TwoHubs
+) -> None:
+    agent = Agent(tmp_path, hubs.b.url, "on-b", slots=1).start()
+    try:
+        with httpx.Client(base_url=hubs.b.url, timeout=30) as b:
+            agent.wait_online(b)
+            job_id = start(b, cmd_job("long", "import time; time.sleep(60)"))
+            wait_task_running(b, job_id)
+            began = time.monotonic()
+            assert b.post(f"/api/v1/jobs/{job_id}/stop").status_code == 202
+            status = wait_state(b, job_id, timeout=20)
+            assert status["state"] == "cancelled", status
+            (task,) = tasks_of(status)
+            assert task["state"] == "cancelled", task
+            assert "not stopped by its agent" not in (task["error"] or "")
+            assert time.monotonic() - began < 5
+    finally:
+        agent.stop()
+
+
+def test_an_agent_that_moves_to_the_other_hub_mid_job_is_not_lost(
+    tmp_path: Path, hubs: TwoHubs
+) -> None:
+    lines = 30
+    code = f"import time\nfor i in range({lines}):\n    print(i, flush=True); time.sleep(0.2)"
+    with CuttableProxy(hubs.a.port) as proxy:
+        agent = Agent(tmp_path, f"http://127.0.0.1:{proxy.port}", "mover", slots=1).start()
+        try:
+            with httpx.Client(base_url=hubs.a.url, timeout=30) as a:
+                agent.wait_online(a)
+                job_id = start(a, cmd_job("moving", code))
+                wait_task_running(a, job_id)
+                proxy.target_port = hubs.b.port
+                proxy.cut()  # the agent reconnects, now to hub B
+                status = wait_state(a, job_id, timeout=30)
+                assert status["state"] == "completed", status
+                (task,) = tasks_of(status)
+                assert task["state"] == "passed", task
+                logs = a.get(f"/api/v1/jobs/{job_id}/logs").text
+                assert logs == "".join(f"{i}\n" for i in range(lines))
+                agents = {x["name"]: x for x in a.get("/api/v1/agents").json()["agents"]}
+                assert agents["mover"]["state"] == "online"
+                assert agents["mover"]["hub"] == f"hub-{hubs.b.port}"
+        finally:
+            agent.stop()
