@@ -1,6 +1,6 @@
 """Every figure of docs/performance.md in one run; prints one JSON line.
 
-Usage: python -m benchmarks.run_all [--jobs 1000] [--peer-jobs 200] [--no-peer]
+Usage: python -m benchmarks.run_all [--jobs 1000] [--peer-jobs N (default: --jobs)] [--no-peer]
 The Buildbot peer runs from .venv-peers (see benchmarks/peers/README.md); `make bench`
 creates it.
 """
@@ -32,9 +32,12 @@ def last_json_line(command: list[str], timeout: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--peer-jobs", type=int, default=200)
+    parser.add_argument(
+        "--peer-jobs", type=int, help="jobs for the side-by-side runs [default: --jobs]"
+    )
     parser.add_argument("--no-peer", action="store_true")
     args = parser.parse_args()
+    peer_jobs = args.peer_jobs or args.jobs
     jobs = [sys.executable, "-m", "benchmarks.jobs"]
     results: dict[str, Any] = {
         "sqlite": last_json_line([*jobs, "--jobs", str(args.jobs), "--dead-tries", "10"], 1200),
@@ -48,7 +51,7 @@ def main() -> None:
             [
                 *jobs,
                 "--jobs",
-                str(args.peer_jobs),
+                str(peer_jobs),
                 "--agents",
                 "2",
                 "--slots",
@@ -63,9 +66,11 @@ def main() -> None:
                 str(PEER_PYTHON),
                 "benchmarks/peers/buildbot_peer.py",
                 "--jobs",
-                str(args.peer_jobs),
+                str(peer_jobs),
                 "--single",
                 "20",
+                "--timeout",
+                "1700",
             ],
             1800,
         )
