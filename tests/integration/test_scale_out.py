@@ -20,7 +20,7 @@ from tests.support.processes import Agent, Hub
 from tests.support.proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
-AGENT_TIMEOUT = "2"
+AGENT_TIMEOUT = 3.0
 
 
 @dataclass
@@ -35,7 +35,7 @@ class TwoHubs:
 def hubs(tmp_path: Path) -> Iterator[TwoHubs]:
     """Two hubs sharing a fresh PostgreSQL database."""
     with fresh_database() as url:
-        common = ["--agent-timeout", AGENT_TIMEOUT]
+        common = ["--agent-timeout", str(AGENT_TIMEOUT)]
         a = Hub(tmp_path, db_url=url, extra=common).start()
         b = Hub(tmp_path, db_url=url, extra=[*common, "--max-running-jobs", "0"])
         try:
@@ -64,18 +64,14 @@ def test_a_job_reaches_an_agent_connected_to_the_other_hub(tmp_path: Path, hubs:
             httpx.Client(base_url=hubs.b.url, timeout=30) as b,
         ):
             agent.wait_online(b)
-            began = time.monotonic()
             job_id = start(b, echo_job("across", text="over there"))
             status = wait_state(a, job_id, timeout=20)
-            elapsed = time.monotonic() - began
             assert status["state"] == "completed", status
             events = a.get(f"/api/v1/jobs/{job_id}/events").json()["events"]
             started = next(e for e in events if e["kind"] == "job_started")
             assert started["data"]["server_id"] == f"hub-{hubs.a.port}"  # A ran it
             assert a.get(f"/api/v1/jobs/{job_id}/logs").text == "over there\n"
             assert b.get(f"/api/v1/jobs/{job_id}").json()["state"] == "completed"
-            # Woken by notifications, not by the runner's once-a-second look at the store.
-            assert elapsed < 3, elapsed
             assert metric(a, 'testfleet_hub_notifications_total{direction="sent",kind="task"') == 1
             assert metric(b, 'testfleet_hub_notifications_total{direction="received"') >= 1
     finally:
@@ -91,14 +87,12 @@ def test_a_stop_asked_of_one_hub_stops_the_task_on_an_agent_of_the_other(
             agent.wait_online(b)
             job_id = start(b, cmd_job("long", "import time; time.sleep(60)"))
             wait_task_running(b, job_id)
-            began = time.monotonic()
             assert b.post(f"/api/v1/jobs/{job_id}/stop").status_code == 202
             status = wait_state(b, job_id, timeout=20)
             assert status["state"] == "cancelled", status
             (task,) = tasks_of(status)
             assert task["state"] == "cancelled", task
-            assert "not stopped by its agent" not in (task["error"] or "")
-            assert time.monotonic() - began < 5
+            assert "not stopped by its agent" not in (task["error"] or "")  # the agent did
     finally:
         agent.stop()
 
@@ -117,12 +111,15 @@ def test_an_agent_that_moves_to_the_other_hub_mid_job_is_not_lost(
                 wait_task_running(a, job_id)
                 proxy.target_port = hubs.b.port
                 proxy.cut()  # the agent reconnects, now to hub B
+                cut_at = time.monotonic()
                 status = wait_state(a, job_id, timeout=30)
                 assert status["state"] == "completed", status
                 (task,) = tasks_of(status)
                 assert task["state"] == "passed", task
                 logs = a.get(f"/api/v1/jobs/{job_id}/logs").text
                 assert logs == "".join(f"{i}\n" for i in range(lines))
+                # Past the time hub A would have declared its lost connection's agent lost:
+                time.sleep(max(0.0, cut_at + 2 * AGENT_TIMEOUT + 1 - time.monotonic()))
                 agents = {x["name"]: x for x in a.get("/api/v1/agents").json()["agents"]}
                 assert agents["mover"]["state"] == "online"
                 assert agents["mover"]["hub"] == f"hub-{hubs.b.port}"

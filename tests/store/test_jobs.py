@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from testfleet.protocol.states import JobState
 from testfleet.store import Store
@@ -177,3 +178,32 @@ async def test_leases_are_renewed_by_their_owner_only(store: Store) -> None:
         )
         == []
     )
+
+
+def locked_state(conn: Connection, job_id: int) -> str:
+    """The job's state, read with its row locked."""
+    row = job_store.lock_job(conn, job_id)
+    assert row is not None
+    return str(row.state)
+
+
+async def test_a_locked_read_waits_for_a_concurrent_change_and_sees_it(
+    store: Store, db_url: str
+) -> None:
+    """What Stop decides on (finished or not) cannot be overtaken by a runner's commit."""
+    if store.is_sqlite:
+        pytest.skip("SQLite commits one write transaction at a time")
+    job = await store.write(add_job, "racing")
+    async with other_hubs(db_url, 1) as (other,):
+        engine = create_async_engine(other.url)
+        try:
+            async with engine.connect() as held:
+                transaction = await held.begin()
+                await held.run_sync(job_store.update_job, job, state=JobState.COMPLETED)
+                locked = asyncio.create_task(store.write(locked_state, job))
+                await asyncio.sleep(0.5)
+                assert not locked.done(), "the locked read did not wait for the other writer"
+                await transaction.commit()
+            assert await asyncio.wait_for(locked, 10) == JobState.COMPLETED
+        finally:
+            await engine.dispose()

@@ -46,19 +46,32 @@ class TaskExecutor:
         if message.task_id in self._seen:
             _log.info("task %d is known already; not starting it again", message.task_id)
             return
-        self._seen[message.task_id] = None
-        if len(self._seen) > _REMEMBERED:
-            self._seen.popitem(last=False)
+        self._remember(message.task_id)
         self.running[message.task_id] = asyncio.create_task(
             self._run(message), name=f"task-{message.task_id}"
         )
 
     def stop(self, task_id: int, reason: str) -> None:
-        """Cancel a running task; it reports itself cancelled."""
+        """Cancel a running task; it reports itself cancelled. A task stopped before its
+        RUN_TASK came (the two can cross between hubs) is reported cancelled and never run."""
         task = self.running.get(task_id)
         if task is not None:
             self._stop_reasons[task_id] = reason
             task.cancel()
+            return
+        if task_id in self._seen:
+            return  # it has finished here already
+        _log.info("task %d stopped before it was given to this agent", task_id)
+        self._remember(task_id)
+        self.outbox.add(
+            TaskFinished(seq=1, task_id=task_id, state=RunState.CANCELLED, error=reason),
+            final_of_task=task_id,
+        )
+
+    def _remember(self, task_id: int) -> None:
+        self._seen[task_id] = None
+        if len(self._seen) > _REMEMBERED:
+            self._seen.popitem(last=False)
 
     async def stop_all(self, reason: str) -> None:
         """Cancel every running task and wait for them to report."""

@@ -264,8 +264,7 @@ class AgentRegistry:
             connection.last_seq = applied.highest_seq
             self.hub.metrics.events_stored.inc(applied.stored)
             connection.send(Ack(seq=applied.highest_seq))
-            for job_id in applied.jobs:
-                await self.hub.relay.job_changed(job_id)
+            await asyncio.gather(*(self.hub.relay.job_changed(j) for j in applied.jobs))
             if applied.devices_changed:
                 self.hub.signals.devices_changed()
             for task_id in applied.unknown_tasks:
@@ -350,13 +349,16 @@ class AgentRegistry:
                     self.connections.pop(agent_id, None)
                     with contextlib.suppress(Exception):
                         await connection.websocket.close(code=1001)
-                    await self.mark_lost(agent_id, f"no heartbeat for {silent:.1f} s")
+                    await self.mark_lost(
+                        agent_id, f"no heartbeat for {silent:.1f} s", _wall_ago(silent)
+                    )
             for agent_id, since in list(self._disconnected_at.items()):
                 if now - since > config.agent_timeout:
                     del self._disconnected_at[agent_id]
                     await self.mark_lost(
                         agent_id,
                         f"connection closed and not re-made within {config.agent_timeout:g} s",
+                        _wall_ago(now - since),
                     )
             if now - last_store_check >= config.agent_timeout / 2:
                 last_store_check = now
@@ -376,19 +378,23 @@ class AgentRegistry:
         stale = [row for row in await self.hub.store.write(work) if row.id not in self.connections]
         for row in stale:
             since = row.last_seen.isoformat() if row.last_seen else "ever"
-            await self.mark_lost(row.id, f"not heard from since {since}")
+            await self.mark_lost(row.id, f"not heard from since {since}", row.last_seen or wall)
 
-    async def mark_lost(self, agent_id: int, reason: str) -> None:
-        """The agent is gone: offline with its devices; its open tasks end incomplete."""
+    async def mark_lost(self, agent_id: int, reason: str, heard_until: datetime) -> None:
+        """The agent is gone: offline with its devices; its open tasks end incomplete.
+
+        `heard_until` is when this hub last knew it alive: an agent that registered again
+        since (here or with another hub) is not lost.
+        """
         if agent_id in self.connections:
             return  # it came back in the meantime
         now = utcnow()
         heard_after = now - timedelta(seconds=self.hub.config.agent_timeout * 2)
         lost = await self.hub.store.write(
-            _lose_agent, agent_id, reason, now, self.hub.server_id, heard_after
+            _lose_agent, agent_id, reason, now, self.hub.server_id, heard_after, heard_until
         )
         if lost is None:
-            _log.info("agent %d left this hub for another one", agent_id)
+            _log.info("agent %d is connected again (here or to another hub)", agent_id)
             return
         full_reason, task_rows = lost
         _log.warning("%s (%d open task(s) incomplete)", full_reason, len(task_rows))
@@ -401,6 +407,11 @@ class AgentRegistry:
             connection.closed = True
             with contextlib.suppress(Exception):
                 await connection.websocket.close(code=1012)
+
+
+def _wall_ago(seconds: float) -> datetime:
+    """The wall-clock time `seconds` ago."""
+    return utcnow() - timedelta(seconds=seconds)
 
 
 def _register_agent(
@@ -444,18 +455,26 @@ def _register_agent(
 
 
 def _lose_agent(
-    conn: Connection, agent_id: int, reason: str, now: datetime, hub: str, heard_after: datetime
+    conn: Connection,
+    agent_id: int,
+    reason: str,
+    now: datetime,
+    hub: str,
+    heard_after: datetime,
+    heard_until: datetime,
 ) -> tuple[str, Sequence[Any]] | None:
-    """Mark the agent and its devices offline and its open tasks incomplete; None, changing
-    nothing, if it is connected to another hub that heard from it after `heard_after`."""
-    agent = inventory.get_agent(conn, agent_id)
-    if (
-        agent is not None
-        and agent.hub != hub
-        and agent.last_seen is not None
-        and agent.last_seen >= heard_after
-    ):
-        return None
+    """Mark the agent and its devices offline and its open tasks incomplete.
+
+    Changes nothing (None) if the agent registered again after `heard_until`, or is
+    connected to another hub that heard from it after `heard_after`.
+    """
+    agent = inventory.get_agent(conn, agent_id, lock=True)
+    if agent is not None:
+        if agent.connected_at is not None and agent.connected_at > heard_until:
+            return None
+        moved = agent.hub != hub and agent.last_seen is not None
+        if moved and agent.last_seen >= heard_after:
+            return None
     name = agent.name if agent is not None else str(agent_id)
     reason = f"agent {name!r} lost: {reason}"
     inventory.set_agent_offline(conn, agent_id)

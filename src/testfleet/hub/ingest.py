@@ -98,12 +98,13 @@ def apply_events(
     last_seq: int,
     events: Sequence[AgentEventMessage],
 ) -> Applied:
-    """Store the events above `last_seq` (the agent's highest stored one: the rest were
-    stored before) and move tasks, steps and devices accordingly.
+    """Store the events above the agent's highest stored seq (`last_seq`, as this hub knows
+    it, or the store's if higher: the rest were stored before) and move tasks, steps and
+    devices accordingly.
 
     A task's or step's start and end in the same batch make one update, not two.
     """
-    applied = Applied(highest_seq=last_seq)
+    applied = Applied(highest_seq=max(last_seq, inventory.lock_last_seq(conn, agent_id)))
     rows: list[dict[str, Any]] = []
     task_progress: dict[int, _Progress] = {}
     step_progress: dict[tuple[int, int], _Progress] = {}

@@ -101,7 +101,7 @@ class JobManager:
         now = utcnow()
 
         def work(conn: Connection) -> JobState:
-            job = job_store.get_job(conn, job_id)
+            job = job_store.lock_job(conn, job_id)
             if job is None:
                 raise _not_found(job_id)
             if JobState(job.state) in FINISHED_JOB_STATES:
@@ -197,6 +197,10 @@ class JobManager:
         task, job = await self.hub.store.read(load)
         if task is None or job is None:
             return False
+        return self.send_task(task, job)
+
+    def send_task(self, task: Any, job: Any) -> bool:
+        """Send RUN_TASK for a task row of a job row; False if its agent is not here."""
         test = JobDescriptor.model_validate(job.descriptor).tests[task.test_index]
         return self.hub.agents.send(
             task.agent_id, self.run_task_message(task.id, task.job_id, task.device_name, test)

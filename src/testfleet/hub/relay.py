@@ -10,10 +10,12 @@ reading the row from the store:
 - `job:ID`       that job's tasks changed (you run it): look again;
 - `job_stop:ID`  someone asked to stop that job (you run it).
 
-Notifications are wake-ups: one lost (a listening connection down) delays, never breaks,
-because the hub catches up from the store when its listener connects, agents are reconciled
-when they register, and runners look at the store again every second. On SQLite there is only
-one hub, so nothing is ever sent.
+A hub acts on notifications one at a time, in the order they came, so a stop never
+overtakes the task it stops. Notifications are wake-ups: one lost (a listening connection
+down, a failed write) delays, never breaks, because runners look at the store every second
+and send a task still pending after a few seconds again, the hub catches up from the store
+when its listener connects, and agents are reconciled when they register. On SQLite there
+is only one hub, so nothing is ever sent.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from testfleet.hub.runtime import Hub
 
 _log = logging.getLogger(__name__)
+KINDS = frozenset({"task", "task_stop", "job", "job_stop"})
 
 
 class Relay:
@@ -41,20 +44,19 @@ class Relay:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.enabled = hub.store.is_postgres
-        self._handling: set[asyncio.Task[None]] = set()
+        self._inbox: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self.listener = (
             Listener(hub.store.url, self._received, self._catch_up) if self.enabled else None
         )
 
     async def run(self) -> None:
-        """Listen for other hubs until cancelled (returns at once on SQLite)."""
-        if self.listener is not None:
-            await self.listener.run()
-
-    async def close(self) -> None:
-        """Wait for the handlers still running."""
-        if self._handling:
-            await asyncio.gather(*self._handling, return_exceptions=True)
+        """Listen for other hubs and act on what they say, until cancelled (returns at once
+        on SQLite)."""
+        if self.listener is None:
+            return
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.listener.run(), name="relay-listen")
+            group.create_task(self._act_in_order(), name="relay-act")
 
     # ---- sending ------------------------------------------------------------------------------
 
@@ -65,6 +67,13 @@ class Relay:
         if self.enabled:
             kind = "task" if isinstance(message, RunTask) else "task_stop"
             await self._publish(kind, message.task_id)
+
+    async def resend(self, task_id: int, agent_id: int) -> None:
+        """Send a pending task to its agent again (it ignores a task it has already got)."""
+        if agent_id in self.hub.agents.connections:
+            await self.hub.jobs.dispatch(task_id)
+        elif self.enabled:
+            await self._publish("task", task_id)
 
     async def job_changed(self, job_id: int) -> None:
         """Wake the job's runner, here or on another hub."""
@@ -91,31 +100,36 @@ class Relay:
     # ---- receiving ----------------------------------------------------------------------------
 
     def _received(self, kind: str, row_id: int) -> None:
-        handler = {
+        if kind not in KINDS:
+            _log.warning("hub notifications: unknown kind %r", kind)
+            return
+        self.hub.metrics.relay_messages.labels("received", kind).inc()
+        self._inbox.put_nowait((kind, row_id))
+
+    async def _act_in_order(self) -> None:
+        handlers = {
             "task": self._run_task,
             "task_stop": self._stop_task,
             "job": self._job_changed,
             "job_stop": self._job_stop,
-        }.get(kind)
-        if handler is None:
-            _log.warning("hub notifications: unknown kind %r", kind)
-            return
-        self.hub.metrics.relay_messages.labels("received", kind).inc()
-        task = asyncio.create_task(handler(row_id), name=f"relay-{kind}-{row_id}")
-        self._handling.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._handling.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("hub notification failed", exc_info=task.exception())
+        }
+        while True:
+            kind, row_id = await self._inbox.get()
+            try:
+                await handlers[kind](row_id)
+            except Exception:  # the store's own checks get there later
+                _log.exception("cannot act on the notification %s:%d", kind, row_id)
 
     async def _run_task(self, task_id: int) -> None:
-        task = await self.hub.store.read(job_store.get_task, task_id)
-        if task is None or task.agent_id not in self.hub.agents.connections:
+        def load(conn: Connection) -> tuple[Any, Any]:
+            task = job_store.get_task(conn, task_id)
+            return task, job_store.get_job(conn, task.job_id) if task is not None else None
+
+        task, job = await self.hub.store.read(load)
+        if task is None or job is None or task.agent_id not in self.hub.agents.connections:
             return
-        if task.state == RunState.PENDING:
-            await self.hub.jobs.dispatch(task_id)
+        if task.state == RunState.PENDING and not job.stop_requested:
+            self.hub.jobs.send_task(task, job)
 
     async def _stop_task(self, task_id: int) -> None:
         task = await self.hub.store.read(job_store.get_task, task_id)
@@ -125,7 +139,8 @@ class Relay:
             )
 
     async def _job_changed(self, job_id: int) -> None:
-        self.hub.signals.job_changed(job_id)
+        if job_id in self.hub.jobs.runners:  # only runners care; a follower looks every second
+            self.hub.signals.job_changed(job_id)
 
     async def _job_stop(self, job_id: int) -> None:
         runner = self.hub.jobs.runners.get(job_id)

@@ -30,12 +30,14 @@ from testfleet.protocol.wire import StopTask, utcnow
 from testfleet.store import inventory
 from testfleet.store import jobs as job_store
 from testfleet.store.events import add_events, event_row
+from testfleet.store.notify import notify
 
 if TYPE_CHECKING:
     from testfleet.hub.runtime import Hub
 
 _log = logging.getLogger(__name__)
 _RECHECK = 1.0
+_RESEND = 5.0  # seconds a task may stay pending before RUN_TASK goes out again
 _SHOW_WAITING = 0.05  # seconds to wait for devices before recording that the job started
 
 Write = Callable[[Connection], list[dict[str, Any]]]
@@ -417,6 +419,12 @@ class JobRunner:
             for d in devices
         ]
         ids: list[int] = []
+        connected_here = self.hub.agents.connections
+        remote = (
+            {d.agent_id for d in devices if d.agent_id not in connected_here}
+            if self.hub.relay.enabled
+            else set()
+        )
 
         def create(conn: Connection) -> list[dict[str, Any]]:
             ids[:] = job_store.create_tasks(conn, self.job_id, run, index, attempt, new)
@@ -431,6 +439,9 @@ class JobRunner:
                     devices=[d.id for d in devices],
                 )
             ]
+            for task_id, device in zip(ids, devices, strict=True):
+                if device.agent_id in remote:  # told with the commit: never lost in between
+                    notify(conn, "task", task_id)
             rows += [
                 event_row(
                     "task_created",
@@ -451,20 +462,27 @@ class JobRunner:
 
         await self._write(create)
         self.seen = self.hub.signals.job_version(self.job_id)
+        if remote:
+            told = sum(1 for d in devices if d.agent_id in remote)
+            self.hub.metrics.relay_messages.labels("sent", "task").inc(told)
         for task_id, device in zip(ids, devices, strict=True):
             self.hub.task_index.remember(task_id, self.job_id)
-            await self.hub.relay.deliver(
-                device.agent_id,
-                self.hub.jobs.run_task_message(task_id, self.job_id, device.name, test),
-            )
+            if device.agent_id not in remote:
+                await self.hub.relay.deliver(
+                    device.agent_id,
+                    self.hub.jobs.run_task_message(task_id, self.job_id, device.name, test),
+                )
         return ids
 
     async def _wait_tasks(self, ids: Sequence[int], seen: int | None = None) -> Sequence[Any]:
         """Wait until every task is finished; on a stop request, stop them first.
 
         `seen` is the job's version when the tasks were created: nothing to read before the
-        job changes again.
+        job changes again. Without it (a job taken over), tasks still pending are sent again
+        at once; either way, every `_RESEND` seconds while they stay pending.
         """
+        loop = asyncio.get_running_loop()
+        resend_at = loop.time() + (_RESEND if seen is not None else 0.0)
         if seen is not None:
             await self.hub.signals.wait_job(self.job_id, seen, _RECHECK)
         while True:
@@ -475,6 +493,11 @@ class JobRunner:
             if self.stop_requested.is_set():
                 await self._stop_tasks([t for t in tasks if not RunState(t.state).finished])
                 return await self.hub.store.read(job_store.get_tasks, ids)
+            if loop.time() >= resend_at:
+                for task in tasks:
+                    if task.state == RunState.PENDING:
+                        await self.hub.relay.resend(task.id, task.agent_id)
+                resend_at = loop.time() + _RESEND
             await self.hub.signals.wait_job(self.job_id, seen, _RECHECK)
 
     async def _stop_tasks(self, tasks: Sequence[Any]) -> None:

@@ -60,7 +60,6 @@ class Hub:
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
-        await self.relay.close()
 
 
 def _safe_url(url: str) -> str:

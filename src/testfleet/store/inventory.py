@@ -171,6 +171,20 @@ def touch_agents(conn: Connection, last_seen: dict[int, datetime]) -> None:
         conn.execute(update(agents).where(agents.c.id == agent_id).values(last_seen=seen))
 
 
+def lock_last_seq(conn: Connection, agent_id: int) -> int:
+    """The agent's highest stored event seq, its row locked until the transaction ends, so
+    that two transactions storing the agent's events (two writers, two hubs) take turns."""
+    statement = prepared(
+        "lock_last_seq",
+        lambda: (
+            select(agents.c.last_seq)
+            .where(agents.c.id == bindparam("agent_id"))
+            .with_for_update(key_share=True)
+        ),
+    )
+    return int(conn.execute(statement, {"agent_id": agent_id}).scalar() or 0)
+
+
 def set_last_seq(conn: Connection, agent_id: int, seq: int) -> None:
     """Raise the agent's highest stored event seq to `seq`."""
     statement = prepared(
@@ -197,9 +211,12 @@ def list_agents(conn: Connection) -> Sequence[Row[Any]]:
     return (conn.execute(select(agents).order_by(agents.c.name))).all()
 
 
-def get_agent(conn: Connection, agent_id: int) -> Row[Any] | None:
-    """One agent by id."""
-    return (conn.execute(select(agents).where(agents.c.id == agent_id))).first()
+def get_agent(conn: Connection, agent_id: int, *, lock: bool = False) -> Row[Any] | None:
+    """One agent by id; `lock` keeps other writers off its row until the transaction ends."""
+    query = select(agents).where(agents.c.id == agent_id)
+    if lock:
+        query = query.with_for_update(key_share=True)
+    return (conn.execute(query)).first()
 
 
 def list_devices(conn: Connection, *, include_removed: bool = False) -> Sequence[Row[Any]]:

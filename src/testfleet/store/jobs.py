@@ -107,6 +107,16 @@ def get_job(conn: Connection, job_id: int) -> Row[Any] | None:
     return conn.execute(statement, {"id": job_id}).first()
 
 
+def lock_job(conn: Connection, job_id: int) -> Row[Any] | None:
+    """One job row, locked until the transaction ends (PostgreSQL; SQLite has one writer), so
+    a decision taken on it cannot race another writer's change."""
+    statement = prepared(
+        "lock_job",
+        lambda: select(jobs).where(jobs.c.id == bindparam("id")).with_for_update(key_share=True),
+    )
+    return conn.execute(statement, {"id": job_id}).first()
+
+
 def list_jobs(conn: Connection, query: JobQuery) -> tuple[Sequence[Row[Any]], str | None]:
     """A page of jobs, newest first, and the cursor of the next page (None on the last)."""
     statement = select(jobs).order_by(jobs.c.id.desc()).limit(query.limit + 1)
@@ -180,7 +190,8 @@ def claim_jobs(
             .limit(limit - len(claimed))
         )
         if conn.dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
+            # NO KEY UPDATE: events referencing the job (key share) need not wait for it.
+            candidates = candidates.with_for_update(skip_locked=True, key_share=True)
         for row in conn.execute(candidates).all():
             same = jobs.c.owner.is_(None) if row.owner is None else jobs.c.owner == row.owner
             result = conn.execute(
@@ -205,7 +216,7 @@ def _claim_queued(conn: Connection, owner: str, lease_until: datetime, limit: in
             .limit(bindparam("b_limit"))
         )
         if postgres:
-            queued = queued.with_for_update(skip_locked=True)
+            queued = queued.with_for_update(skip_locked=True, key_share=True)
         return (
             update(jobs)
             .where(jobs.c.id.in_(queued.scalar_subquery()))
