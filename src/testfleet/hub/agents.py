@@ -248,6 +248,7 @@ class AgentRegistry:
                     connection.name,
                     connection.last_seq,
                     batch,
+                    utcnow(),
                 )
             except Exception as error:  # the agent keeps them and sends them again
                 _log.exception("cannot store events of agent %s", connection.name)
@@ -367,12 +368,11 @@ class AgentRegistry:
     async def _sync_with_store(self) -> None:
         """Write when local agents were last heard of; mark stale agents of any hub lost."""
         wall = utcnow()
-        seen = {agent_id: wall for agent_id, c in self.connections.items() if not c.closed}
+        seen = [agent_id for agent_id, c in self.connections.items() if not c.closed]
         cutoff = wall - timedelta(seconds=self.hub.config.agent_timeout * 2)
 
         def work(conn: Connection) -> Sequence[Any]:
-            if seen:
-                inventory.touch_agents(conn, seen)
+            inventory.touch_agents(conn, seen, wall)
             return inventory.stale_agents(conn, cutoff)
 
         stale = [row for row in await self.hub.store.write(work) if row.id not in self.connections]

@@ -97,6 +97,7 @@ def apply_events(
     agent_name: str,
     last_seq: int,
     events: Sequence[AgentEventMessage],
+    now: datetime,
 ) -> Applied:
     """Store the events above the agent's highest stored seq (`last_seq`, as this hub knows
     it, or the store's if higher: the rest were stored before) and move tasks, steps and
@@ -104,7 +105,7 @@ def apply_events(
 
     A task's or step's start and end in the same batch make one update, not two.
     """
-    applied = Applied(highest_seq=max(last_seq, inventory.lock_last_seq(conn, agent_id)))
+    applied = Applied(highest_seq=max(last_seq, inventory.get_last_seq(conn, agent_id)))
     rows: list[dict[str, Any]] = []
     task_progress: dict[int, _Progress] = {}
     step_progress: dict[tuple[int, int], _Progress] = {}
@@ -158,7 +159,7 @@ def apply_events(
     add_agent_events(conn, rows)
     applied.stored = len(rows)
     if rows:
-        inventory.set_last_seq(conn, agent_id, applied.highest_seq)
+        inventory.set_last_seq(conn, agent_id, applied.highest_seq, now)
     return applied
 
 

@@ -165,37 +165,50 @@ def set_agent_offline(conn: Connection, agent_id: int) -> None:
     )
 
 
-def touch_agents(conn: Connection, last_seen: dict[int, datetime]) -> None:
-    """Record when each agent was last heard from."""
-    for agent_id, seen in last_seen.items():
-        conn.execute(update(agents).where(agents.c.id == agent_id).values(last_seen=seen))
+def touch_agents(conn: Connection, agent_ids: Sequence[int], seen_at: datetime) -> None:
+    """Record that the agents were heard from at `seen_at`.
+
+    An agent whose row another transaction holds right now is skipped (SKIP LOCKED): that is
+    nearly always the storing of its own events, which records `seen_at` too. Waiting made
+    this update, which touches every agent of the hub, a party to deadlocks.
+    """
+    if agent_ids:
+        free = (
+            select(agents.c.id)
+            .where(agents.c.id.in_(list(agent_ids)))
+            .with_for_update(skip_locked=True, key_share=True)
+        )
+        conn.execute(
+            update(agents).where(agents.c.id.in_(free.scalar_subquery())).values(last_seen=seen_at)
+        )
 
 
-def lock_last_seq(conn: Connection, agent_id: int) -> int:
-    """The agent's highest stored event seq, its row locked until the transaction ends, so
-    that two transactions storing the agent's events (two writers, two hubs) take turns."""
+def get_last_seq(conn: Connection, agent_id: int) -> int:
+    """The agent's highest stored event seq.
+
+    Not locked: two transactions storing the same events at once (an agent's old and new
+    connection, on two writers or two hubs) both insert them, and the second insert skips
+    them (ON CONFLICT DO NOTHING), while the state updates they make are conditional. A lock
+    here took part in deadlocks between writer batches.
+    """
     statement = prepared(
-        "lock_last_seq",
-        lambda: (
-            select(agents.c.last_seq)
-            .where(agents.c.id == bindparam("agent_id"))
-            .with_for_update(key_share=True)
-        ),
+        "get_last_seq",
+        lambda: select(agents.c.last_seq).where(agents.c.id == bindparam("agent_id")),
     )
     return int(conn.execute(statement, {"agent_id": agent_id}).scalar() or 0)
 
 
-def set_last_seq(conn: Connection, agent_id: int, seq: int) -> None:
-    """Raise the agent's highest stored event seq to `seq`."""
+def set_last_seq(conn: Connection, agent_id: int, seq: int, seen_at: datetime) -> None:
+    """Raise the agent's highest stored event seq to `seq`; it was heard from at `seen_at`."""
     statement = prepared(
         "set_last_seq",
         lambda: (
             update(agents)
             .where(agents.c.id == bindparam("agent_id"), agents.c.last_seq < bindparam("seq"))
-            .values(last_seq=bindparam("seq"))
+            .values(last_seq=bindparam("seq"), last_seen=bindparam("seen"))
         ),
     )
-    conn.execute(statement, {"agent_id": agent_id, "seq": seq})
+    conn.execute(statement, {"agent_id": agent_id, "seq": seq, "seen": seen_at})
 
 
 def stale_agents(conn: Connection, seen_before: datetime) -> Sequence[Row[Any]]:
@@ -300,11 +313,17 @@ def release_devices(conn: Connection, ids: Sequence[str], job_id: int) -> int:
 
 
 def renew_leases(conn: Connection, job_ids: Sequence[int], lease_until: datetime) -> None:
-    """Extend the leases the given jobs hold."""
+    """Extend the leases the given jobs hold; a device row another transaction holds right
+    now is skipped until the next renewal (see `jobs.renew_job_leases`)."""
     if job_ids:
+        held = (
+            select(devices.c.id)
+            .where(devices.c.holder_job_id.in_(job_ids))
+            .with_for_update(skip_locked=True, key_share=True)
+        )
         conn.execute(
             update(devices)
-            .where(devices.c.holder_job_id.in_(job_ids))
+            .where(devices.c.id.in_(held.scalar_subquery()))
             .values(lease_expires_at=lease_until)
         )
 

@@ -243,11 +243,21 @@ def _claim_queued(conn: Connection, owner: str, lease_until: datetime, limit: in
 def renew_job_leases(
     conn: Connection, owner: str, job_ids: Sequence[int], lease_until: datetime
 ) -> None:
-    """Extend this hub's leases on the jobs it runs."""
+    """Extend this hub's leases on the jobs it runs.
+
+    A job whose row another transaction holds right now is skipped (SKIP LOCKED): the next
+    renewal, a third of the lease later, gets it. Waiting instead made the renewal, which
+    touches every running job, the usual party to a deadlock.
+    """
     if job_ids:
+        mine = (
+            select(jobs.c.id)
+            .where(jobs.c.id.in_(list(job_ids)), jobs.c.owner == owner)
+            .with_for_update(skip_locked=True, key_share=True)
+        )
         conn.execute(
             update(jobs)
-            .where(jobs.c.id.in_(list(job_ids)), jobs.c.owner == owner)
+            .where(jobs.c.id.in_(mine.scalar_subquery()))
             .values(lease_expires_at=lease_until)
         )
 
