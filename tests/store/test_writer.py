@@ -6,11 +6,12 @@ import asyncio
 
 import asyncpg
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 
 from testfleet.store import Store
 from testfleet.store import jobs as job_store
+from testfleet.store.writer import CommitUnknown
 from tests.store.conftest import CONNECT_TIMEOUT, postgres_server
 from tests.store.helpers import add_job
 
@@ -69,3 +70,31 @@ async def test_the_store_carries_on_after_the_server_drops_its_connections(
     assert await store.read(names) == ["before"]
     await store.write(add_job, "after")
     assert await store.read(names) == ["after", "before"]
+
+
+async def test_writes_whose_commit_broke_off_are_not_run_again(store: Store) -> None:
+    """If the connection breaks while a batch commits, nobody can tell whether it did: the
+    callers hear so, and their writes are not run a second time."""
+    if store.is_sqlite:
+        pytest.skip("SQLite commits in-process: there is no connection to lose")
+    engine = store._async_writer  # the hook goes on the writers' engine
+    assert engine is not None
+    broken: list[bool] = []
+
+    def die_while_committing(conn: Connection) -> None:
+        if not broken:
+            broken.append(True)
+            conn.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    event.listen(engine.sync_engine, "commit", die_while_committing)
+    try:
+        results = await asyncio.gather(
+            store.write(add_job, "a"), store.write(add_job, "b"), return_exceptions=True
+        )
+    finally:
+        event.remove(engine.sync_engine, "commit", die_while_committing)
+    assert broken
+    assert all(isinstance(r, CommitUnknown) for r in results), results
+    assert await store.read(names) == []  # not run again (and, here, not committed)
+    await store.write(add_job, "after")
+    assert await store.read(names) == ["after"]

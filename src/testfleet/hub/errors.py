@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from testfleet.protocol.api import ErrorBody, ErrorDetail
+from testfleet.store.writer import CommitUnknown
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +73,19 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=error.status_code,
             headers=error.headers,
         )
+
+    @app.exception_handler(CommitUnknown)
+    async def _commit_unknown(request: Request, error: CommitUnknown) -> JSONResponse:
+        _log.warning("%s %s: %s", request.method, request.url.path, error)
+        message = f"{error}; look (list jobs, say) before doing it again"
+        return JSONResponse(_body(request, "commit_unknown", message), status_code=503)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _store_down(request: Request, error: DBAPIError) -> JSONResponse:
+        _log.warning("%s %s: the store failed: %s", request.method, request.url.path, error)
+        message = f"the store cannot be reached or failed: {error.orig!r}; try again shortly"
+        return JSONResponse(_body(request, "store_unavailable", message), status_code=503)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -5,9 +5,10 @@ Work on the store is a plain function of a SQLAlchemy `Connection`, run in one t
 
 - On PostgreSQL it runs through the async engine (asyncpg) with `AsyncConnection.run_sync`;
   writes queue to a few writer tasks, each committing what has queued up together
-  (`writer.py`). Reads take pooled connections as they are (no ping on checkout, which cost
-  two round trips per read) and run once more on a fresh one if the server had dropped it;
-  writers ping first, since a write is never run twice on a guess.
+  (`writer.py`). Connections are taken from the pools as they are (a ping on checkout cost
+  two round trips): a read or a write batch that meets a connection the server dropped runs
+  again on a fresh one, since nothing was done on it. A write whose connection breaks while
+  it commits is never run again on a guess (`CommitUnknown`). Reads run in autocommit mode.
 - On SQLite the whole transaction runs in a worker thread: one thread hop per transaction
   instead of one per statement (aiosqlite's model), which measured about ten times faster
   for the hub's many short transactions (see docs/performance.md). Writes go through a single
@@ -133,11 +134,16 @@ class Store:
             self._group_writer: SqliteWriter | PostgresWriter = SqliteWriter(self._writer)
             self._read_threads = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="store-read")
         else:
+            # Reads run without BEGIN/COMMIT (two round trips each): at READ COMMITTED every
+            # statement sees what was committed when it started, in a transaction or not.
             self._async = create_async_engine(
-                self.url, pool_size=POSTGRES_READERS, max_overflow=POSTGRES_READERS
+                self.url,
+                pool_size=POSTGRES_READERS,
+                max_overflow=POSTGRES_READERS,
+                isolation_level="AUTOCOMMIT",
             )
             self._async_writer = create_async_engine(
-                self.url, pool_size=POSTGRES_WRITERS, max_overflow=2, pool_pre_ping=True
+                self.url, pool_size=POSTGRES_WRITERS, max_overflow=2
             )
             self._group_writer = PostgresWriter(self._async_writer)
 

@@ -41,6 +41,13 @@ class Abandoned(Exception):
     """The caller gave up before its write began; nothing was written."""
 
 
+class CommitUnknown(Exception):
+    """The connection broke while the transaction committed: it may or may not have.
+
+    Its writes are not run again (that could apply them twice); each caller gets this error.
+    """
+
+
 @dataclass(eq=False)
 class WriteRequest:
     """One write function waiting for the writer."""
@@ -211,6 +218,8 @@ class PostgresWriter:
             live, outcomes = _split(batch)
             try:
                 outcomes += await self._together(live)
+            except CommitUnknown as error:
+                outcomes += [(request, False, error) for request in live]
             except Exception:
                 for request in live:
                     try:
@@ -222,12 +231,28 @@ class PostgresWriter:
                 self._queue.task_done()
 
     async def _together(self, batch: list[WriteRequest]) -> list[Outcome]:
+        """Run the batch in one transaction; again after a deadlock, or when the pooled
+        connection turns out dead (the server restarted: nothing was written)."""
         for attempt in range(1, RETRIES + 1):
             try:
-                async with self.engine.begin() as conn:
-                    return await conn.run_sync(run_batch, batch)
+                return await self._transaction(batch)
             except DBAPIError as error:
-                if attempt == RETRIES or not is_transient(error):
+                retry = is_transient(error) or error.connection_invalidated
+                if attempt == RETRIES or not retry:
                     raise
             await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
         raise AssertionError("unreachable")
+
+    async def _transaction(self, batch: list[WriteRequest]) -> list[Outcome]:
+        async with self.engine.connect() as conn:
+            transaction = await conn.begin()
+            results = await conn.run_sync(run_batch, batch)
+            try:
+                await transaction.commit()
+            except DBAPIError as error:
+                if error.connection_invalidated:
+                    raise CommitUnknown(
+                        f"the database connection broke while committing: {error}"
+                    ) from error
+                raise
+            return results

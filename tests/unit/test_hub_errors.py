@@ -1,0 +1,63 @@
+"""A store that is down, or a commit whose outcome is unknown, is a 503 that says so."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
+
+from testfleet.hub.errors import install_error_handlers
+from testfleet.store.writer import CommitUnknown
+
+
+def app() -> FastAPI:
+    """An app whose routes fail the ways the store can."""
+    application = FastAPI()
+    install_error_handlers(application)
+
+    @application.post("/unknown")
+    async def unknown() -> None:
+        raise CommitUnknown("the database connection broke while committing: gone")
+
+    @application.get("/down")
+    async def down() -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    @application.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug")
+
+    return application
+
+
+def request(method: str, path: str) -> httpx.Response:
+    """One request to `app()`, in process."""
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app(), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            return await client.request(method, path)
+
+    return asyncio.run(send())
+
+
+def test_a_commit_of_unknown_outcome_is_503_and_says_to_look_first() -> None:
+    response = request("POST", "/unknown")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "commit_unknown"
+    assert "broke while committing" in body["message"] and "look" in body["message"]
+
+
+def test_a_store_that_cannot_be_reached_is_503() -> None:
+    response = request("GET", "/down")
+    assert response.status_code == 503
+    assert response.json()["code"] == "store_unavailable"
+    assert "connection refused" in response.json()["message"]
+
+
+def test_anything_else_unexpected_stays_a_500() -> None:
+    response = request("GET", "/bug")
+    assert (response.status_code, response.json()["code"]) == (500, "internal_error")
