@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 _RECHECK = 1.0
 _RESEND = 5.0  # seconds a task may stay pending before RUN_TASK goes out again
-_SHOW_WAITING = 0.05  # seconds to wait for devices before recording that the job started
 
 Write = Callable[[Connection], list[dict[str, Any]]]
 """A piece of a transaction: changes rows, returns the events to append."""
