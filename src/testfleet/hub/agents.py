@@ -58,6 +58,7 @@ class AgentConnection:
     inbox: asyncio.Queue[AgentEventMessage] = field(default_factory=asyncio.Queue)
     closed: bool = False
     last_seq: int = 0
+    last_seq_read: bool = False  # read from the store with the first events (it may have moved)
 
     def send(self, message: BaseModel) -> None:
         """Queue a message for the agent (sent in order by the writer task)."""
@@ -246,7 +247,7 @@ class AgentRegistry:
                     self.hub.task_index,
                     connection.agent_id,
                     connection.name,
-                    connection.last_seq,
+                    connection.last_seq if connection.last_seq_read else None,
                     batch,
                     utcnow(),
                 )
@@ -263,6 +264,7 @@ class AgentRegistry:
                 await connection.websocket.close(code=1011)
                 return
             connection.last_seq = applied.highest_seq
+            connection.last_seq_read = True
             self.hub.metrics.events_stored.inc(applied.stored)
             connection.send(Ack(seq=applied.highest_seq))
             await asyncio.gather(*(self.hub.relay.job_changed(j) for j in applied.jobs))

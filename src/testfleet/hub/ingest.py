@@ -95,17 +95,18 @@ def apply_events(
     index: TaskIndex,
     agent_id: int,
     agent_name: str,
-    last_seq: int,
+    last_seq: int | None,
     events: Sequence[AgentEventMessage],
     now: datetime,
 ) -> Applied:
-    """Store the events above the agent's highest stored seq (`last_seq`, as this hub knows
-    it, or the store's if higher: the rest were stored before) and move tasks, steps and
-    devices accordingly.
+    """Store the events above the agent's highest stored seq (`last_seq` as this hub knows
+    it; None: read it from the store) and move tasks, steps and devices accordingly.
 
     A task's or step's start and end in the same batch make one update, not two.
     """
-    applied = Applied(highest_seq=max(last_seq, inventory.get_last_seq(conn, agent_id)))
+    if last_seq is None:
+        last_seq = inventory.get_last_seq(conn, agent_id)
+    applied = Applied(highest_seq=last_seq)
     rows: list[dict[str, Any]] = []
     task_progress: dict[int, _Progress] = {}
     step_progress: dict[tuple[int, int], _Progress] = {}
