@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -57,3 +59,50 @@ def test_jobs_run_stop_and_survive_a_hub_kill_on_postgres(
     finally:
         agent.stop()
         hub.stop()
+
+
+def test_a_job_carries_on_when_the_server_drops_every_connection(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A PostgreSQL restart or failover drops the hub's connections mid-job (pooled ones,
+    the writers' and the LISTEN one): the job still completes and loses no log line."""
+    hub = Hub(tmp_path, db_url=postgres_url).start()
+    agent = Agent(tmp_path, hub.url, "pg-agent", slots=1).start()
+    try:
+        with httpx.Client(base_url=hub.url, timeout=30) as client:
+            agent.wait_online(client)
+            code = "import time\nfor i in range(30):\n    print(i, flush=True); time.sleep(0.1)"
+            job_id = start(client, cmd_job("pg-dropped", code))
+            wait_task_running(client, job_id)
+            dropped = terminate_backends(postgres_url)
+            assert dropped >= 2
+            status = wait_state(client, job_id, timeout=40)
+            assert status["state"] == "completed", status
+            assert client.get(f"/api/v1/jobs/{job_id}/logs").text == "".join(
+                f"{i}\n" for i in range(30)
+            )
+            assert client.get("/readyz").status_code == 200
+    finally:
+        agent.stop()
+        hub.stop()
+
+
+def terminate_backends(url: str) -> int:
+    """Drop every connection to `url`'s database; returns how many there were."""
+    database = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/test"
+
+    async def run() -> int:
+        connection = await asyncpg.connect(admin, timeout=10)
+        try:
+            return int(
+                await connection.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = $1",
+                    database,
+                )
+            )
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())

@@ -72,7 +72,7 @@ def test_a_job_reaches_an_agent_connected_to_the_other_hub(tmp_path: Path, hubs:
             assert started["data"]["server_id"] == f"hub-{hubs.a.port}"  # A ran it
             assert a.get(f"/api/v1/jobs/{job_id}/logs").text == "over there\n"
             assert b.get(f"/api/v1/jobs/{job_id}").json()["state"] == "completed"
-            assert metric(a, 'testfleet_hub_notifications_total{direction="sent",kind="task"') == 1
+            assert metric(a, 'testfleet_hub_notifications_total{direction="sent",kind="task"') >= 1
             assert metric(b, 'testfleet_hub_notifications_total{direction="received"') >= 1
     finally:
         agent.stop()

@@ -1,4 +1,4 @@
-"""A store that is down, or a commit whose outcome is unknown, is a 503 that says so."""
+"""A store that is away, or a commit whose outcome is unknown, is a 503 that says so."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import asyncio
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from tests.support.processes import free_port
 
 from testfleet.hub.errors import install_error_handlers
+from testfleet.store import Store
 from testfleet.store.writer import CommitUnknown
 
 
@@ -21,9 +23,26 @@ def app() -> FastAPI:
     async def unknown() -> None:
         raise CommitUnknown("the database connection broke while committing: gone")
 
-    @application.get("/down")
-    async def down() -> None:
-        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+    @application.get("/operational")
+    async def operational() -> None:
+        raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+    @application.get("/dropped")
+    async def dropped() -> None:
+        closed = Exception("connection was closed")
+        raise DBAPIError("COMMIT", {}, closed, connection_invalidated=True)
+
+    @application.get("/nobody-listens")
+    async def nobody_listens() -> None:
+        store = Store(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
+        try:
+            await store.ping()  # a real PostgreSQL client meeting a closed port
+        finally:
+            await store.close()
+
+    @application.get("/constraint")
+    async def constraint() -> None:
+        raise IntegrityError("INSERT", {}, Exception("duplicate key"))
 
     @application.get("/bug")
     async def bug() -> None:
@@ -51,13 +70,19 @@ def test_a_commit_of_unknown_outcome_is_503_and_says_to_look_first() -> None:
     assert "broke while committing" in body["message"] and "look" in body["message"]
 
 
-def test_a_store_that_cannot_be_reached_is_503() -> None:
-    response = request("GET", "/down")
-    assert response.status_code == 503
-    assert response.json()["code"] == "store_unavailable"
-    assert "connection refused" in response.json()["message"]
+def test_a_store_that_is_away_is_503() -> None:
+    for path, says in [
+        ("/operational", "database is locked"),
+        ("/dropped", "connection was closed"),
+        ("/nobody-listens", ""),
+    ]:
+        response = request("GET", path)
+        assert response.status_code == 503, (path, response.text)
+        assert response.json()["code"] == "store_unavailable"
+        assert says in response.json()["message"]
 
 
 def test_anything_else_unexpected_stays_a_500() -> None:
-    response = request("GET", "/bug")
-    assert (response.status_code, response.json()["code"]) == (500, "internal_error")
+    for path in ("/constraint", "/bug"):
+        response = request("GET", path)
+        assert (response.status_code, response.json()["code"]) == (500, "internal_error"), path

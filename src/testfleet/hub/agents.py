@@ -339,33 +339,41 @@ class AgentRegistry:
 
     async def watch(self) -> None:
         """Notice lost agents: no heartbeat, a dropped socket not re-made, or a dead hub's."""
-        config = self.hub.config
-        tick = min(0.5, config.heartbeat_interval / 2)
+        tick = min(0.5, self.hub.config.heartbeat_interval / 2)
         last_store_check = 0.0
         while True:
             await asyncio.sleep(tick)
-            now = time.monotonic()
-            for agent_id, connection in list(self.connections.items()):
-                silent = now - connection.last_seen
-                if silent > config.agent_timeout:
-                    connection.closed = True
-                    self.connections.pop(agent_id, None)
-                    with contextlib.suppress(Exception):
-                        await connection.websocket.close(code=1001)
-                    await self.mark_lost(
-                        agent_id, f"no heartbeat for {silent:.1f} s", _wall_ago(silent)
-                    )
-            for agent_id, since in list(self._disconnected_at.items()):
-                if now - since > config.agent_timeout:
-                    del self._disconnected_at[agent_id]
-                    await self.mark_lost(
-                        agent_id,
-                        f"connection closed and not re-made within {config.agent_timeout:g} s",
-                        _wall_ago(now - since),
-                    )
-            if now - last_store_check >= config.agent_timeout / 2:
-                last_store_check = now
-                await self._sync_with_store()
+            try:
+                last_store_check = await self._watch_once(last_store_check)
+            except Exception:  # the store is away, say: the next pass tries again
+                _log.exception("watching agents failed; trying again")
+
+    async def _watch_once(self, last_store_check: float) -> float:
+        """One look at the agents; returns when the store was last checked."""
+        config = self.hub.config
+        now = time.monotonic()
+        for agent_id, connection in list(self.connections.items()):
+            silent = now - connection.last_seen
+            if silent > config.agent_timeout:
+                connection.closed = True
+                self.connections.pop(agent_id, None)
+                with contextlib.suppress(Exception):
+                    await connection.websocket.close(code=1001)
+                await self.mark_lost(
+                    agent_id, f"no heartbeat for {silent:.1f} s", _wall_ago(silent)
+                )
+        for agent_id, since in list(self._disconnected_at.items()):
+            if now - since > config.agent_timeout:
+                del self._disconnected_at[agent_id]
+                await self.mark_lost(
+                    agent_id,
+                    f"connection closed and not re-made within {config.agent_timeout:g} s",
+                    _wall_ago(now - since),
+                )
+        if now - last_store_check >= config.agent_timeout / 2:
+            last_store_check = now
+            await self._sync_with_store()
+        return last_store_check
 
     async def _sync_with_store(self) -> None:
         """Write when local agents were last heard of; mark stale agents of any hub lost."""

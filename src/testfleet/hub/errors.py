@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from testfleet.protocol.api import ErrorBody, ErrorDetail
-from testfleet.store.writer import CommitUnknown
+from testfleet.store.writer import CommitUnknown, is_unavailable
 
 _log = logging.getLogger(__name__)
 
@@ -80,15 +80,13 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{error}; look (list jobs, say) before doing it again"
         return JSONResponse(_body(request, "commit_unknown", message), status_code=503)
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    async def _store_down(request: Request, error: DBAPIError) -> JSONResponse:
-        _log.warning("%s %s: the store failed: %s", request.method, request.url.path, error)
-        message = f"the store cannot be reached or failed: {error.orig!r}; try again shortly"
-        return JSONResponse(_body(request, "store_unavailable", message), status_code=503)
-
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        if is_unavailable(error):
+            _log.warning("%s %s: the store failed: %r", request.method, request.url.path, error)
+            cause = error.orig if isinstance(error, DBAPIError) else error
+            message = f"the store cannot be reached: {cause!r}; try again shortly"
+            return JSONResponse(_body(request, "store_unavailable", message), status_code=503)
         _log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(
             _body(request, "internal_error", f"internal error: {error!r}"), status_code=500

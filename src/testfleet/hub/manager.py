@@ -22,6 +22,7 @@ from testfleet.protocol.wire import RunTask, StepSpec, utcnow
 from testfleet.store import inventory
 from testfleet.store import jobs as job_store
 from testfleet.store.events import add_events, event_row
+from testfleet.store.writer import is_unavailable
 
 if TYPE_CHECKING:
     from testfleet.hub.runtime import Hub
@@ -30,6 +31,7 @@ _log = logging.getLogger(__name__)
 _CLAIM_POLL = 1.0
 _CLAIM_BATCH = 200
 _ORPHAN_CHECK = 2.0  # seconds between looks for jobs of dead hubs
+_RESUME_AFTER = 2.0  # seconds before a runner stopped by a store error starts again
 
 
 def _not_found(job_id: int) -> ApiError:
@@ -50,6 +52,7 @@ class JobManager:
         self.runners: dict[int, JobRunner] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._claimed_own = False
+        self._closing = False
         self._orphans_checked = float("-inf")
 
     # ---- the API ------------------------------------------------------------------------------
@@ -254,16 +257,33 @@ class JobManager:
         self._tasks[job_id] = asyncio.create_task(self._guard(runner), name=f"job-{job_id}")
 
     async def _guard(self, runner: JobRunner) -> None:
+        again = False
         try:
             await runner.run()
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            _log.exception("job %d runner crashed", runner.job_id)
-            await self._fail(runner.job_id, f"internal error: {error!r}")
+            if is_unavailable(error):  # the job is fine; its runner carries on from the store
+                _log.warning(
+                    "job %d: the store failed (%r); resuming it shortly", runner.job_id, error
+                )
+                again = True
+            else:
+                _log.exception("job %d runner crashed", runner.job_id)
+                await self._fail(runner.job_id, f"internal error: {error!r}")
         finally:
             self.runners.pop(runner.job_id, None)
             self._tasks.pop(runner.job_id, None)
+            if again and not self._closing:
+                asyncio.get_running_loop().call_later(_RESUME_AFTER, self._resume, runner.job_id)
+
+    def _resume(self, job_id: int) -> None:
+        """Run a job again from what the store holds (its runner stopped on a store error)."""
+        if self._closing or job_id in self._tasks:
+            return
+        runner = JobRunner(self.hub, job_id)
+        self.runners[job_id] = runner
+        self._tasks[job_id] = asyncio.create_task(self._guard(runner), name=f"job-{job_id}")
 
     async def _fail(self, job_id: int, error: str) -> None:
         now = utcnow()
@@ -322,6 +342,7 @@ class JobManager:
 
     async def shutdown(self) -> None:
         """Stop every runner without touching the jobs: the next hub carries on."""
+        self._closing = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

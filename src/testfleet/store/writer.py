@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from testfleet.store.events import discard_pending_events, flush_events
@@ -61,6 +61,16 @@ class WriteRequest:
 
     def __post_init__(self) -> None:
         self.future = self.loop.create_future()
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The database could not be reached, or the connection broke: nothing is wrong with the
+    work itself, which may succeed later."""
+    if isinstance(error, CommitUnknown | ConnectionError):
+        return True
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error, OperationalError)
+    return False
 
 
 def is_transient(error: BaseException) -> bool:

@@ -250,7 +250,7 @@ async def _follow(
 def _events_and_job(
     conn: Connection, job_id: int, after: int, kinds: list[str]
 ) -> tuple[Sequence[Any], Any]:
-    return (
-        event_store.list_events(conn, job_id, after=after, limit=1000, kinds=kinds),
-        job_store.get_job(conn, job_id),
-    )
+    """The job, then its events: a job read as finished has its last events stored already
+    (the other order could miss them if the job ended between the two reads)."""
+    job = job_store.get_job(conn, job_id)
+    return event_store.list_events(conn, job_id, after=after, limit=1000, kinds=kinds), job
