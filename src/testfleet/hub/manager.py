@@ -191,13 +191,7 @@ class JobManager:
 
     async def dispatch(self, task_id: int) -> bool:
         """(Re)send a pending task to its agent; False if the agent is not connected here."""
-
-        def load(conn: Connection) -> tuple[Any, Any]:
-            task = job_store.get_task(conn, task_id)
-            job = job_store.get_job(conn, task.job_id) if task is not None else None
-            return task, job
-
-        task, job = await self.hub.store.read(load)
+        task, job = await self.hub.store.read(job_store.task_with_job, task_id)
         if task is None or job is None:
             return False
         return self.send_task(task, job)

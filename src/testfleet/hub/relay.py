@@ -121,11 +121,7 @@ class Relay:
                 _log.exception("cannot act on the notification %s:%d", kind, row_id)
 
     async def _run_task(self, task_id: int) -> None:
-        def load(conn: Connection) -> tuple[Any, Any]:
-            task = job_store.get_task(conn, task_id)
-            return task, job_store.get_job(conn, task.job_id) if task is not None else None
-
-        task, job = await self.hub.store.read(load)
+        task, job = await self.hub.store.read(job_store.task_with_job, task_id)
         if task is None or job is None or task.agent_id not in self.hub.agents.connections:
             return
         if task.state == RunState.PENDING and not job.stop_requested:

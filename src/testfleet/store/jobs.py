@@ -107,6 +107,12 @@ def get_job(conn: Connection, job_id: int) -> Row[Any] | None:
     return conn.execute(statement, {"id": job_id}).first()
 
 
+def task_with_job(conn: Connection, task_id: int) -> tuple[Row[Any] | None, Row[Any] | None]:
+    """A task row and its job's row (None, None for an unknown task)."""
+    task = get_task(conn, task_id)
+    return task, get_job(conn, task.job_id) if task is not None else None
+
+
 def lock_job(conn: Connection, job_id: int) -> Row[Any] | None:
     """One job row, locked until the transaction ends (PostgreSQL; SQLite has one writer), so
     a decision taken on it cannot race another writer's change."""

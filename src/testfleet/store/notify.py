@@ -49,7 +49,6 @@ class Listener:
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.handler = handler
         self.on_connect = on_connect
-        self.connected = asyncio.Event()
 
     async def run(self) -> None:
         """Listen until cancelled."""
@@ -71,7 +70,6 @@ class Listener:
         try:
             connection.add_termination_listener(lambda _conn: lost.set())
             await connection.add_listener(CHANNEL, self._received)
-            self.connected.set()
             await self.on_connect()
             while not lost.is_set():
                 try:
@@ -80,7 +78,6 @@ class Listener:
                 except TimeoutError:  # a quiet channel: make sure the server is still there
                     await connection.fetchval("SELECT 1", timeout=10)
         finally:
-            self.connected.clear()
             if not connection.is_closed():
                 connection.terminate()
 
