@@ -1,7 +1,7 @@
 """Events: an agent's (agent_id, seq) is stored once; a job's events page by id.
 
-(`add_agent_event`, the one-event form that answered True/False, was dropped in f3765af;
-the hub stores agent events in batches with `add_agent_events`.)
+(Hub and agent events are both appended with `add_events` and inserted when the
+transaction commits.)
 """
 
 from __future__ import annotations
@@ -43,21 +43,21 @@ def setup(conn: Connection) -> tuple[int, int, int]:
 async def test_an_agent_event_is_stored_once(store: Store) -> None:
     a1, a2, job = await store.write(setup)
 
-    await store.write(event_store.add_agent_events, [agent_row(a1, 7, job, "first")])
-    await store.write(event_store.add_agent_events, [agent_row(a1, 7, job, "sent again")])
+    await store.write(event_store.add_events, [agent_row(a1, 7, job, "first")])
+    await store.write(event_store.add_events, [agent_row(a1, 7, job, "sent again")])
     assert await store.read(count_rows, events) == 1
     (stored,) = await store.read(event_store.list_events, job)
     assert (stored.agent_seq, stored.data, stored.agent_name) == (7, {"text": "first"}, "a1")
 
     # The seq belongs to the agent: another agent's seq 7 is another event.
-    await store.write(event_store.add_agent_events, [agent_row(a2, 7, job, "other agent")])
+    await store.write(event_store.add_events, [agent_row(a2, 7, job, "other agent")])
     assert await store.read(count_rows, events) == 2
 
 
 async def test_a_batch_of_agent_events_skips_the_stored_ones(store: Store) -> None:
     a1, _, job = await store.write(setup)
-    await store.write(event_store.add_agent_events, [agent_row(a1, s, job) for s in (1, 2)])
-    await store.write(event_store.add_agent_events, [agent_row(a1, s, job) for s in (2, 3, 1, 3)])
+    await store.write(event_store.add_events, [agent_row(a1, s, job) for s in (1, 2)])
+    await store.write(event_store.add_events, [agent_row(a1, s, job) for s in (2, 3, 1, 3)])
     stored = await store.read(event_store.list_events, job)
     assert [(e.agent_seq, e.data["text"]) for e in stored] == [
         (1, "line 1"),
@@ -73,8 +73,8 @@ async def test_two_hubs_storing_the_same_resent_events_store_them_once(
     rows = [agent_row(a1, seq, job) for seq in range(1, 51)]
     async with other_hubs(db_url, 2) as (hub_a, hub_b):
         await asyncio.gather(
-            hub_a.write(event_store.add_agent_events, rows),
-            hub_b.write(event_store.add_agent_events, rows[::-1]),
+            hub_a.write(event_store.add_events, rows),
+            hub_b.write(event_store.add_events, rows[::-1]),
         )
     stored = await store.read(event_store.list_events, job)
     assert sorted(e.agent_seq for e in stored) == list(range(1, 51))
@@ -84,9 +84,9 @@ async def test_list_events_pages_with_after(store: Store) -> None:
     a1, _, job = await store.write(setup)
     other_job = await store.write(add_job, "other")
     for seq in range(1, 8):
-        await store.write(event_store.add_agent_events, [agent_row(a1, seq, job)])
+        await store.write(event_store.add_events, [agent_row(a1, seq, job)])
         if seq == 3:
-            await store.write(event_store.add_agent_events, [agent_row(a1, 100, other_job)])
+            await store.write(event_store.add_events, [agent_row(a1, 100, other_job)])
     hub_event = event_store.event_row("job_state", NOW + timedelta(seconds=1), job_id=job)
     await store.write(event_store.add_events, [hub_event])
 

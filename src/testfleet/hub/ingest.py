@@ -23,7 +23,7 @@ from testfleet.protocol.wire import (
 )
 from testfleet.store import inventory
 from testfleet.store import jobs as job_store
-from testfleet.store.events import add_agent_events
+from testfleet.store.events import add_events
 
 AgentEventMessage = (
     TaskStarted | StepStarted | LogChunk | StepFinished | TaskFinished | DeviceAdded | DeviceRemoved
@@ -157,7 +157,7 @@ def apply_events(
         _advance_step(conn, task_id, step, progress)
     for task_id, progress in task_progress.items():
         _advance_task(conn, task_id, progress)
-    add_agent_events(conn, rows)
+    add_events(conn, rows)
     applied.stored = len(rows)
     if rows:
         inventory.set_last_seq(conn, agent_id, applied.highest_seq, now)

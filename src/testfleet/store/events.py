@@ -45,16 +45,11 @@ EVENT_ORDER_LOCK_ID = 0x7465737467  # PostgreSQL advisory lock: event ids commit
 
 
 def add_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Append events (rows from `event_row`). Inside `Store.write` they are inserted together,
-    in one statement, just before the transaction commits."""
+    """Append events: hub events (rows from `event_row`) or an agent's (with agent_id and
+    agent_seq; one already stored, before or earlier in the transaction, is skipped). Inside
+    `Store.write` they are inserted together just before the transaction commits."""
     if rows:
         conn.info.setdefault(_PENDING, []).extend(rows)
-
-
-def add_agent_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Append agent events (with agent_id and agent_seq) as `add_events` does; those already
-    stored, before or earlier in the same transaction, are skipped when inserted."""
-    add_events(conn, rows)
 
 
 def discard_pending_events(conn: Connection) -> None:
@@ -71,21 +66,14 @@ def flush_events(conn: Connection) -> None:
     rows = conn.info.pop(_PENDING, None)
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    if dialect is postgresql:
         conn.execute(_ORDER_LOCK)
-        conn.execute(
-            prepared(
-                "insert_events_pg", lambda: postgresql.insert(events).on_conflict_do_nothing()
-            ),
-            rows,
-        )
-    else:
-        conn.execute(
-            prepared(
-                "insert_events_sqlite", lambda: sqlite.insert(events).on_conflict_do_nothing()
-            ),
-            rows,
-        )
+    statement = prepared(
+        ("insert_events", dialect.__name__),
+        lambda: dialect.insert(events).on_conflict_do_nothing(),
+    )
+    conn.execute(statement, rows)
 
 
 _ORDER_LOCK = text(f"SELECT pg_advisory_xact_lock({EVENT_ORDER_LOCK_ID})")
