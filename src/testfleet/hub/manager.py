@@ -245,8 +245,10 @@ class JobManager:
             self.hub.signals.jobs_submitted.set()
 
     def _spawn(self, claim: job_store.Claim) -> None:
-        job_id = claim.job_id
-        runner = JobRunner(self.hub, job_id, claim)
+        self._start(JobRunner(self.hub, claim.job_id, claim))
+
+    def _start(self, runner: JobRunner) -> None:
+        job_id = runner.job_id
         self.runners[job_id] = runner
         self._tasks[job_id] = asyncio.create_task(self._guard(runner), name=f"job-{job_id}")
 
@@ -273,11 +275,8 @@ class JobManager:
 
     def _resume(self, job_id: int) -> None:
         """Run a job again from what the store holds (its runner stopped on a store error)."""
-        if self._closing or job_id in self._tasks:
-            return
-        runner = JobRunner(self.hub, job_id)
-        self.runners[job_id] = runner
-        self._tasks[job_id] = asyncio.create_task(self._guard(runner), name=f"job-{job_id}")
+        if not self._closing and job_id not in self._tasks:
+            self._start(JobRunner(self.hub, job_id))
 
     async def _fail(self, job_id: int, error: str) -> None:
         now = utcnow()
