@@ -13,25 +13,26 @@ from typing import Any
 from sqlalchemy import Connection, Table, func, select
 
 from testfleet.protocol.states import JobState
-from testfleet.store import Store, inventory
+from testfleet.store import Store
+from testfleet.store import agents as agent_store
+from testfleet.store import devices as device_store
 from testfleet.store import jobs as job_store
+from testfleet.store.records import DeviceRecord
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def add_agent(conn: Connection, name: str = "a1", slots: int = 3) -> int:
     """Register agent `name` with host slots `slot-0`...; returns its id."""
-    row = inventory.register_agent(
+    agent = agent_store.register_agent(
         conn, name=name, instance_id="i-1", version="test", labels={}, hub="hub-a", now=NOW
     )
     offered = [
-        inventory.DeviceRow(
-            id="", agent_id=row.id, name=f"slot-{i}", kind="host", capabilities={}, labels={}
-        )
+        device_store.DeviceOffer(name=f"slot-{i}", kind="host", capabilities={}, labels={})
         for i in range(slots)
     ]
-    inventory.sync_devices(conn, row.id, name, offered)
-    return int(row.id)
+    device_store.sync_devices(conn, agent.id, name, offered)
+    return agent.id
 
 
 def add_job(
@@ -70,9 +71,9 @@ def count_rows(conn: Connection, table: Table) -> int:
     return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def devices_by_id(conn: Connection) -> dict[str, Any]:
-    """Every device row (removed ones too), by id."""
-    return {row.id: row for row in inventory.list_devices(conn, include_removed=True)}
+def devices_by_id(conn: Connection) -> dict[str, DeviceRecord]:
+    """Every device (removed ones too), by id."""
+    return {d.id: d for d in device_store.list_devices(conn, include_removed=True)}
 
 
 @asynccontextmanager

@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import Connection
 
 from testfleet.protocol.states import DeviceState
-from testfleet.store import Store, inventory
+from testfleet.store import Store
+from testfleet.store import agents as agent_store
+from testfleet.store import devices as device_store
 from tests.store.helpers import NOW, add_agent, add_jobs, devices_by_id, other_hubs
 
 pytestmark = pytest.mark.anyio
@@ -21,7 +23,7 @@ LEASE = NOW + timedelta(minutes=1)
 
 def claim(conn: Connection, ids: list[str], job_id: int) -> bool:
     """One claimer's transaction: claim `ids` for `job_id` until LEASE."""
-    return inventory.claim_devices(conn, ids, job_id, LEASE)
+    return device_store.claim_devices(conn, ids, job_id, LEASE)
 
 
 async def test_each_device_goes_to_exactly_one_of_many_concurrent_claimers(
@@ -64,16 +66,16 @@ async def test_all_or_nothing_claims_of_the_same_devices_have_one_winner(
 async def test_a_claim_of_a_busy_device_fails(store: Store) -> None:
     await store.write(add_agent, "a1", 2)
     first, second = await store.write(add_jobs, 2)
-    assert await store.write(inventory.claim_devices, ["a1:slot-0"], first, LEASE)
-    assert not await store.write(inventory.claim_devices, ["a1:slot-0"], second, LEASE)
+    assert await store.write(device_store.claim_devices, ["a1:slot-0"], first, LEASE)
+    assert not await store.write(device_store.claim_devices, ["a1:slot-0"], second, LEASE)
     assert (await store.read(devices_by_id))["a1:slot-0"].holder_job_id == first
 
 
 async def test_a_failed_claim_takes_nothing(store: Store) -> None:
     await store.write(add_agent, "a1", 3)
     first, second = await store.write(add_jobs, 2)
-    await store.write(inventory.claim_devices, ["a1:slot-0"], first, LEASE)
-    ok = await store.write(inventory.claim_devices, ["a1:slot-0", "a1:slot-1"], second, LEASE)
+    await store.write(device_store.claim_devices, ["a1:slot-0"], first, LEASE)
+    ok = await store.write(device_store.claim_devices, ["a1:slot-0", "a1:slot-1"], second, LEASE)
     assert not ok
     devices = await store.read(devices_by_id)
     assert devices["a1:slot-1"].state == DeviceState.FREE
@@ -83,16 +85,16 @@ async def test_a_failed_claim_takes_nothing(store: Store) -> None:
 async def test_release_gives_back_only_what_the_job_holds(store: Store) -> None:
     await store.write(add_agent, "a1", 4)
     holder, other = await store.write(add_jobs, 2)
-    await store.write(inventory.claim_devices, DEVICES[:2], holder, LEASE)
-    await store.write(inventory.claim_devices, DEVICES[2:3], other, LEASE)
+    await store.write(device_store.claim_devices, DEVICES[:2], holder, LEASE)
+    await store.write(device_store.claim_devices, DEVICES[2:3], other, LEASE)
 
-    assert await store.write(inventory.release_devices, DEVICES, other) == 1
+    assert await store.write(device_store.release_devices, DEVICES, other) == 1
     devices = await store.read(devices_by_id)
     assert [devices[d].holder_job_id for d in DEVICES] == [holder, holder, None, None]
     assert [devices[d].state for d in DEVICES] == ["busy", "busy", "free", "free"]
 
-    assert await store.write(inventory.release_devices, DEVICES, other) == 0
-    assert await store.write(inventory.release_devices, DEVICES, holder) == 2
+    assert await store.write(device_store.release_devices, DEVICES, other) == 0
+    assert await store.write(device_store.release_devices, DEVICES, holder) == 2
     devices = await store.read(devices_by_id)
     assert all(devices[d].state == DeviceState.FREE for d in DEVICES)
     assert all(devices[d].lease_expires_at is None for d in DEVICES)
@@ -101,39 +103,41 @@ async def test_release_gives_back_only_what_the_job_holds(store: Store) -> None:
 async def test_a_released_offline_device_stays_offline(store: Store) -> None:
     agent_id = await store.write(add_agent, "a1", 2)
     (job,) = await store.write(add_jobs, 1)
-    await store.write(inventory.claim_devices, DEVICES[:2], job, LEASE)
-    await store.write(inventory.set_agent_offline, agent_id)
+    await store.write(device_store.claim_devices, DEVICES[:2], job, LEASE)
+    await store.write(device_store.set_devices_offline, agent_id)
 
-    assert await store.write(inventory.release_devices, DEVICES[:2], job) == 2
+    assert await store.write(device_store.release_devices, DEVICES[:2], job) == 2
     devices = await store.read(devices_by_id)
     assert [devices[d].state for d in DEVICES[:2]] == ["offline", "offline"]
     assert [devices[d].holder_job_id for d in DEVICES[:2]] == [None, None]
-    assert {row.id for row in await store.read(inventory.free_devices)} == set()
+    assert {row.id for row in await store.read(device_store.free_devices)} == set()
 
 
 async def test_expire_leases_frees_only_expired_claims(store: Store) -> None:
     await store.write(add_agent, "a1", 4)
     expired_job, live_job, edge_job = await store.write(add_jobs, 3)
-    await store.write(inventory.claim_devices, DEVICES[:1], expired_job, NOW - timedelta(seconds=1))
-    await store.write(inventory.claim_devices, DEVICES[1:2], live_job, NOW + timedelta(hours=1))
-    await store.write(inventory.claim_devices, DEVICES[2:3], edge_job, NOW)
+    await store.write(
+        device_store.claim_devices, DEVICES[:1], expired_job, NOW - timedelta(seconds=1)
+    )
+    await store.write(device_store.claim_devices, DEVICES[1:2], live_job, NOW + timedelta(hours=1))
+    await store.write(device_store.claim_devices, DEVICES[2:3], edge_job, NOW)
 
-    expired = await store.write(inventory.expire_leases, NOW)
+    expired = await store.write(device_store.expire_leases, NOW)
 
-    assert [(row.id, row.holder_job_id) for row in expired] == [(DEVICES[0], expired_job)]
+    assert expired == [DEVICES[0]]
     devices = await store.read(devices_by_id)
     assert (devices[DEVICES[0]].state, devices[DEVICES[0]].holder_job_id) == ("free", None)
     assert (devices[DEVICES[1]].state, devices[DEVICES[1]].holder_job_id) == ("busy", live_job)
     assert (devices[DEVICES[2]].state, devices[DEVICES[2]].holder_job_id) == ("busy", edge_job)
     assert devices[DEVICES[3]].state == DeviceState.FREE
-    assert await store.write(inventory.expire_leases, NOW) == []
+    assert await store.write(device_store.expire_leases, NOW) == []
 
 
 async def test_renewed_leases_do_not_expire(store: Store) -> None:
     await store.write(add_agent, "a1", 1)
     (job,) = await store.write(add_jobs, 1)
-    await store.write(inventory.claim_devices, DEVICES[:1], job, NOW + timedelta(seconds=10))
-    await store.write(inventory.renew_leases, [job], NOW + timedelta(minutes=10))
-    assert await store.write(inventory.expire_leases, NOW + timedelta(minutes=1)) == []
-    expired = await store.write(inventory.expire_leases, NOW + timedelta(minutes=11))
-    assert [row.id for row in expired] == DEVICES[:1]
+    await store.write(device_store.claim_devices, DEVICES[:1], job, NOW + timedelta(seconds=10))
+    await store.write(device_store.renew_leases, [job], NOW + timedelta(minutes=10))
+    assert await store.write(device_store.expire_leases, NOW + timedelta(minutes=1)) == []
+    expired = await store.write(device_store.expire_leases, NOW + timedelta(minutes=11))
+    assert expired == DEVICES[:1]

@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import StatementError
 
-from testfleet.store import Store, inventory
+from testfleet.store import Store
+from testfleet.store import agents as agent_store
+from testfleet.store import devices as device_store
 from testfleet.store import jobs as job_store
 from testfleet.store import tokens as token_store
 from tests.store.helpers import NOW, add_agent, add_job, devices_by_id
@@ -38,10 +40,10 @@ async def test_times_come_back_aware_in_utc(store: Store) -> None:
     assert (await store.read(raw_created_at, job_id)).startswith("2026-01-02 01:04:05.006")
 
     await store.write(add_agent, "a1", 1)
-    await store.write(inventory.claim_devices, ["a1:slot-0"], job_id, at)
+    await store.write(device_store.claim_devices, ["a1:slot-0"], job_id, at)
     lease = (await store.read(devices_by_id))["a1:slot-0"].lease_expires_at
     assert (lease, lease.tzinfo) == (at, UTC)
-    (agent,) = await store.read(inventory.list_agents)
+    (agent,) = await store.read(agent_store.list_agents)
     assert (agent.last_seen, agent.last_seen.tzinfo) == (NOW, UTC)
     token_id, _ = await store.write(token_store.create_token, "t", "viewer", at)
     token = await store.read(token_store.get_token, token_id)

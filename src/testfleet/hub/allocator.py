@@ -7,16 +7,15 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from testfleet.hub.signals import Signals
 from testfleet.protocol.descriptor import DeviceRequest
 from testfleet.protocol.wire import utcnow
-from testfleet.store import inventory
-
-if TYPE_CHECKING:
-    from testfleet.hub.runtime import Hub
+from testfleet.store import devices as device_store
+from testfleet.store.db import Store
+from testfleet.store.records import DeviceRecord
 
 _log = logging.getLogger(__name__)
 _IDLE_POLL = 1.0
@@ -42,8 +41,8 @@ class _Request:
     )
 
 
-def matches(want: DeviceRequest, row: Any) -> bool:
-    """Whether a free device row (with agent_name and agent_labels) satisfies the request."""
+def matches(want: DeviceRequest, row: DeviceRecord) -> bool:
+    """Whether a free device (with its agent's labels) satisfies the request."""
     if want.kind is not None and row.kind != want.kind:
         return False
     if want.names and row.name not in want.names and row.id not in want.names:
@@ -66,10 +65,11 @@ class DeviceAllocator:
     """Matches waiting requests to free devices in arrival order; a request that cannot be
     met yet does not block later ones that can."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, store: Store, signals: Signals, lease_ttl: float) -> None:
+        self._store = store
+        self._lease_ttl = lease_ttl
         self._waiting: list[_Request] = []
-        self._wake = hub.signals.devices
+        self._wake = signals.devices
 
     async def acquire(
         self, job_id: int, want: DeviceRequest, avoid: Collection[str] = ()
@@ -94,7 +94,7 @@ class DeviceAllocator:
         """Give devices back."""
         if not device_ids:
             return
-        await self.hub.store.write(inventory.release_devices, device_ids, job_id)
+        await self._store.write(device_store.release_devices, device_ids, job_id)
         self._wake.set()
 
     async def run(self) -> None:
@@ -114,11 +114,11 @@ class DeviceAllocator:
                     await asyncio.sleep(_IDLE_POLL)
 
     async def _allocate(self) -> None:
-        free = list(await self.hub.store.read(inventory.free_devices))
+        free = await self._store.read(device_store.free_devices)
         if not free:
             return
-        lease_until = utcnow() + timedelta(seconds=self.hub.config.device_lease_ttl)
-        grants: list[tuple[_Request, list[Any]]] = []
+        lease_until = utcnow() + timedelta(seconds=self._lease_ttl)
+        grants: list[tuple[_Request, list[DeviceRecord]]] = []
         for request in list(self._waiting):
             if request.future.done():
                 self._waiting.remove(request)
@@ -135,7 +135,7 @@ class DeviceAllocator:
                 break
         if not grants:
             return
-        claimed = await self.hub.store.write(
+        claimed = await self._store.write(
             _claim, [(r.job_id, [row.id for row in c]) for r, c in grants], lease_until
         )
         granted = [grant for grant, ok in zip(grants, claimed, strict=True) if ok]
@@ -159,5 +159,5 @@ def _claim(
     """Claim each job's devices all-or-nothing; returns which claims succeeded."""
     results = []
     for job_id, ids in wanted:
-        results.append(inventory.claim_devices(conn, ids, job_id, lease_until))
+        results.append(device_store.claim_devices(conn, ids, job_id, lease_until))
     return results

@@ -1,20 +1,35 @@
-"""The hub at run time: the store, the config and the services that share them."""
+"""The hub at run time: builds every service with the collaborators it uses, starts and
+stops them. The only module that knows them all (the routes reach services through it)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from functools import partial
+from typing import Any
 
-from testfleet.hub.agents import AgentRegistry
+from sqlalchemy.engine import make_url
+
+from testfleet.hub.agents.connections import Connections
+from testfleet.hub.agents.liveness import LivenessWatch
+from testfleet.hub.agents.session import AgentSessions
 from testfleet.hub.allocator import DeviceAllocator
 from testfleet.hub.config import HubConfig
-from testfleet.hub.ingest import TaskIndex
-from testfleet.hub.manager import JobManager
+from testfleet.hub.delivery import Delivery
+from testfleet.hub.jobs.context import RunnerDeps
+from testfleet.hub.jobs.news import JobNews
+from testfleet.hub.jobs.runner import JobRunner
+from testfleet.hub.jobs.runners import RunnerRegistry
+from testfleet.hub.jobs.scheduler import Scheduler
+from testfleet.hub.jobs.service import JobService
 from testfleet.hub.metrics import HubMetrics
+from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
 from testfleet.hub.signals import Signals
 from testfleet.store.db import Store
+from testfleet.store.ingest import TaskIndex
 
 _log = logging.getLogger(__name__)
 
@@ -26,43 +41,74 @@ class Hub:
     def __init__(self, config: HubConfig, store: Store) -> None:
         self.config = config
         self.store = store
-        self.server_id = config.effective_server_id
-        self.signals = Signals()
-        self.metrics = HubMetrics()
-        self.task_index = TaskIndex()
-        self.agents = AgentRegistry(self)
-        self.allocator = DeviceAllocator(self)
-        self.jobs = JobManager(self)
-        self.relay = Relay(self)
+        self.server_id = server_id = config.effective_server_id
+        self.signals = signals = Signals()
+        self.metrics = metrics = HubMetrics()
+        plans = JobPlans()
+        task_index = TaskIndex()
+        self.runners = runners = RunnerRegistry()
+        self.connections = connections = Connections(metrics)
+        self.relay = relay = Relay(store, metrics)
+        self.delivery = delivery = Delivery(store, connections, relay, plans)
+        self.news = news = JobNews(signals, relay, runners)
+        self.allocator = allocator = DeviceAllocator(store, signals, config.device_lease_ttl)
+        self.jobs = JobService(server_id, store, signals, metrics, plans, news)
+        runner_deps = RunnerDeps(
+            store=store,
+            signals=signals,
+            metrics=metrics,
+            allocator=allocator,
+            delivery=delivery,
+            plans=plans,
+            task_index=task_index,
+            server_id=server_id,
+            stop_grace=config.stop_grace,
+        )
+        self.scheduler = Scheduler(config, store, signals, runners, partial(JobRunner, runner_deps))
+        self.sessions = AgentSessions(
+            server_id=server_id,
+            heartbeat_interval=config.heartbeat_interval,
+            store=store,
+            connections=connections,
+            delivery=delivery,
+            news=news,
+            signals=signals,
+            metrics=metrics,
+            task_index=task_index,
+        )
+        self.liveness = LivenessWatch(
+            server_id=server_id,
+            heartbeat_interval=config.heartbeat_interval,
+            agent_timeout=config.agent_timeout,
+            store=store,
+            connections=connections,
+            news=news,
+        )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
     async def start(self) -> None:
         """Start the background services."""
-        for name, coroutine in (
-            ("jobs", self.jobs.run()),
-            ("leases", self.jobs.keep_leases()),
-            ("allocator", self.allocator.run()),
-            ("agents", self.agents.watch()),
-            ("relay", self.relay.run()),
-        ):
+        services: dict[str, Coroutine[Any, Any, None]] = {
+            "jobs": self.scheduler.claim_forever(),
+            "leases": self.scheduler.keep_leases(),
+            "allocator": self.allocator.run(),
+            "agents": self.liveness.watch(),
+            "relay": self.relay.run(),
+        }
+        for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))
         self.ready = True
-        _log.info("hub %s started on %s", self.server_id, _safe_url(self.store.url))
+        url = make_url(self.store.url).render_as_string(hide_password=True)
+        _log.info("hub %s started on %s", self.server_id, url)
 
     async def stop(self) -> None:
         """Stop everything; running jobs stay running in the store for the next hub."""
         self.ready = False
-        await self.jobs.shutdown()
-        await self.agents.close_all()
+        await self.scheduler.shutdown()
+        await self.connections.close_all()
         for task in self._background:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

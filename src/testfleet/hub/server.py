@@ -58,7 +58,7 @@ class HubServer(uvicorn.Server):
         hub = getattr(self.hub_app.state, "hub", None)
         if hub is not None:
             loop = asyncio.get_event_loop()
-            loop.call_soon_threadsafe(lambda: loop.create_task(hub.agents.close_all()))
+            loop.call_soon_threadsafe(lambda: loop.create_task(hub.connections.close_all()))
         super().handle_exit(sig, frame)
 
 

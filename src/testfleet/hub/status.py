@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 from testfleet.protocol.api import (
     JobStatus,
@@ -14,17 +13,16 @@ from testfleet.protocol.api import (
     TaskStatus,
     TestStatus,
 )
-from testfleet.protocol.descriptor import JobDescriptor
-from testfleet.protocol.states import JobState, RunState
-from testfleet.store.jobs import JobTree
+from testfleet.store.job_tree import JobTree
+from testfleet.store.records import JobRecord
 
 
-def build_summary(job: Any) -> JobSummary:
-    """A job row as List shows it."""
+def build_summary(job: JobRecord) -> JobSummary:
+    """A job as List shows it."""
     return JobSummary(
         job_id=job.id,
         name=job.name,
-        state=JobState(job.state),
+        state=job.state,
         requestor=job.requestor,
         tags=list(job.tags),
         created_at=job.created_at,
@@ -44,7 +42,7 @@ def build_status(tree: JobTree, server_id: str) -> JobStatus:
                 index=step.idx,
                 name=step.name,
                 plugin=step.plugin,
-                state=RunState(step.state),
+                state=step.state,
                 exit_code=step.exit_code,
                 started_at=step.started_at,
                 ended_at=step.ended_at,
@@ -58,8 +56,8 @@ def build_status(tree: JobTree, server_id: str) -> JobStatus:
                 task_id=task.id,
                 device_id=task.device_id,
                 device_name=task.device_name,
-                agent=task.agent_name,
-                state=RunState(task.state),
+                agent=task.agent_name or str(task.agent_id),
+                state=task.state,
                 attempt=task.attempt,
                 started_at=task.started_at,
                 ended_at=task.ended_at,
@@ -73,7 +71,7 @@ def build_status(tree: JobTree, server_id: str) -> JobStatus:
             TestStatus(
                 index=test.test_index,
                 name=test.name,
-                state=RunState(test.state),
+                state=test.state,
                 attempts=test.attempts,
                 started_at=test.started_at,
                 ended_at=test.ended_at,
@@ -84,7 +82,7 @@ def build_status(tree: JobTree, server_id: str) -> JobStatus:
     runs = [
         RunStatus(
             number=run.number,
-            state=RunState(run.state),
+            state=run.state,
             started_at=run.started_at,
             ended_at=run.ended_at,
             tests=tests_of[run.number],
@@ -93,11 +91,10 @@ def build_status(tree: JobTree, server_id: str) -> JobStatus:
         for run in tree.runs
     ]
     job = tree.job
-    descriptor = JobDescriptor.model_validate(job.descriptor)
     return JobStatus(
         **build_summary(job).model_dump(),
         server_id=server_id,
-        runs_requested=descriptor.runs,
+        runs_requested=job.runs_requested,
         runs=runs,
         final_reporters=[ReporterResult.model_validate(r) for r in job.final_reporters or []],
         descriptor=job.descriptor,

@@ -121,28 +121,16 @@ class DeviceRemoved(_Event):
     name: str
 
 
-AgentEvent = Annotated[
-    TaskStarted
-    | StepStarted
-    | LogChunk
-    | StepFinished
-    | TaskFinished
-    | DeviceAdded
-    | DeviceRemoved,
-    Field(discriminator="type"),
-]
-AgentMessage = Annotated[
-    Register
-    | Heartbeat
-    | TaskStarted
-    | StepStarted
-    | LogChunk
-    | StepFinished
-    | TaskFinished
-    | DeviceAdded
-    | DeviceRemoved,
-    Field(discriminator="type"),
-]
+EventMessage = (
+    TaskStarted | StepStarted | LogChunk | StepFinished | TaskFinished | DeviceAdded | DeviceRemoved
+)
+"""Any numbered event an agent sends."""
+
+AgentEvent = Annotated[EventMessage, Field(discriminator="type")]
+AgentMessageModel = Register | Heartbeat | EventMessage
+"""Any message an agent sends."""
+
+AgentMessage = Annotated[AgentMessageModel, Field(discriminator="type")]
 
 # ---- hub -> agent ----------------------------------------------------------------------------
 
@@ -201,10 +189,13 @@ class Error(_Message):
     fatal: bool = False
 
 
-HubMessage = Annotated[Initialized | Ack | RunTask | StopTask | Error, Field(discriminator="type")]
+HubMessageModel = Initialized | Ack | RunTask | StopTask | Error
+"""Any message the hub sends to an agent."""
 
-AGENT_MESSAGES: TypeAdapter[Any] = TypeAdapter(AgentMessage)
-HUB_MESSAGES: TypeAdapter[Any] = TypeAdapter(HubMessage)
+HubMessage = Annotated[HubMessageModel, Field(discriminator="type")]
+
+AGENT_MESSAGES: TypeAdapter[AgentMessageModel] = TypeAdapter(AgentMessage)
+HUB_MESSAGES: TypeAdapter[HubMessageModel] = TypeAdapter(HubMessage)
 AGENT_MESSAGE_TYPES = (
     "REGISTER",
     "HEARTBEAT",

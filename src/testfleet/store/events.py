@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.store.prepared import prepared
+from testfleet.store.records import LogChunkRecord, StoredEvent
 from testfleet.store.tables import agents, events
 
 
@@ -86,7 +87,7 @@ def list_events(
     after: int = 0,
     limit: int = 500,
     kinds: Sequence[str] = (),
-) -> Sequence[Row[Any]]:
+) -> list[StoredEvent]:
     """A job's events with id > `after`, oldest first, with the sending agent's name."""
     query = (
         select(events, agents.c.name.label("agent_name"))
@@ -97,7 +98,7 @@ def list_events(
     )
     if kinds:
         query = query.where(events.c.kind.in_(kinds))
-    return (conn.execute(query)).all()
+    return [StoredEvent.from_row(row) for row in conn.execute(query)]
 
 
 def log_chunks(
@@ -108,7 +109,7 @@ def log_chunks(
     step: int | None = None,
     after: int = 0,
     limit: int = 10_000,
-) -> Sequence[Any]:
+) -> list[LogChunkRecord]:
     """A job's log events in order, optionally of one task and step."""
     query = (
         select(events.c.id, events.c.task_id, events.c.data)
@@ -118,7 +119,15 @@ def log_chunks(
     )
     if task_id is not None:
         query = query.where(events.c.task_id == task_id)
-    rows: Sequence[Any] = (conn.execute(query)).all()
+    chunks = [
+        LogChunkRecord(
+            id=row.id,
+            task_id=row.task_id,
+            step_index=(row.data or {}).get("step_index"),
+            text=(row.data or {}).get("text", ""),
+        )
+        for row in conn.execute(query)
+    ]
     if step is not None:
-        rows = [row for row in rows if row.data.get("step_index") == step]
-    return rows
+        chunks = [chunk for chunk in chunks if chunk.step_index == step]
+    return chunks

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
+from testfleet.store.records import TokenRecord
 from testfleet.store.tables import tokens
 
 TOKEN_PREFIX = "tf_"
@@ -42,22 +41,24 @@ def create_token(
     return int(result.inserted_primary_key[0]), secret  # type: ignore[index]
 
 
-def find_token(conn: Connection, secret: str) -> Row[Any] | None:
+def find_token(conn: Connection, secret: str) -> TokenRecord | None:
     """The live (not revoked) token with this secret."""
     query = select(tokens).where(
         tokens.c.secret_hash == hash_secret(secret), tokens.c.revoked_at.is_(None)
     )
-    return (conn.execute(query)).first()
+    row = conn.execute(query).first()
+    return TokenRecord.from_row(row) if row is not None else None
 
 
-def list_tokens(conn: Connection) -> Sequence[Row[Any]]:
+def list_tokens(conn: Connection) -> list[TokenRecord]:
     """Every token, oldest first."""
-    return (conn.execute(select(tokens).order_by(tokens.c.id))).all()
+    return [TokenRecord.from_row(row) for row in conn.execute(select(tokens).order_by(tokens.c.id))]
 
 
-def get_token(conn: Connection, token_id: int) -> Row[Any] | None:
+def get_token(conn: Connection, token_id: int) -> TokenRecord | None:
     """One token by id."""
-    return (conn.execute(select(tokens).where(tokens.c.id == token_id))).first()
+    row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
+    return TokenRecord.from_row(row) if row is not None else None
 
 
 def revoke_token(conn: Connection, token_id: int, now: datetime) -> bool:

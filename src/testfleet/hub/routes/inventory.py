@@ -8,11 +8,11 @@ from fastapi import APIRouter, WebSocket
 
 from testfleet.hub.auth import AGENT, authenticate
 from testfleet.hub.errors import ApiError
-from testfleet.hub.routes.jobs import HubDep, Reader
+from testfleet.hub.routes.deps import HubDep, Reader
 from testfleet.protocol.api import AgentInfo, AgentList, DeviceInfo, DeviceList
-from testfleet.protocol.states import AgentState, DeviceState
 from testfleet.protocol.wire import Error
-from testfleet.store import inventory
+from testfleet.store import agents as agent_store
+from testfleet.store import devices as device_store
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
 AGENT_WS_PATH = "/api/v1/agents/connect"
@@ -21,7 +21,7 @@ AGENT_WS_PATH = "/api/v1/agents/connect"
 @router.get("/agents", response_model=AgentList, summary="Every agent that ever registered")
 async def list_agents(hub: HubDep, _: Reader) -> AgentList:
     agents, devices = await hub.store.read(
-        lambda conn: (inventory.list_agents(conn), inventory.list_devices(conn))
+        lambda conn: (agent_store.list_agents(conn), device_store.list_devices(conn))
     )
     per_agent = Counter(d.agent_id for d in devices)
     return AgentList(
@@ -30,7 +30,7 @@ async def list_agents(hub: HubDep, _: Reader) -> AgentList:
             AgentInfo(
                 agent_id=a.id,
                 name=a.name,
-                state=AgentState(a.state),
+                state=a.state,
                 version=a.version,
                 labels=a.labels,
                 hub=a.hub,
@@ -45,7 +45,7 @@ async def list_agents(hub: HubDep, _: Reader) -> AgentList:
 
 @router.get("/devices", response_model=DeviceList, summary="Every device agents offer")
 async def list_devices(hub: HubDep, _: Reader) -> DeviceList:
-    devices = await hub.store.read(inventory.list_devices)
+    devices = await hub.store.read(device_store.list_devices)
     return DeviceList(
         server_id=hub.server_id,
         devices=[
@@ -54,7 +54,7 @@ async def list_devices(hub: HubDep, _: Reader) -> DeviceList:
                 name=d.name,
                 agent=d.agent_name,
                 kind=d.kind,
-                state=DeviceState(d.state),
+                state=d.state,
                 capabilities=d.capabilities,
                 labels=d.labels,
                 holder_job_id=d.holder_job_id,
@@ -78,4 +78,4 @@ async def agent_socket(websocket: WebSocket) -> None:
         )
         await websocket.close(code=1008)
         return
-    await hub.agents.serve(websocket)
+    await hub.sessions.serve(websocket)

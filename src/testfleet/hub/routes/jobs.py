@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import Connection
 
-from testfleet.hub.auth import OPERATE, READ, Principal, require
 from testfleet.hub.descriptors import check_descriptor, parse_body
 from testfleet.hub.errors import ApiError
+from testfleet.hub.jobs.service import job_not_found
+from testfleet.hub.routes.deps import HubDep, Operator, Reader
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import (
     Acknowledged,
@@ -27,6 +28,7 @@ from testfleet.protocol.api import (
 from testfleet.protocol.states import JobState
 from testfleet.store import events as event_store
 from testfleet.store import jobs as job_store
+from testfleet.store.records import JobRecord, StoredEvent
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 T = TypeVar("T")
@@ -34,17 +36,6 @@ _FOLLOW_POLL = 1.0
 KEEPALIVE_COMMENT = ": keep-alive\n\n"
 """Sent on a followed stream after `HubConfig.sse_keepalive` seconds without an event: an SSE
 comment, which clients ignore, so that proxies with idle timeouts do not cut the stream."""
-
-
-async def get_hub(request: Request) -> Hub:
-    """The hub serving this request."""
-    hub: Hub = request.app.state.hub
-    return hub
-
-
-HubDep = Annotated[Hub, Depends(get_hub)]
-Reader = Annotated[Principal, Depends(require(READ))]
-Operator = Annotated[Principal, Depends(require(OPERATE))]
 
 
 _abandoned: set[asyncio.Task[Any]] = set()
@@ -91,7 +82,7 @@ async def start_job(request: Request, hub: HubDep, who: Operator) -> JobCreated:
     descriptor = check_descriptor(
         parse_body(await request.body(), request.headers.get("content-type", ""))
     )
-    job_id = await within_event_timeout(hub, "Start", hub.jobs.start(descriptor, who.name))
+    job_id = await within_event_timeout(hub, "Start", hub.jobs.submit(descriptor, who.name))
     return JobCreated(job_id=job_id, server_id=hub.server_id)
 
 
@@ -194,15 +185,15 @@ async def job_logs(
     rows = await hub.store.read(
         event_store.log_chunks, job_id, task_id=task_id, step=step, limit=1_000_000
     )
-    return PlainTextResponse("".join(row.data.get("text", "") for row in rows))
+    return PlainTextResponse("".join(chunk.text for chunk in rows))
 
 
 async def _require_job(hub: Hub, job_id: int) -> None:
     if await hub.store.read(job_store.get_job, job_id) is None:
-        raise ApiError(404, "job_not_found", f"job {job_id} does not exist")
+        raise job_not_found(job_id)
 
 
-def _record(row: Any) -> EventRecord:
+def _record(row: StoredEvent) -> EventRecord:
     return EventRecord(
         id=row.id,
         kind=row.kind,
@@ -231,7 +222,7 @@ async def _follow(
             record = _record(row)
             after = record.id
             yield f"id: {record.id}\nevent: {record.kind}\ndata: {record.model_dump_json()}\n\n"
-        if job is None or (JobState(job.state).finished and not rows):
+        if job is None or (job.state.finished and not rows):
             state = job.state if job is not None else "deleted"
             yield f"event: end\ndata: {json.dumps({'state': state})}\n\n"
             return
@@ -249,7 +240,7 @@ async def _follow(
 
 def _events_and_job(
     conn: Connection, job_id: int, after: int, kinds: list[str]
-) -> tuple[Sequence[Any], Any]:
+) -> tuple[list[StoredEvent], JobRecord | None]:
     """The job, then its events: a job read as finished has its last events stored already
     (the other order could miss them if the job ended between the two reads)."""
     job = job_store.get_job(conn, job_id)

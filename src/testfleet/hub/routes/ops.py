@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from testfleet import __version__
-from testfleet.hub.routes.jobs import HubDep
+from testfleet.hub.routes.deps import HubDep
 from testfleet.protocol.api import VersionInfo
 from testfleet.protocol.version import API_VERSION
 
@@ -37,5 +37,5 @@ async def readyz(hub: HubDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(hub: HubDep) -> Response:
-    hub.metrics.running_jobs.set(len(hub.jobs.runners))
+    hub.metrics.running_jobs.set(len(hub.runners))
     return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)

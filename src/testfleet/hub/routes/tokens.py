@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Depends, Response
-
-from testfleet.hub.auth import ADMIN, Principal, require
 from testfleet.hub.errors import ApiError
-from testfleet.hub.routes.jobs import HubDep
+from testfleet.hub.routes.deps import Admin, HubDep
 from testfleet.protocol.api import TokenCreate, TokenCreated, TokenInfo, TokenList
 from testfleet.protocol.wire import utcnow
 from testfleet.store import tokens as token_store
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
-Admin = Annotated[Principal, Depends(require(ADMIN))]
 
 
 @router.post("", status_code=201, response_model=TokenCreated, summary="Create a token")

@@ -9,26 +9,27 @@ from typing import Any
 from sqlalchemy import Connection
 
 from testfleet.protocol.states import RunState
-from testfleet.store import jobs as job_store
 from testfleet.store.events import add_events, event_row
+from testfleet.store.records import TaskRecord
+from testfleet.store.tasks import set_task_state
 
 
 def end_tasks(
-    conn: Connection, tasks: Iterable[tuple[int, int]], state: RunState, reason: str, now: datetime
+    conn: Connection, tasks: Iterable[TaskRecord], state: RunState, reason: str, now: datetime
 ) -> list[int]:
-    """End the unfinished ones of `tasks` ((task id, job id) pairs) in `state` with `reason`,
-    each with a `task_finished` event; returns the ids that changed."""
+    """End the unfinished ones of `tasks` in `state` with `reason`, each with a
+    `task_finished` event; returns the ids that changed."""
     ended: list[int] = []
     events: list[dict[str, Any]] = []
-    for task_id, job_id in tasks:
-        if job_store.set_task_state(conn, task_id, state, at=now, error=reason):
-            ended.append(task_id)
+    for task in tasks:
+        if set_task_state(conn, task.id, state, at=now, error=reason):
+            ended.append(task.id)
             events.append(
                 event_row(
                     "task_finished",
                     now,
-                    job_id=job_id,
-                    task_id=task_id,
+                    job_id=task.job_id,
+                    task_id=task.id,
                     data={"state": state, "error": reason, "source": "hub"},
                 )
             )

@@ -1,4 +1,5 @@
-"""Apply an agent's events to the store: each (agent, seq) once, state rows in the same commit."""
+"""Store an agent's events: each (agent, seq) once, and the task, step and device rows they
+move in the same commit."""
 
 from __future__ import annotations
 
@@ -15,19 +16,18 @@ from testfleet.protocol.states import RunState
 from testfleet.protocol.wire import (
     DeviceAdded,
     DeviceRemoved,
+    EventMessage,
     LogChunk,
     StepFinished,
     StepStarted,
     TaskFinished,
     TaskStarted,
 )
-from testfleet.store import inventory
-from testfleet.store import jobs as job_store
+from testfleet.store import agents as agent_store
+from testfleet.store import devices as device_store
+from testfleet.store import tasks as task_store
 from testfleet.store.events import add_events
 
-AgentEventMessage = (
-    TaskStarted | StepStarted | LogChunk | StepFinished | TaskFinished | DeviceAdded | DeviceRemoved
-)
 _KINDS: dict[str, str] = {
     "TASK_STARTED": "task_started",
     "STEP_STARTED": "step_started",
@@ -62,10 +62,10 @@ class TaskIndex:
         with self._lock:
             job_id = self._jobs.get(task_id)
         if job_id is None:
-            row = job_store.get_task(conn, task_id)
-            if row is None:
+            task = task_store.get_task(conn, task_id)
+            if task is None:
                 return None
-            job_id = int(row.job_id)
+            job_id = task.job_id
             self.remember(task_id, job_id)
         return job_id
 
@@ -96,7 +96,7 @@ def apply_events(
     agent_id: int,
     agent_name: str,
     last_seq: int | None,
-    events: Sequence[AgentEventMessage],
+    events: Sequence[EventMessage],
     now: datetime,
 ) -> Applied:
     """Store the events above the agent's highest stored seq (`last_seq` as this hub knows
@@ -105,7 +105,7 @@ def apply_events(
     A task's or step's start and end in the same batch make one update, not two.
     """
     if last_seq is None:
-        last_seq = inventory.get_last_seq(conn, agent_id)
+        last_seq = agent_store.get_last_seq(conn, agent_id)
     applied = Applied(highest_seq=last_seq)
     rows: list[dict[str, Any]] = []
     task_progress: dict[int, _Progress] = {}
@@ -160,14 +160,14 @@ def apply_events(
     add_events(conn, rows)
     applied.stored = len(rows)
     if rows:
-        inventory.set_last_seq(conn, agent_id, applied.highest_seq, now)
+        agent_store.set_last_seq(conn, agent_id, applied.highest_seq, now)
     return applied
 
 
 def _advance_task(conn: Connection, task_id: int, progress: _Progress) -> None:
     ended = progress.ended
     if isinstance(ended, TaskFinished):
-        job_store.set_task_state(
+        task_store.set_task_state(
             conn,
             task_id,
             ended.state,
@@ -176,13 +176,13 @@ def _advance_task(conn: Connection, task_id: int, progress: _Progress) -> None:
             started_at=progress.started_at,
         )
     elif progress.started_at is not None:
-        job_store.set_task_state(conn, task_id, RunState.RUNNING, at=progress.started_at)
+        task_store.set_task_state(conn, task_id, RunState.RUNNING, at=progress.started_at)
 
 
 def _advance_step(conn: Connection, task_id: int, step: int, progress: _Progress) -> None:
     ended = progress.ended
     if isinstance(ended, StepFinished):
-        job_store.set_step_state(
+        task_store.set_step_state(
             conn,
             task_id,
             step,
@@ -193,7 +193,7 @@ def _advance_step(conn: Connection, task_id: int, step: int, progress: _Progress
             started_at=progress.started_at,
         )
     elif progress.started_at is not None:
-        job_store.set_step_state(conn, task_id, step, RunState.RUNNING, at=progress.started_at)
+        task_store.set_step_state(conn, task_id, step, RunState.RUNNING, at=progress.started_at)
 
 
 def _apply_device(
@@ -201,18 +201,9 @@ def _apply_device(
 ) -> None:
     if isinstance(event, DeviceAdded):
         d = event.device
-        inventory.add_device(
-            conn,
-            agent_id,
-            agent_name,
-            inventory.DeviceRow(
-                id=inventory.device_id(agent_name, d.name),
-                agent_id=agent_id,
-                name=d.name,
-                kind=d.kind,
-                capabilities=d.capabilities,
-                labels=d.labels,
-            ),
+        offer = device_store.DeviceOffer(
+            name=d.name, kind=d.kind, capabilities=d.capabilities, labels=d.labels
         )
+        device_store.add_devices(conn, agent_id, agent_name, [offer])
     else:
-        inventory.remove_device(conn, agent_id, event.name)
+        device_store.remove_device(conn, agent_id, event.name)

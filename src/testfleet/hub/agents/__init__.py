@@ -1,0 +1,1 @@
+"""Agent connections: the sockets, the sessions on them, and the watch for lost agents."""

@@ -1,0 +1,118 @@
+"""The agents connected to this hub: their sockets and what is queued for them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from testfleet.hub.metrics import HubMetrics
+from testfleet.protocol.wire import EventMessage
+
+
+class AgentSocket(Protocol):
+    """What the hub needs of an agent's WebSocket (Starlette's, or an in-process one)."""
+
+    async def accept(self) -> None:
+        """Complete the handshake."""
+
+    async def receive_text(self) -> str:
+        """The next text frame; raises WebSocketDisconnect when the peer is gone."""
+
+    async def send_text(self, data: str) -> None:
+        """Send one text frame."""
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the connection."""
+
+
+@dataclass(eq=False)
+class AgentConnection:
+    """One live WebSocket of one agent on this hub."""
+
+    agent_id: int
+    name: str
+    instance_id: str
+    socket: AgentSocket
+    last_seen: float = field(default_factory=time.monotonic)
+    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    inbox: asyncio.Queue[EventMessage] = field(default_factory=asyncio.Queue)
+    closed: bool = False
+    last_seq: int = 0
+    last_seq_read: bool = False  # read from the store with the first events (it may have moved)
+
+    def send(self, message: BaseModel) -> None:
+        """Queue a message for the agent (sent in order by the connection's writer)."""
+        if not self.closed:
+            self.outbox.put_nowait(message.model_dump_json())
+
+    async def close(self, code: int) -> None:
+        """Close the socket; nothing more is sent."""
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self.socket.close(code=code)
+
+
+class Connections:
+    """The connected agents by id, and since when the ones that dropped are gone."""
+
+    def __init__(self, metrics: HubMetrics) -> None:
+        self._metrics = metrics
+        self._by_id: dict[int, AgentConnection] = {}
+        self.disconnected_at: dict[int, float] = {}
+        """Agents whose socket closed (monotonic time) and that have not come back."""
+
+    def __contains__(self, agent_id: object) -> bool:
+        return agent_id in self._by_id
+
+    def __iter__(self) -> Iterator[AgentConnection]:
+        return iter(list(self._by_id.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def ids(self) -> list[int]:
+        """The ids of the agents connected here."""
+        return list(self._by_id)
+
+    def get(self, agent_id: int) -> AgentConnection | None:
+        """The agent's connection, if it is connected here."""
+        return self._by_id.get(agent_id)
+
+    def named(self, name: str) -> AgentConnection | None:
+        """The connection of the agent called `name`, if it is connected here."""
+        return next((c for c in self._by_id.values() if c.name == name), None)
+
+    def add(self, connection: AgentConnection) -> None:
+        """An agent registered on this hub (a previous connection of it is replaced)."""
+        self._by_id[connection.agent_id] = connection
+        self.disconnected_at.pop(connection.agent_id, None)
+        self._metrics.agents_connected.set(len(self._by_id))
+
+    def drop(self, connection: AgentConnection, *, lost: bool = False) -> None:
+        """The connection ended; unless the agent is `lost` already, note when, so that it is
+        declared lost if it does not come back in time."""
+        connection.closed = True
+        if self._by_id.get(connection.agent_id) is connection:
+            del self._by_id[connection.agent_id]
+            if not lost:
+                self.disconnected_at[connection.agent_id] = time.monotonic()
+        self._metrics.agents_connected.set(len(self._by_id))
+
+    def send(self, agent_id: int, message: BaseModel) -> bool:
+        """Queue a message for an agent connected here; False if it is not."""
+        connection = self._by_id.get(agent_id)
+        if connection is None or connection.closed:
+            return False
+        connection.send(message)
+        return True
+
+    async def close_all(self) -> None:
+        """Close every connection (on shutdown): agents reconnect to the next hub."""
+        for connection in list(self._by_id.values()):
+            await connection.close(1012)

@@ -1,0 +1,112 @@
+"""The job API's operations: Start, Stop, Status, Retry, List."""
+
+from __future__ import annotations
+
+from testfleet.hub.errors import ApiError
+from testfleet.hub.jobs.news import JobNews
+from testfleet.hub.metrics import HubMetrics
+from testfleet.hub.plans import JobPlans
+from testfleet.hub.signals import Signals
+from testfleet.hub.status import build_status, build_summary
+from testfleet.protocol.api import JobList, JobStatus
+from testfleet.protocol.descriptor import JobDescriptor
+from testfleet.protocol.states import JobState
+from testfleet.protocol.wire import utcnow
+from testfleet.store import job_ops
+from testfleet.store import jobs as job_store
+from testfleet.store.db import Store
+from testfleet.store.job_ops import StopOutcome
+from testfleet.store.job_tree import load_job_tree
+
+
+def job_not_found(job_id: int) -> ApiError:
+    """The 404 of a job id nobody knows."""
+    return ApiError(404, "job_not_found", f"job {job_id} does not exist")
+
+
+class JobService:
+    """What the job API asks of the hub; runners and the scheduler do the rest."""
+
+    def __init__(
+        self,
+        server_id: str,
+        store: Store,
+        signals: Signals,
+        metrics: HubMetrics,
+        plans: JobPlans,
+        news: JobNews,
+    ) -> None:
+        self._server_id = server_id
+        self._store = store
+        self._signals = signals
+        self._metrics = metrics
+        self._plans = plans
+        self._news = news
+
+    async def submit(
+        self, descriptor: JobDescriptor, requestor: str, retried_from: int | None = None
+    ) -> int:
+        """Store a new job (its descriptor checked already); the scheduler picks it up."""
+        job_id = await self._store.write(
+            job_ops.submit_job,
+            name=descriptor.name,
+            descriptor=descriptor.model_dump(mode="json"),
+            tags=descriptor.tags,
+            runs=descriptor.runs,
+            requestor=requestor,
+            now=utcnow(),
+            retried_from=retried_from,
+        )
+        self._plans.remember(job_id, descriptor)
+        self._metrics.jobs_submitted.inc()
+        self._signals.jobs_submitted.set()
+        return job_id
+
+    async def status(self, job_id: int) -> JobStatus:
+        """The full status of one job."""
+        tree = await self._store.read(load_job_tree, job_id)
+        if tree is None:
+            raise job_not_found(job_id)
+        return build_status(tree, self._server_id)
+
+    async def stop(self, job_id: int, requestor: str) -> JobState:
+        """Ask a job to stop; 404 for an unknown job, 409 if it has finished already."""
+        result = await self._store.write(job_ops.request_stop, job_id, requestor, utcnow())
+        match result.outcome:
+            case StopOutcome.NOT_FOUND:
+                raise job_not_found(job_id)
+            case StopOutcome.ALREADY_FINISHED:
+                raise ApiError(
+                    409, "job_finished", f"job {job_id} has already finished ({result.state})"
+                )
+            case StopOutcome.CANCELLING:
+                await self._news.stop(job_id)
+        self._signals.job_changed(job_id)
+        assert result.state is not None
+        return result.state
+
+    async def retry(self, job_id: int, requestor: str) -> int:
+        """Start a new job with the same descriptor; 409 while the job has not finished."""
+        job = await self._store.read(job_store.get_job, job_id)
+        if job is None:
+            raise job_not_found(job_id)
+        if not job.state.finished:
+            raise ApiError(
+                409,
+                "job_not_finished",
+                f"job {job_id} is {job.state}; only a finished job can be retried",
+            )
+        descriptor = JobDescriptor.model_validate(job.descriptor)
+        new_id = await self.submit(descriptor, requestor, retried_from=job_id)
+        await self._store.write(job_ops.record_retry, job_id, new_id, requestor, utcnow())
+        return new_id
+
+    async def list(self, query: job_store.JobQuery) -> JobList:
+        """A page of jobs."""
+        try:
+            jobs, cursor = await self._store.read(job_store.list_jobs, query)
+        except job_store.CursorError as error:
+            raise ApiError(400, "invalid_cursor", str(error)) from None
+        return JobList(
+            server_id=self._server_id, jobs=[build_summary(j) for j in jobs], next_cursor=cursor
+        )
