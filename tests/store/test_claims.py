@@ -10,7 +10,6 @@ from sqlalchemy import Connection
 
 from testfleet.protocol.states import DeviceState
 from testfleet.store import Store
-from testfleet.store import agents as agent_store
 from testfleet.store import devices as device_store
 from tests.store.helpers import NOW, add_agent, add_jobs, devices_by_id, other_hubs
 
