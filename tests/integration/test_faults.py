@@ -89,6 +89,15 @@ def test_killed_agent_tasks_end_incomplete_and_are_retried_elsewhere(tmp_path: P
         hub.stop()
 
 
+def wait_log_lines(client: httpx.Client, job_id: int, lines: int) -> None:
+    """Wait until the hub has stored at least `lines` lines of the job's log."""
+
+    def enough() -> bool:
+        return client.get(f"/api/v1/jobs/{job_id}/logs").text.count("\n") >= lines
+
+    wait_until(enough, 30, what=f"{lines} log lines of job {job_id}")
+
+
 def test_killed_hub_restarts_and_the_job_completes_with_every_event_once(tmp_path: Path) -> None:
     hub = Hub(tmp_path).start()
     agent = Agent(tmp_path, hub.url, "steady", slots=1).start()
@@ -98,9 +107,9 @@ def test_killed_hub_restarts_and_the_job_completes_with_every_event_once(tmp_pat
             agent.wait_online(client)
             job_id = start(client, counting_job("hub-dies", n=n, pause=0.1))
             wait_task_running(client, job_id)
-            time.sleep(0.8)
+            wait_log_lines(client, job_id, 5)
             hub.kill()
-            time.sleep(1.0)  # the agent keeps running the step and buffers its events
+            time.sleep(1.0)  # the hub stays down a while; the agent buffers its events
             hub.start()
             status = wait_state(client, job_id, timeout=40)
             assert status["state"] == "completed", status
@@ -123,8 +132,8 @@ def test_dropped_agent_connection_resends_events_stored_once(tmp_path: Path) -> 
                 agent.wait_online(client)
                 job_id = start(client, counting_job("drops", n=n, pause=0.05))
                 wait_task_running(client, job_id)
-                for _ in range(3):
-                    time.sleep(0.4)
+                for cut in range(1, 4):
+                    wait_log_lines(client, job_id, 8 * cut)  # events flow between cuts
                     proxy.cut()
                 status = wait_state(client, job_id, timeout=40)
                 assert status["state"] == "completed", status

@@ -98,15 +98,27 @@ def get_job(conn: Connection, job_id: int) -> JobRecord | None:
     return JobRecord.from_row(row) if row is not None else None
 
 
-def lock_job(conn: Connection, job_id: int) -> JobRecord | None:
-    """One job, its row locked until the transaction ends (PostgreSQL; SQLite has one writer),
-    so a decision taken on it cannot race another writer's change."""
+@dataclass(frozen=True)
+class JobLock:
+    """What a decision on a locked job needs: its state and owner."""
+
+    state: JobState
+    owner: str | None
+
+
+def lock_job(conn: Connection, job_id: int) -> JobLock | None:
+    """A job's state and owner, its row locked until the transaction ends (PostgreSQL; SQLite
+    has one writer), so a decision taken on it cannot race another writer's change."""
     statement = prepared(
         "lock_job",
-        lambda: select(jobs).where(jobs.c.id == bindparam("id")).with_for_update(key_share=True),
+        lambda: (
+            select(jobs.c.state, jobs.c.owner)
+            .where(jobs.c.id == bindparam("id"))
+            .with_for_update(key_share=True)
+        ),
     )
     row = conn.execute(statement, {"id": job_id}).first()
-    return JobRecord.from_row(row) if row is not None else None
+    return JobLock(JobState(row.state), row.owner) if row is not None else None
 
 
 def list_jobs(conn: Connection, query: JobQuery) -> tuple[list[JobRecord], str | None]:
