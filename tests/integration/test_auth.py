@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import LiveHub
-from tests.support.jobs import echo_job, start, wait_state
-from tests.support.processes import cli_command, free_port
+from tests.support.jobs import cmd_job, echo_job, start, wait_state
+from tests.support.processes import Agent, cli_command, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +197,38 @@ def test_token_list_and_revoke_through_the_cli(auth_hub: LiveHub) -> None:
         timeout=60,
     )
     assert viewer.returncode == 1 and "requires a token" in viewer.stderr
+
+
+def test_revoking_a_token_ends_its_agent_and_its_event_streams_within_a_second(
+    auth_hub: LiveHub, tmp_path: Path
+) -> None:
+    with auth_hub.client() as admin:
+        created = admin.post("/api/v1/tokens", json={"name": "short", "role": "agent"}).json()
+        viewer = admin.post("/api/v1/tokens", json={"name": "watcher", "role": "viewer"}).json()
+        agent = Agent(tmp_path, auth_hub.url, "revoked-node", token=created["token"]).start()
+        agent.wait_online(admin)
+        job_id = start(admin, cmd_job("slow", "import time; time.sleep(30)"))
+        with httpx.Client(base_url=auth_hub.url, timeout=30) as client:
+            headers = {"Authorization": f"Bearer {viewer['token']}"}
+            params = {"follow": "true"}
+            with client.stream(
+                "GET", f"/api/v1/jobs/{job_id}/events", params=params, headers=headers
+            ) as stream:
+                lines = stream.iter_lines()
+                assert next(lines).startswith("id: ")  # the stream is live
+                began = time.monotonic()
+                admin.delete(f"/api/v1/tokens/{viewer['token_id']}")
+                rest = list(lines)
+                stream_closed = time.monotonic() - began
+        began = time.monotonic()
+        admin.delete(f"/api/v1/tokens/{created['token_id']}")
+        assert agent.process is not None
+        process = agent.process
+        wait_until(lambda: not process.alive(), 5, what="the revoked agent to stop")
+        agent_gone = time.monotonic() - began
+        admin.post(f"/api/v1/jobs/{job_id}/stop")
+    assert "event: closed" in rest
+    assert any("token was revoked" in line for line in rest)
+    assert stream_closed < 1.0
+    assert agent_gone < 2.0  # closed within 1 s; the process then exits
+    assert "token_revoked" in process.log_path.read_text()

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
-from starlette.websockets import WebSocketDisconnect
 
 from testfleet.hub.app import create_app
+from testfleet.hub.auth import Principal
 from testfleet.hub.config import HubConfig
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import JobStatus
@@ -82,21 +82,23 @@ class MemorySocket:
     """Both ends of an agent's WebSocket in memory. The hub uses it as its `AgentSocket`."""
 
     def __init__(self) -> None:
-        self.to_hub: asyncio.Queue[str | None] = asyncio.Queue()
+        self.to_hub: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self.to_agent: asyncio.Queue[str | None] = asyncio.Queue()
         self.close_code: int | None = None
+        self.close_reason: str | None = None
 
     # ---- the hub's side ----------------------------------------------------------------------
 
     async def accept(self) -> None:
         """Nothing to negotiate in memory."""
 
-    async def receive_text(self) -> str:
-        """The agent's next frame; WebSocketDisconnect once the agent has hung up."""
-        text = await self.to_hub.get()
-        if text is None:
-            raise WebSocketDisconnect(1000)
-        return text
+    async def receive(self) -> dict[str, Any]:
+        """The agent's next frame as an ASGI message (a disconnect once it has hung up)."""
+        frame = await self.to_hub.get()
+        if frame is None:
+            return {"type": "websocket.disconnect", "code": 1000}
+        key = "text" if isinstance(frame, str) else "bytes"
+        return {"type": "websocket.receive", key: frame}
 
     async def send_text(self, data: str) -> None:
         """A frame to the agent."""
@@ -108,6 +110,7 @@ class MemorySocket:
         """The hub closes the connection."""
         if self.close_code is None:
             self.close_code = code
+            self.close_reason = reason
             self.to_agent.put_nowait(None)
             self.to_hub.put_nowait(None)
 
@@ -129,11 +132,14 @@ class FakeAgent:
     _heartbeat: asyncio.Task[None] | None = None
     _new: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def connect(self, held_tasks: Sequence[int] = ()) -> Initialized:
-        """Open a connection and register; returns the hub's INITIALIZED."""
+    async def connect(
+        self, held_tasks: Sequence[int] = (), who: Principal | None = None
+    ) -> Initialized:
+        """Open a connection (with credential `who`, when the hub has auth) and register;
+        returns the hub's INITIALIZED."""
         self.socket = MemorySocket()
         self.received.clear()
-        self._tasks.append(asyncio.create_task(self.hub.sessions.serve(self.socket)))
+        self._tasks.append(asyncio.create_task(self.hub.sessions.serve(self.socket, who)))
         self._tasks.append(asyncio.create_task(self._receive()))
         self._heartbeat = asyncio.create_task(self._heartbeats())
         self._tasks.append(self._heartbeat)
@@ -159,9 +165,9 @@ class FakeAgent:
         """Send one frame as it is."""
         self.socket.to_hub.put_nowait(message.model_dump_json())
 
-    def send_raw(self, text: str) -> None:
-        """Send a frame of any text."""
-        self.socket.to_hub.put_nowait(text)
+    def send_raw(self, frame: str | bytes) -> None:
+        """Send any frame: text, or bytes (a binary frame)."""
+        self.socket.to_hub.put_nowait(frame)
 
     def event(self, message: M) -> M:
         """Number an event with this agent's next seq and send it; returns it."""

@@ -30,8 +30,18 @@ from testfleet.protocol.wire import (
 
 _log = logging.getLogger(__name__)
 FATAL_CODES = frozenset(
-    {"unauthenticated", "invalid_token", "forbidden", "name_in_use", "unsupported_wire_version"}
+    {
+        "unauthenticated",
+        "invalid_token",
+        "forbidden",
+        "name_in_use",
+        "name_not_allowed",
+        "token_revoked",
+        "unsupported_wire_version",
+    }
 )
+RESEND_CODES = frozenset({"seq_gap"})
+"""Errors after which the agent connects again and sends its unacknowledged events anew."""
 _FLUSH_ON_EXIT = 3.0
 
 
@@ -183,6 +193,8 @@ class Agent:
                     self.executor.stop(message.task_id, message.reason)
                 case Error():
                     _log.error("hub: %s: %s", message.code, message.message)
+                    if message.code in RESEND_CODES:
+                        raise ConnectionError(f"hub: {message.code}: {message.message}")
                     if message.fatal:
                         if message.code in FATAL_CODES:
                             raise AgentRefused(f"{message.code}: {message.message}")

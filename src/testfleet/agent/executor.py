@@ -26,6 +26,8 @@ from testfleet.steps.registry import UnknownPlugin, get_plugin
 
 _log = logging.getLogger(__name__)
 _REMEMBERED = 10_000
+LOG_CHUNK = 256 * 1024
+"""Characters of output per LOG event at most (a frame stays well under the hub's limit)."""
 
 
 class TaskExecutor:
@@ -134,9 +136,16 @@ class TaskExecutor:
             return StepResult(passed=False, error=f"invalid params: {error}")
 
         async def log(stream: LogStream, text: str) -> None:
-            self.outbox.add(
-                LogChunk(seq=1, task_id=message.task_id, step_index=index, stream=stream, text=text)
-            )
+            for start in range(0, max(len(text), 1), LOG_CHUNK):
+                self.outbox.add(
+                    LogChunk(
+                        seq=1,
+                        task_id=message.task_id,
+                        step_index=index,
+                        stream=stream,
+                        text=text[start : start + LOG_CHUNK],
+                    )
+                )
 
         context = StepContext(
             job_id=message.job_id,

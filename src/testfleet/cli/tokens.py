@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -12,12 +13,22 @@ from rich.console import Console
 tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 err = Console(stderr=True, soft_wrap=True)
 ROLES = ("admin", "operator", "viewer", "agent")
+AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @tokens_app.command("create")
 def create(
     name: Annotated[str, typer.Option("--name", help="Who the token is for (the requestor).")],
     role: Annotated[str, typer.Option("--role", help="admin, operator, viewer or agent.")],
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            help="For --role agent: the one agent name the token may register as (a live "
+            "token for that name is revoked). Without it, the token is bound to the first "
+            "name it registers with.",
+        ),
+    ] = None,
     db: Annotated[
         str | None,
         typer.Option(
@@ -44,13 +55,26 @@ def create(
         )
     if not name.strip() or len(name) > 100:
         raise typer.BadParameter("a name is 1-100 characters", param_hint="--name")
+    if agent is not None and role != "agent":
+        raise typer.BadParameter("--agent is only for --role agent", param_hint="--agent")
+    if agent is not None and not AGENT_NAME.fullmatch(agent):
+        raise typer.BadParameter(
+            "an agent name is 1-100 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit",
+            param_hint="--agent",
+        )
     url = db or sqlite_url(data_dir or default_data_dir())
 
     async def main() -> str:
         store = await Store.open(url)
         try:
             _, secret = await store.write(
-                token_store.create_token, name, role, utcnow(), created_by="testfleet token create"
+                token_store.create_token,
+                name,
+                role,
+                utcnow(),
+                created_by="testfleet token create",
+                agent_name=agent,
             )
         finally:
             await store.close()
@@ -82,12 +106,13 @@ def list_command(
     if as_json:
         print_json(result)
         return
-    table = Table("id", "name", "role", "created", "by", "revoked")
+    table = Table("id", "name", "role", "agent", "created", "by", "revoked")
     for token in result.tokens:
         table.add_row(
             str(token.token_id),
             token.name,
             token.role,
+            token.agent or "",
             token.created_at.isoformat(timespec="seconds"),
             token.created_by or "",
             token.revoked_at.isoformat(timespec="seconds") if token.revoked_at else "",

@@ -244,9 +244,10 @@ class AsyncClient:
         """The devices of all agents."""
         return await self._call(calls.devices())
 
-    async def create_token(self, name: str, role: Role) -> TokenCreated:
-        """Create an API token; the answer is the only place its secret appears."""
-        return await self._call(calls.create_token(name, role))
+    async def create_token(self, name: str, role: Role, agent: str | None = None) -> TokenCreated:
+        """Create an API token; the answer is the only place its secret appears. An agent
+        token may name the one agent it is for."""
+        return await self._call(calls.create_token(name, role, agent))
 
     async def list_tokens(self) -> TokenList:
         """The API tokens (without their secrets)."""

@@ -160,9 +160,11 @@ def devices() -> Call[DeviceList]:
     return Call("GET", f"{API}/devices", lambda r: responses.parse_model(r, DeviceList))
 
 
-def create_token(name: str, role: Role) -> Call[TokenCreated]:
+def create_token(name: str, role: Role, agent: str | None = None) -> Call[TokenCreated]:
     """`POST /api/v1/tokens`: the answer carries the secret, once."""
-    body = {"name": name, "role": role}
+    body: dict[str, str] = {"name": name, "role": role}
+    if agent is not None:
+        body["agent"] = agent
     return Call(
         "POST",
         f"{API}/tokens",

@@ -236,9 +236,10 @@ class Client:
         """The devices of all agents."""
         return self._call(calls.devices())
 
-    def create_token(self, name: str, role: Role) -> TokenCreated:
-        """Create an API token; the answer is the only place its secret appears."""
-        return self._call(calls.create_token(name, role))
+    def create_token(self, name: str, role: Role, agent: str | None = None) -> TokenCreated:
+        """Create an API token; the answer is the only place its secret appears. An agent
+        token may name the one agent it is for."""
+        return self._call(calls.create_token(name, role, agent))
 
     def list_tokens(self) -> TokenList:
         """The API tokens (without their secrets)."""

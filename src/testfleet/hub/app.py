@@ -14,11 +14,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from testfleet import __version__
 from testfleet.hub.config import HubConfig
 from testfleet.hub.errors import install_error_handlers
+from testfleet.hub.guard import RequestGuard
 from testfleet.hub.routes import inventory, jobs, ops, tokens
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import ErrorBody
 from testfleet.protocol.version import API_VERSION, API_VERSION_HEADER, SERVER_ID_HEADER
 from testfleet.store.db import Store
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+"""The largest request body, counted while it streams in; a router or route that takes
+uploads sets its own `max_body_size`. Included per router (not app-wide) so that the 413 is
+answered inside `RequestGuard`, which makes it the hub's JSON error."""
 
 
 def create_app(config: HubConfig) -> FastAPI:
@@ -46,8 +52,9 @@ def create_app(config: HubConfig) -> FastAPI:
     app.state.server_id = config.effective_server_id
     install_error_handlers(app)
     for module in (ops, jobs, inventory, tokens):
-        app.include_router(module.router)
+        app.include_router(module.router, max_body_size=MAX_BODY_BYTES)
 
+    app.add_middleware(RequestGuard, server_id=config.effective_server_id)
     app.add_middleware(ServerHeaders, server_id=config.effective_server_id)
     return app
 

@@ -26,6 +26,8 @@ class Principal:
 
     name: str
     role: str
+    token_id: int | None = None
+    """The token it authenticated with (None when the hub runs without auth)."""
 
 
 def _bearer(header: str | None) -> str | None:
@@ -58,7 +60,7 @@ async def authenticate(connection: Request | WebSocket, allowed: frozenset[str])
             "forbidden",
             f"role {row.role!r} may not do this; it needs one of: {', '.join(sorted(allowed))}",
         )
-    return Principal(name=row.name, role=row.role)
+    return Principal(name=row.name, role=row.role, token_id=row.id)
 
 
 def require(allowed: frozenset[str]) -> Callable[[Request], Awaitable[Principal]]:

@@ -13,9 +13,13 @@ from testfleet.hub.reporters import check_reporter
 from testfleet.protocol.api import ErrorDetail
 from testfleet.protocol.contest import ContestMappingError, from_contest, is_contest_descriptor
 from testfleet.protocol.descriptor import JobDescriptor
+from testfleet.protocol.documents import DocumentProblem, check_document
 from testfleet.steps.registry import UnknownPlugin, validate_params
 
 MAX_DESCRIPTOR_BYTES = 1_000_000
+"""The largest descriptor accepted, as sent and as stored (YAML aliases expanded)."""
+MAX_STEPS = 10_000
+"""Steps of all tests of a job together."""
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
@@ -62,7 +66,19 @@ def parse_body(raw: bytes, content_type: str) -> Any:
 
 
 def check_descriptor(data: Any) -> JobDescriptor:
-    """Validate a decoded document; every problem found is reported with its location."""
+    """Validate a decoded document; every problem found is reported with its location.
+
+    The document's size is bounded first (depth, values, text, NUL characters, 64-bit
+    integers; YAML aliases counted as expanded), then the descriptor's (steps, bytes)."""
+    try:
+        check_document(data)
+    except DocumentProblem as problem:
+        raise ApiError(
+            422,
+            "invalid_descriptor",
+            str(problem),
+            [ErrorDetail(location=problem.location or "/", message=problem.message)],
+        ) from None
     if not isinstance(data, dict):
         raise ApiError(
             422,
@@ -89,12 +105,24 @@ def check_descriptor(data: Any) -> JobDescriptor:
         raise ApiError(
             422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
         ) from None
-    details = _check_plugins(descriptor) + _check_reporters(descriptor)
+    details = _check_size(descriptor) + _check_plugins(descriptor) + _check_reporters(descriptor)
     if details:
         raise ApiError(
             422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
         )
     return descriptor
+
+
+def _check_size(descriptor: JobDescriptor) -> list[ErrorDetail]:
+    steps = sum(len(test.steps) for test in descriptor.tests)
+    if steps > MAX_STEPS:
+        message = f"a job may have at most {MAX_STEPS} steps in all its tests; this has {steps}"
+        return [ErrorDetail(location="/tests", message=message)]
+    size = len(descriptor.model_dump_json())
+    if size > MAX_DESCRIPTOR_BYTES:
+        message = f"the descriptor is {size} bytes once expanded; at most {MAX_DESCRIPTOR_BYTES}"
+        return [ErrorDetail(location="/", message=message)]
+    return []
 
 
 def _check_plugins(descriptor: JobDescriptor) -> list[ErrorDetail]:

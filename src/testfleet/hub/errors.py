@@ -46,6 +46,9 @@ def _body(
     ).model_dump()
 
 
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error a JSON ErrorBody."""
 
@@ -67,9 +70,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, error: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = _HTTP_CODES.get(error.status_code, "http_error")
+        message = str(error.detail)
+        if error.status_code == 413:
+            limit = request.scope.get("starlette.max_body_size")
+            message = f"the request body is too large: at most {limit} bytes"
         return JSONResponse(
-            _body(request, code, str(error.detail)),
+            _body(request, code, message),
             status_code=error.status_code,
             headers=error.headers,
         )

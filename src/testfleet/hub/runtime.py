@@ -13,11 +13,13 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from testfleet.hub.agents.connections import Connections
+from testfleet.hub.agents.intake import Intake
 from testfleet.hub.agents.liveness import LivenessWatch
 from testfleet.hub.agents.session import AgentSessions
 from testfleet.hub.allocator import DeviceAllocator
 from testfleet.hub.config import HubConfig
 from testfleet.hub.delivery import Delivery
+from testfleet.hub.feeds import JobFeeds
 from testfleet.hub.jobs.context import RunnerDeps
 from testfleet.hub.jobs.news import JobNews
 from testfleet.hub.jobs.runner import JobRunner
@@ -27,6 +29,7 @@ from testfleet.hub.jobs.service import JobService
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
+from testfleet.hub.revocations import Revocations
 from testfleet.hub.signals import Signals
 from testfleet.store.db import Store
 from testfleet.store.ingest import TaskIndex
@@ -65,6 +68,8 @@ class Hub:
             stop_grace=config.stop_grace,
         )
         self.scheduler = Scheduler(config, store, signals, runners, partial(JobRunner, runner_deps))
+        self.revocations = revocations = Revocations(store)
+        self.feeds = JobFeeds(store, signals)
         self.sessions = AgentSessions(
             server_id=server_id,
             heartbeat_interval=config.heartbeat_interval,
@@ -74,7 +79,8 @@ class Hub:
             news=news,
             signals=signals,
             metrics=metrics,
-            task_index=task_index,
+            intake=Intake(store, news, signals, metrics, task_index),
+            revocations=revocations,
         )
         self.liveness = LivenessWatch(
             server_id=server_id,
@@ -95,6 +101,7 @@ class Hub:
             "allocator": self.allocator.run(),
             "agents": self.liveness.watch(),
             "relay": self.relay.run(),
+            "revocations": self.revocations.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from testfleet.protocol.states import AgentState, DeviceState, JobState, RunState
 
@@ -216,6 +216,21 @@ class TokenCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
     role: Role
+    agent: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="For an agent token: the one agent name it may register as (a live "
+        "token for that name is revoked). Without it, the token is bound to the first name "
+        "it registers with.",
+    )
+
+    @model_validator(mode="after")
+    def _agent_only_for_agents(self) -> TokenCreate:
+        if self.agent is not None and self.role != "agent":
+            raise ValueError("agent is only for tokens of role 'agent'")
+        return self
 
 
 class TokenInfo(BaseModel):
@@ -227,6 +242,8 @@ class TokenInfo(BaseModel):
     created_at: datetime
     created_by: str | None = None
     revoked_at: datetime | None = None
+    agent: str | None = None
+    """For an agent token: the agent name it is bound to."""
 
 
 class TokenCreated(TokenInfo):

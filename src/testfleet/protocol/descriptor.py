@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from testfleet.protocol.durations import Duration
+from testfleet.protocol.types import Text
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+-]*$"
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|=|>|<)\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
@@ -25,15 +26,16 @@ class DeviceRequest(_Strict):
         default_factory=dict,
         description="Capabilities each device must have (W3C names: platformName, browserName).",
     )
-    labels: dict[str, str] = Field(
+    labels: dict[Text, Text] = Field(
         default_factory=dict, description="Labels each device (or its agent) must carry."
     )
-    names: list[str] = Field(
+    names: list[Text] = Field(
         default_factory=list,
+        max_length=1000,
         description="Only these devices, by name or id (ConTest's TargetList maps here).",
     )
-    kind: str | None = Field(
-        None, description="Device kind, e.g. 'host' for an agent's host slots."
+    kind: Text | None = Field(
+        None, max_length=50, description="Device kind, e.g. 'host' for an agent's host slots."
     )
     timeout: Duration = Field(
         300.0, gt=0, description="How long to wait for free devices before the test fails."
@@ -51,8 +53,8 @@ class DeviceRequest(_Strict):
 class StepDescriptor(_Strict):
     """One step of a test: a plugin and its parameters."""
 
-    name: str = Field(min_length=1, max_length=200)
-    plugin: str = Field(
+    name: Text = Field(min_length=1, max_length=200)
+    plugin: Text = Field(
         min_length=1, max_length=100, description="A step plugin: cmd, echo, sleep..."
     )
     params: dict[str, Any] = Field(default_factory=dict)
@@ -71,7 +73,7 @@ class TestDescriptor(_Strict):
 
     __test__ = False  # not a pytest class
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     devices: DeviceRequest = Field(default_factory=DeviceRequest)
     steps: list[StepDescriptor] = Field(min_length=1, max_length=1000)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
@@ -90,7 +92,7 @@ class TestDescriptor(_Strict):
 class ReporterSpec(_Strict):
     """A reporter by name with its parameters."""
 
-    name: str
+    name: Text = Field(min_length=1, max_length=100)
     params: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
+MAX_DURATION = 365 * 86400.0
+"""The longest duration accepted (timeouts and intervals beyond it are mistakes)."""
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # One number and its unit; whitespace may come before the number and between it and the unit,
 # never inside the number: "1 5s" is refused, not read as "15s".
@@ -30,6 +32,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration may be at most 365 days, got {value!r}")
     return seconds
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from testfleet.protocol.states import RunState
+from testfleet.protocol.types import Id, Int32, Seq, Text
 
 
 def utcnow() -> datetime:
@@ -26,10 +27,10 @@ class _Message(BaseModel):
 class DeviceSpec(_Message):
     """A device an agent offers."""
 
-    name: str = Field(min_length=1, max_length=200)
-    kind: str = "host"
+    name: Text = Field(min_length=1, max_length=200)
+    kind: Text = Field("host", min_length=1, max_length=50)
     capabilities: dict[str, Any] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[Text, Text] = Field(default_factory=dict)
 
 
 # ---- agent -> hub ----------------------------------------------------------------------------
@@ -40,13 +41,14 @@ class Register(_Message):
 
     type: Literal["REGISTER"] = "REGISTER"
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    instance_id: str = Field(min_length=1, max_length=100)
-    version: str
-    wire_version: int
-    labels: dict[str, str] = Field(default_factory=dict)
+    instance_id: Text = Field(min_length=1, max_length=100)
+    version: Text = Field(max_length=50)
+    wire_version: Int32
+    labels: dict[Text, Text] = Field(default_factory=dict)
     devices: list[DeviceSpec] = Field(default_factory=list, max_length=10_000)
-    held_tasks: list[int] = Field(
+    held_tasks: list[Id] = Field(
         default_factory=list,
+        max_length=100_000,
         description="Tasks the agent runs or has finished without an acknowledged final event.",
     )
 
@@ -58,53 +60,53 @@ class Heartbeat(_Message):
 
 
 class _Event(_Message):
-    seq: int = Field(ge=1)
-    at: datetime = Field(default_factory=utcnow)
+    seq: Seq
+    at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class TaskStarted(_Event):
     """The agent began a task."""
 
     type: Literal["TASK_STARTED"] = "TASK_STARTED"
-    task_id: int
+    task_id: Id
 
 
 class StepStarted(_Event):
     """A step began."""
 
     type: Literal["STEP_STARTED"] = "STEP_STARTED"
-    task_id: int
-    step_index: int = Field(ge=0)
+    task_id: Id
+    step_index: int = Field(ge=0, le=10_000)
 
 
 class LogChunk(_Event):
     """Output of a step."""
 
     type: Literal["LOG"] = "LOG"
-    task_id: int
-    step_index: int = Field(ge=0)
+    task_id: Id
+    step_index: int = Field(ge=0, le=10_000)
     stream: Literal["stdout", "stderr", "info"] = "stdout"
-    text: str
+    text: str = Field(max_length=1_000_000)
 
 
 class StepFinished(_Event):
     """A step ended."""
 
     type: Literal["STEP_FINISHED"] = "STEP_FINISHED"
-    task_id: int
-    step_index: int = Field(ge=0)
+    task_id: Id
+    step_index: int = Field(ge=0, le=10_000)
     state: RunState
-    exit_code: int | None = None
-    error: str | None = None
+    exit_code: Int32 | None = None
+    error: Text | None = None
 
 
 class TaskFinished(_Event):
     """A task ended; steps it never reached are skipped."""
 
     type: Literal["TASK_FINISHED"] = "TASK_FINISHED"
-    task_id: int
+    task_id: Id
     state: RunState
-    error: str | None = None
+    error: Text | None = None
 
 
 class DeviceAdded(_Event):
@@ -118,7 +120,7 @@ class DeviceRemoved(_Event):
     """A device went away from the agent."""
 
     type: Literal["DEVICE_REMOVED"] = "DEVICE_REMOVED"
-    name: str
+    name: Text = Field(min_length=1, max_length=200)
 
 
 EventMessage = (
@@ -165,7 +167,7 @@ class RunTask(_Message):
     """Run these steps on this device of yours."""
 
     type: Literal["RUN_TASK"] = "RUN_TASK"
-    task_id: int
+    task_id: Id
     job_id: int
     device_name: str
     steps: list[StepSpec]
@@ -175,7 +177,7 @@ class StopTask(_Message):
     """Stop a task: its running step is ended and the task reported cancelled."""
 
     type: Literal["STOP_TASK"] = "STOP_TASK"
-    task_id: int
+    task_id: Id
     reason: str = "stopped"
 
 

@@ -12,9 +12,17 @@ from testfleet.protocol.states import RunState
 from testfleet.store import agents as agent_store
 from testfleet.store import devices as device_store
 from testfleet.store import tasks as task_store
+from testfleet.store import tokens as token_store
 from testfleet.store.events import add_events, event_row
 from testfleet.store.records import AgentRecord, TaskRecord
 from testfleet.store.task_ends import end_tasks
+
+
+@dataclass(frozen=True)
+class RegistrationRefused:
+    """Why an agent may not register (under that name, with that credential)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -41,8 +49,17 @@ def register_agent(
     held_tasks: Sequence[int],
     hub: str,
     now: datetime,
-) -> Registration:
-    """Record the agent and its devices, and reconcile its tasks with what it holds."""
+    bind_token: int | None = None,
+) -> Registration | RegistrationRefused:
+    """Record the agent and its devices, and reconcile its tasks with what it holds.
+
+    With `bind_token` (an agent token's id), the token must be for this agent name, or be
+    bound to it now if it is for none and no other credential has the name.
+    """
+    if bind_token is not None:
+        refusal = token_store.bind_agent_name(conn, bind_token, name)
+        if refusal is not None:
+            return RegistrationRefused(refusal)
     agent = agent_store.register_agent(
         conn,
         name=name,

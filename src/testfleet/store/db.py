@@ -116,6 +116,12 @@ def _migration_lock() -> asyncio.Lock:
     return lock
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Take a finished future's exception, so that asyncio does not report it as lost."""
+    if not future.cancelled():
+        future.exception()
+
+
 class Store:
     """One database; `read()` and `write()` run a function in a transaction."""
 
@@ -186,6 +192,7 @@ class Store:
             return await asyncio.shield(request.future)
         except asyncio.CancelledError:
             request.abandoned = True
+            request.future.add_done_callback(_retrieve)  # nobody awaits its outcome now
             raise
 
     async def _in_thread(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.store.prepared import prepared
@@ -99,6 +99,12 @@ def list_events(
     if kinds:
         query = query.where(events.c.kind.in_(kinds))
     return [StoredEvent.from_row(row) for row in conn.execute(query)]
+
+
+def last_event_id(conn: Connection, job_id: int) -> int:
+    """The id of the job's newest event (0 if it has none)."""
+    query = select(func.max(events.c.id)).where(events.c.job_id == job_id)
+    return int(conn.execute(query).scalar() or 0)
 
 
 def log_chunks(

@@ -27,6 +27,8 @@ from testfleet.store import agents as agent_store
 from testfleet.store import devices as device_store
 from testfleet.store import tasks as task_store
 from testfleet.store.events import add_events
+from testfleet.store.records import TaskRecord
+from testfleet.store.task_ends import end_tasks
 
 _KINDS: dict[str, str] = {
     "TASK_STARTED": "task_started",
@@ -39,35 +41,54 @@ _KINDS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class TaskOwner:
+    """Which job a task belongs to and which agent holds it."""
+
+    job_id: int
+    agent_id: int
+
+
 class TaskIndex:
-    """Which job each task belongs to: a bounded cache in front of the tasks table.
+    """Each task's job and agent: a bounded cache in front of the tasks table (a task never
+    changes job or agent).
 
     Used from the event loop and from the store's worker threads, hence the lock.
     """
 
     def __init__(self, size: int = 100_000) -> None:
-        self._jobs: OrderedDict[int, int] = OrderedDict()
+        self._owners: OrderedDict[int, TaskOwner] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def remember(self, task_id: int, job_id: int) -> None:
-        """Record a task's job."""
+    def remember(self, task_id: int, job_id: int, agent_id: int) -> None:
+        """Record a task's job and agent."""
         with self._lock:
-            self._jobs[task_id] = job_id
-            if len(self._jobs) > self._size:
-                self._jobs.popitem(last=False)
+            self._owners[task_id] = TaskOwner(job_id, agent_id)
+            if len(self._owners) > self._size:
+                self._owners.popitem(last=False)
 
-    def job_of(self, conn: Connection, task_id: int) -> int | None:
-        """The job of `task_id`, or None for a task the store does not know."""
+    def owner_of(self, conn: Connection, task_id: int) -> TaskOwner | None:
+        """The job and agent of `task_id`, or None for a task the store does not know."""
         with self._lock:
-            job_id = self._jobs.get(task_id)
-        if job_id is None:
+            owner = self._owners.get(task_id)
+        if owner is None:
             task = task_store.get_task(conn, task_id)
             if task is None:
                 return None
-            job_id = task.job_id
-            self.remember(task_id, job_id)
-        return job_id
+            owner = TaskOwner(task.job_id, task.agent_id)
+            self.remember(task_id, owner.job_id, owner.agent_id)
+        return owner
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An event the hub will never store, and why: its seq is used up (acknowledged)."""
+
+    seq: int
+    code: str
+    message: str
+    task_id: int | None = None
 
 
 @dataclass
@@ -79,7 +100,10 @@ class Applied:
     duplicates: int = 0
     jobs: set[int] = field(default_factory=set)
     devices_changed: bool = False
-    unknown_tasks: list[int] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    gap: int | None = None
+    """The seq the hub expected where the batch skipped ahead; nothing from there on was
+    taken (the agent sends it again from `gap`)."""
 
 
 @dataclass
@@ -99,10 +123,13 @@ def apply_events(
     events: Sequence[EventMessage],
     now: datetime,
 ) -> Applied:
-    """Store the events above the agent's highest stored seq (`last_seq` as this hub knows
-    it; None: read it from the store) and move tasks, steps and devices accordingly.
+    """Store the events that follow the agent's highest stored seq (`last_seq` as this hub
+    knows it; None: read it from the store) and move tasks, steps and devices accordingly.
 
-    A task's or step's start and end in the same batch make one update, not two.
+    Sequence numbers must follow each other: a duplicate is skipped, a gap ends the batch
+    (nothing past it is taken, so nothing is acknowledged past it). An event about a task the
+    store does not know, or one another agent holds, is refused: its seq is used up, nothing
+    of it is stored. A task's or step's start and end in one batch make one update.
     """
     if last_seq is None:
         last_seq = agent_store.get_last_seq(conn, agent_id)
@@ -114,11 +141,21 @@ def apply_events(
         if event.seq <= applied.highest_seq:
             applied.duplicates += 1
             continue
+        if event.seq > applied.highest_seq + 1:
+            applied.gap = applied.highest_seq + 1
+            break
         applied.highest_seq = event.seq
         task_id = getattr(event, "task_id", None)
-        job_id = index.job_of(conn, task_id) if task_id is not None else None
-        if task_id is not None and job_id is None:
-            applied.unknown_tasks.append(task_id)
+        job_id: int | None = None
+        if task_id is not None:
+            owner = index.owner_of(conn, task_id)
+            refusal = _refusal(event.seq, task_id, owner, agent_id)
+            if refusal is not None:
+                applied.refused.append(refusal)
+                continue
+            assert owner is not None
+            job_id = owner.job_id
+            applied.jobs.add(job_id)
         data: dict[str, Any] = event.model_dump(
             mode="json", exclude={"type", "seq", "at", "task_id"}
         )
@@ -133,8 +170,6 @@ def apply_events(
                 "data": data,
             }
         )
-        if job_id is not None:
-            applied.jobs.add(job_id)
         match event:
             case TaskStarted():
                 task_progress.setdefault(event.task_id, _Progress()).started_at = event.at
@@ -159,9 +194,23 @@ def apply_events(
         _advance_task(conn, task_id, progress)
     add_events(conn, rows)
     applied.stored = len(rows)
-    if rows:
+    if applied.highest_seq > last_seq:
         agent_store.set_last_seq(conn, agent_id, applied.highest_seq, now)
     return applied
+
+
+def _refusal(seq: int, task_id: int, owner: TaskOwner | None, agent_id: int) -> Refused | None:
+    if owner is None:
+        return Refused(seq, "unknown_task", f"task {task_id} is unknown to this hub", task_id)
+    if owner.agent_id != agent_id:
+        message = f"task {task_id} is held by another agent: only its holder reports on it"
+        return Refused(seq, "not_your_task", message, task_id)
+    return None
+
+
+def skip_event(conn: Connection, agent_id: int, seq: int, now: datetime) -> None:
+    """Use up an event's seq without storing it (the store refused it for good)."""
+    agent_store.set_last_seq(conn, agent_id, seq, now)
 
 
 def _advance_task(conn: Connection, task_id: int, progress: _Progress) -> None:
@@ -207,3 +256,24 @@ def _apply_device(
         device_store.add_devices(conn, agent_id, agent_name, [offer])
     else:
         device_store.remove_device(conn, agent_id, event.name)
+
+
+def refuse_event(
+    conn: Connection,
+    agent_id: int,
+    event: EventMessage,
+    reason: str,
+    now: datetime,
+) -> TaskRecord | None:
+    """The store cannot take `event` (it failed alone): use up its seq, and fail the task it
+    is about (if the agent holds it) with `reason`, so the task is not left waiting for an
+    event that never lands. Returns the failed task."""
+    skip_event(conn, agent_id, event.seq, now)
+    task_id = getattr(event, "task_id", None)
+    if task_id is None:
+        return None
+    task = task_store.get_task(conn, task_id)
+    if task is None or task.agent_id != agent_id:
+        return None
+    ended = end_tasks(conn, [task], RunState.FAILED, reason, now)
+    return task if ended else None

@@ -184,6 +184,8 @@ class TokenRecord(Record):
     created_at: datetime
     created_by: str | None
     revoked_at: datetime | None
+    agent_name: str | None = None
+    """The one agent name an agent token may register as (None: not bound yet)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,4 +178,14 @@ tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(100)),
     Column("revoked_at", UTCDateTime),
+    # An agent token is for one agent name: set when issued, or bound at first registration.
+    Column("agent_name", String(100)),
 )
+Index(
+    "ix_tokens_agent_name_live",
+    tokens.c.agent_name,
+    unique=True,
+    postgresql_where=tokens.c.revoked_at.is_(None),
+    sqlite_where=tokens.c.revoked_at.is_(None),
+)
+Index("ix_tokens_revoked_at", tokens.c.revoked_at)

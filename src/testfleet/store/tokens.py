@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from testfleet.store.records import TokenRecord
 from testfleet.store.tables import tokens
@@ -25,10 +27,25 @@ def new_secret() -> str:
 
 
 def create_token(
-    conn: Connection, name: str, role: str, now: datetime, created_by: str | None = None
+    conn: Connection,
+    name: str,
+    role: str,
+    now: datetime,
+    created_by: str | None = None,
+    agent_name: str | None = None,
 ) -> tuple[int, str]:
-    """Store a new token; returns its id and the secret (shown once, never stored)."""
+    """Store a new token; returns its id and the secret (shown once, never stored).
+
+    An agent token may name the one agent it is for (`agent_name`); a live token already
+    for that name is revoked, so issuing one is how an admin replaces an agent's credential.
+    """
     secret = new_secret()
+    if agent_name is not None:
+        conn.execute(
+            update(tokens)
+            .where(tokens.c.agent_name == agent_name, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
     result = conn.execute(
         insert(tokens).values(
             name=name,
@@ -36,9 +53,50 @@ def create_token(
             secret_hash=hash_secret(secret),
             created_at=now,
             created_by=created_by,
+            agent_name=agent_name,
         )
     )
     return int(result.inserted_primary_key[0]), secret  # type: ignore[index]
+
+
+def bind_agent_name(conn: Connection, token_id: int, agent_name: str) -> str | None:
+    """Bind an agent token to the agent name it registers with, the first time; None if the
+    token may register as `agent_name`, else why it may not."""
+    token = get_token(conn, token_id)
+    if token is None or token.revoked_at is not None:
+        return "the token is unknown or revoked"
+    if token.agent_name == agent_name:
+        return None
+    if token.agent_name is not None:
+        return f"this token is for agent {token.agent_name!r}, not {agent_name!r}"
+    taken = conn.execute(
+        select(tokens.c.id).where(tokens.c.agent_name == agent_name, tokens.c.revoked_at.is_(None))
+    ).first()
+    if taken is None:
+        savepoint = conn.begin_nested()
+        try:
+            conn.execute(
+                update(tokens).where(tokens.c.id == token_id).values(agent_name=agent_name)
+            )
+        except IntegrityError:  # another token bound the name at the same moment
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+            return None
+    return (
+        f"agent name {agent_name!r} belongs to another credential; an admin can issue a new "
+        f"one for it: testfleet token create --role agent --agent {agent_name}"
+    )
+
+
+def revoked_among(conn: Connection, token_ids: Sequence[int]) -> list[int]:
+    """Those of `token_ids` that are revoked."""
+    if not token_ids:
+        return []
+    query = select(tokens.c.id).where(
+        tokens.c.id.in_(list(token_ids)), tokens.c.revoked_at.is_not(None)
+    )
+    return [int(token_id) for token_id in conn.execute(query).scalars()]
 
 
 def find_token(conn: Connection, secret: str) -> TokenRecord | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from testfleet.hub.agents.inbox import Inbox, RefusalBudget
 from testfleet.hub.metrics import HubMetrics
-from testfleet.protocol.wire import EventMessage
 
 
 class AgentSocket(Protocol):
@@ -21,14 +21,15 @@ class AgentSocket(Protocol):
     async def accept(self) -> None:
         """Complete the handshake."""
 
-    async def receive_text(self) -> str:
-        """The next text frame; raises WebSocketDisconnect when the peer is gone."""
+    async def receive(self) -> Mapping[str, Any]:
+        """The next ASGI message: `websocket.receive` with `text` or `bytes`, or
+        `websocket.disconnect`."""
 
     async def send_text(self, data: str) -> None:
         """Send one text frame."""
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the connection."""
+        """Close the connection, with a reason the agent can log."""
 
 
 @dataclass(eq=False)
@@ -39,9 +40,12 @@ class AgentConnection:
     name: str
     instance_id: str
     socket: AgentSocket
+    token_id: int | None = None
+    """The credential it connected with (None when the hub runs without auth)."""
     last_seen: float = field(default_factory=time.monotonic)
     outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-    inbox: asyncio.Queue[EventMessage] = field(default_factory=asyncio.Queue)
+    inbox: Inbox = field(default_factory=Inbox)
+    refusals: RefusalBudget = field(default_factory=RefusalBudget)
     closed: bool = False
     last_seq: int = 0
     last_seq_read: bool = False  # read from the store with the first events (it may have moved)
@@ -51,11 +55,11 @@ class AgentConnection:
         if not self.closed:
             self.outbox.put_nowait(message.model_dump_json())
 
-    async def close(self, code: int) -> None:
+    async def close(self, code: int, reason: str | None = None) -> None:
         """Close the socket; nothing more is sent."""
         self.closed = True
         with contextlib.suppress(Exception):
-            await self.socket.close(code=code)
+            await self.socket.close(code=code, reason=reason)
 
 
 class Connections:
@@ -112,7 +116,11 @@ class Connections:
         connection.send(message)
         return True
 
+    def of_token(self, token_id: int) -> list[AgentConnection]:
+        """The connections made with a credential."""
+        return [c for c in self._by_id.values() if c.token_id == token_id]
+
     async def close_all(self) -> None:
         """Close every connection (on shutdown): agents reconnect to the next hub."""
         for connection in list(self._by_id.values()):
-            await connection.close(1012)
+            await connection.close(1012, "the hub is shutting down")

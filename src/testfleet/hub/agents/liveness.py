@@ -58,6 +58,9 @@ class LivenessWatch:
         """One look at the agents; returns when the store was last checked."""
         now = time.monotonic()
         for connection in self._connections:
+            if connection.inbox.full:  # the hub is behind on its events: it is not silent
+                connection.last_seen = now
+                continue
             silent = now - connection.last_seen
             if silent > self._timeout:
                 self._connections.drop(connection, lost=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from testfleet.hub.errors import json_pointer
+from testfleet.protocol.documents import DocumentLimits, DocumentProblem, check_document
 from testfleet.protocol.wire import (
     AGENT_MESSAGE_TYPES,
     AGENT_MESSAGES,
@@ -16,6 +17,9 @@ from testfleet.protocol.wire import (
 )
 
 MAX_FRAME = 4 * 1024 * 1024
+FRAME_LIMITS = DocumentLimits(max_depth=16, max_nodes=50_000, nul_allowed=True)
+"""How nested and how big a decoded frame may be (log output may hold NUL characters; the
+models' stored text fields refuse them)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,14 @@ def parse_frame(text: str) -> AgentMessageModel | Refusal:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         return Refusal("malformed_message", f"not JSON: {error.msg} at column {error.colno}")
+    except RecursionError:
+        return Refusal("malformed_message", "the JSON is nested too deeply")
+    except ValueError as error:  # e.g. an integer with more digits than Python converts
+        return Refusal("malformed_message", f"not JSON: {error}")
+    try:
+        check_document(data, FRAME_LIMITS)
+    except DocumentProblem as problem:
+        return Refusal("malformed_message", str(problem), location=problem.location)
     kind = data.get("type") if isinstance(data, dict) else None
     if kind not in AGENT_MESSAGE_TYPES:
         return Refusal(

@@ -1,8 +1,9 @@
-"""One agent's connection, from REGISTER to close: events in, commands out.
+"""One agent's connection, from REGISTER to close.
 
 Three tasks per connection: the reader takes frames off the socket (heartbeats only count as
-signs of life), the processor stores events in batches and acknowledges them, and the writer
-sends what services queued for the agent (`AgentConnection.send`).
+signs of life; a full inbox makes it wait, which slows the agent down), the intake stores
+events and acknowledges them (`intake.py`), and the writer sends what services queued for the
+agent (`AgentConnection.send`). A revoked credential closes the connection.
 """
 
 from __future__ import annotations
@@ -15,21 +16,23 @@ import time
 from starlette.websockets import WebSocketDisconnect
 
 from testfleet.hub.agents.connections import AgentConnection, AgentSocket, Connections
+from testfleet.hub.agents.intake import Intake
 from testfleet.hub.agents.messages import Refusal, parse_frame
+from testfleet.hub.auth import Principal
 from testfleet.hub.delivery import Delivery
 from testfleet.hub.jobs.news import JobNews
 from testfleet.hub.metrics import HubMetrics
+from testfleet.hub.revocations import Revocations
 from testfleet.hub.signals import Signals
 from testfleet.protocol.version import WIRE_VERSION
-from testfleet.protocol.wire import Ack, Error, Heartbeat, Initialized, Register, StopTask, utcnow
+from testfleet.protocol.wire import Error, Heartbeat, Initialized, Register, StopTask, utcnow
 from testfleet.store import agent_ops
 from testfleet.store.db import Store
 from testfleet.store.devices import DeviceOffer
-from testfleet.store.ingest import TaskIndex, apply_events
 
 _log = logging.getLogger(__name__)
 REGISTER_TIMEOUT = 10.0
-MAX_BATCH = 500
+YIELD_EVERY = 64  # frames read in a row before the reader lets other tasks run
 
 
 class AgentSessions:
@@ -46,7 +49,8 @@ class AgentSessions:
         news: JobNews,
         signals: Signals,
         metrics: HubMetrics,
-        task_index: TaskIndex,
+        intake: Intake,
+        revocations: Revocations,
     ) -> None:
         self._server_id = server_id
         self._heartbeat_interval = heartbeat_interval
@@ -56,61 +60,83 @@ class AgentSessions:
         self._news = news
         self._signals = signals
         self._metrics = metrics
-        self._task_index = task_index
+        self._intake = intake
+        self._revocations = revocations
 
-    async def serve(self, socket: AgentSocket) -> None:
-        """Run one agent connection from REGISTER to close."""
+    async def serve(self, socket: AgentSocket, who: Principal | None = None) -> None:
+        """Run one agent connection from REGISTER to close; `who` is its credential."""
         await socket.accept()
         try:
             register = await self._receive_register(socket)
         except WebSocketDisconnect:
             return
-        connection = await self._register(socket, register) if register is not None else None
+        connection = await self._register(socket, register, who) if register else None
         if connection is None:
             with contextlib.suppress(Exception):
                 await socket.close(code=1008)
             return
-        writer = asyncio.create_task(self._write(connection), name=f"agent-{connection.name}-w")
-        processor = asyncio.create_task(
-            self._process(connection), name=f"agent-{connection.name}-p"
-        )
-        try:
-            await self._read(connection)
-        finally:
-            self._connections.drop(connection)
-            processor.cancel()
-            writer.cancel()
-            await asyncio.gather(processor, writer, return_exceptions=True)
-            _log.info("agent %s disconnected", connection.name)
+        with self._revocations.watch(connection.token_id) as revoked:
+            tasks = [
+                asyncio.create_task(self._read(connection), name=f"agent-{connection.name}-r"),
+                asyncio.create_task(
+                    self._intake.run(connection), name=f"agent-{connection.name}-i"
+                ),
+                asyncio.create_task(self._write(connection), name=f"agent-{connection.name}-w"),
+                asyncio.create_task(revoked.wait(), name=f"agent-{connection.name}-revoked"),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if tasks[3] in done:
+                    await self._end(connection, "token_revoked", "the agent's token was revoked")
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        _log.error(
+                            "agent %s: %s failed; closing the connection",
+                            connection.name,
+                            task.get_name(),
+                            exc_info=task.exception(),
+                        )
+                        await connection.close(1011, "internal error on the hub")
+            finally:
+                self._connections.drop(connection)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                _log.info("agent %s disconnected", connection.name)
 
     async def _receive_register(self, socket: AgentSocket) -> Register | None:
         try:
             async with asyncio.timeout(REGISTER_TIMEOUT):
-                text = await socket.receive_text()
+                message = await socket.receive()
         except TimeoutError:
             timeout = Refusal("register_timeout", f"no REGISTER within {REGISTER_TIMEOUT:g} s")
             await self._refuse(socket, timeout, fatal=True)
             return None
-        message = parse_frame(text)
-        if isinstance(message, Refusal):
-            await self._refuse(socket, message)
+        if message["type"] == "websocket.disconnect":
             return None
-        if not isinstance(message, Register):
+        text = message.get("text")
+        parsed = parse_frame(text) if text is not None else _BINARY
+        if isinstance(parsed, Refusal):
+            await self._refuse(socket, parsed, fatal=True)
+            return None
+        if not isinstance(parsed, Register):
             first = Refusal(
-                "not_registered", f"the first message must be REGISTER, got {message.type}"
+                "not_registered", f"the first message must be REGISTER, got {parsed.type}"
             )
             await self._refuse(socket, first, fatal=True)
             return None
-        if message.wire_version != WIRE_VERSION:
+        if parsed.wire_version != WIRE_VERSION:
             version = Refusal(
                 "unsupported_wire_version",
-                f"agent speaks wire version {message.wire_version}; this hub speaks {WIRE_VERSION}",
+                f"agent speaks wire version {parsed.wire_version}; this hub speaks {WIRE_VERSION}",
             )
             await self._refuse(socket, version, fatal=True)
             return None
-        return message
+        return parsed
 
-    async def _register(self, socket: AgentSocket, register: Register) -> AgentConnection | None:
+    async def _register(
+        self, socket: AgentSocket, register: Register, who: Principal | None
+    ) -> AgentConnection | None:
         existing = self._connections.named(register.name)
         if existing is not None:
             if existing.instance_id != register.instance_id:
@@ -121,7 +147,7 @@ class AgentSessions:
                 )
                 await self._refuse(socket, in_use, fatal=True)
                 return None
-            await existing.close(1012)  # the same process reconnected; the old socket is stale
+            await existing.close(1012, "replaced by a new connection of the same agent")
         offered = [
             DeviceOffer(
                 name=d.name,
@@ -131,6 +157,7 @@ class AgentSessions:
             )
             for d in register.devices
         ]
+        token_id = who.token_id if who is not None else None
         registration = await self._store.write(
             agent_ops.register_agent,
             name=register.name,
@@ -141,13 +168,19 @@ class AgentSessions:
             held_tasks=register.held_tasks,
             hub=self._server_id,
             now=utcnow(),
+            bind_token=token_id if who is not None and who.role == "agent" else None,
         )
+        if isinstance(registration, agent_ops.RegistrationRefused):
+            _log.warning("agent %s refused: %s", register.name, registration.reason)
+            await self._refuse(socket, Refusal("name_not_allowed", registration.reason), fatal=True)
+            return None
         agent = registration.agent
         connection = AgentConnection(
             agent_id=agent.id,
             name=register.name,
             instance_id=register.instance_id,
             socket=socket,
+            token_id=token_id,
             last_seq=agent.last_seq,
         )
         self._connections.add(connection)
@@ -175,64 +208,42 @@ class AgentSessions:
 
     async def _read(self, connection: AgentConnection) -> None:
         socket = connection.socket
+        frames = 0
         while True:
             try:
-                text = await socket.receive_text()
+                message = await socket.receive()
             except (WebSocketDisconnect, RuntimeError):
                 return
+            if message["type"] == "websocket.disconnect":
+                return
             connection.last_seen = time.monotonic()
-            message = parse_frame(text)
-            if isinstance(message, Refusal):
-                await self._refuse(socket, message)
-            elif isinstance(message, Register):
+            text = message.get("text")
+            parsed = parse_frame(text) if text is not None else _BINARY
+            if isinstance(parsed, Refusal):
+                self._metrics.agent_errors.inc()
+                if connection.refusals.spend():
+                    _log.warning(
+                        "agent %s: message refused: %s: %s",
+                        connection.name,
+                        parsed.code,
+                        parsed.message,
+                    )
+                    connection.send(parsed.error())
+                if connection.refusals.exhausted:
+                    await self._end(connection, "too_many_refusals", "too many refused messages")
+                    return
+            elif isinstance(parsed, Register):
                 connection.send(
                     Error(
                         code="already_registered",
                         message="REGISTER is only valid as the first message",
                     )
                 )
-            elif not isinstance(message, Heartbeat):
-                connection.inbox.put_nowait(message)
-
-    async def _process(self, connection: AgentConnection) -> None:
-        """Store events in batches, one transaction each, then acknowledge them."""
-        while True:
-            batch = [await connection.inbox.get()]
-            while len(batch) < MAX_BATCH and not connection.inbox.empty():
-                batch.append(connection.inbox.get_nowait())
-            try:
-                applied = await self._store.write(
-                    apply_events,
-                    self._task_index,
-                    connection.agent_id,
-                    connection.name,
-                    connection.last_seq if connection.last_seq_read else None,
-                    batch,
-                    utcnow(),
-                )
-            except Exception as error:  # the agent keeps them and sends them again
-                _log.exception("cannot store events of agent %s", connection.name)
-                connection.send(
-                    Error(
-                        code="store_error",
-                        fatal=True,
-                        message=f"events not stored ({error}); reconnect and send them again",
-                    )
-                )
-                await asyncio.sleep(0.5)
-                await connection.close(1011)
-                return
-            connection.last_seq = applied.highest_seq
-            connection.last_seq_read = True
-            self._metrics.events_stored.inc(applied.stored)
-            connection.send(Ack(seq=applied.highest_seq))
-            await asyncio.gather(*(self._news.changed(job_id) for job_id in applied.jobs))
-            if applied.devices_changed:
-                self._signals.devices_changed()
-            for task_id in applied.unknown_tasks:
-                connection.send(
-                    Error(code="unknown_task", message=f"task {task_id} is unknown to this hub")
-                )
+            elif not isinstance(parsed, Heartbeat):
+                await connection.inbox.put(parsed, len(text or ""))
+            frames += 1
+            if frames % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
     async def _write(self, connection: AgentConnection) -> None:
         while True:
@@ -242,8 +253,20 @@ class AgentSessions:
             except Exception:
                 return
 
+    async def _end(self, connection: AgentConnection, code: str, reason: str) -> None:
+        """Tell the agent why, and close its connection."""
+        _log.warning("agent %s: closing its connection: %s", connection.name, reason)
+        with contextlib.suppress(Exception):
+            await connection.socket.send_text(
+                Error(code=code, message=reason, fatal=True).model_dump_json()
+            )
+        await connection.close(1008, reason)
+
     async def _refuse(self, socket: AgentSocket, refusal: Refusal, *, fatal: bool = False) -> None:
         _log.warning("agent message refused: %s: %s", refusal.code, refusal.message)
         self._metrics.agent_errors.inc()
         with contextlib.suppress(Exception):
             await socket.send_text(refusal.error(fatal=fatal).model_dump_json())
+
+
+_BINARY = Refusal("binary_frame", "frames must be JSON text, not binary")

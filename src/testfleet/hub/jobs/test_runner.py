@@ -206,7 +206,7 @@ class TestRunner:
         await self.job.writes.commit(create)
         seen = deps.signals.job_version(self.job.job_id)
         for task in created:
-            deps.task_index.remember(task.id, self.job.job_id)
+            deps.task_index.remember(task.id, self.job.job_id, task.agent_id)
         await deps.delivery.send_created(route, created, self.plan)
         return await self._wait(created, seen=seen)
 

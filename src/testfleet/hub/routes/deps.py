@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 
 from testfleet.hub.auth import ADMIN, OPERATE, READ, Principal, require
 from testfleet.hub.runtime import Hub
+from testfleet.protocol.types import INT64_MAX
 
 
 async def get_hub(request: Request) -> Hub:
@@ -20,3 +21,9 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 Reader = Annotated[Principal, Depends(require(READ))]
 Operator = Annotated[Principal, Depends(require(OPERATE))]
 Admin = Annotated[Principal, Depends(require(ADMIN))]
+
+JobId = Annotated[int, Path(ge=1, le=INT64_MAX, description="A job's id.")]
+TokenId = Annotated[int, Path(ge=1, le=INT64_MAX, description="A token's id.")]
+EventCursor = Annotated[int, Query(ge=0, le=INT64_MAX, description="Only events with a larger id.")]
+TaskFilter = Annotated[int | None, Query(ge=1, le=INT64_MAX, description="Only this task.")]
+StepFilter = Annotated[int | None, Query(ge=0, le=10_000, description="Only this step (index).")]

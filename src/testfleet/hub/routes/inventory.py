@@ -70,7 +70,7 @@ async def agent_socket(websocket: WebSocket) -> None:
     """One agent's connection (the wire protocol of `testfleet.protocol.wire`)."""
     hub = websocket.app.state.hub
     try:
-        await authenticate(websocket, AGENT)
+        who = await authenticate(websocket, AGENT)
     except ApiError as error:
         await websocket.accept()
         await websocket.send_text(
@@ -78,4 +78,4 @@ async def agent_socket(websocket: WebSocket) -> None:
         )
         await websocket.close(code=1008)
         return
-    await hub.sessions.serve(websocket)
+    await hub.sessions.serve(websocket, who if hub.config.auth_enabled else None)

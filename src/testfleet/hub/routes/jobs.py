@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from sqlalchemy import Connection
 
 from testfleet.hub.descriptors import check_descriptor, parse_body
 from testfleet.hub.errors import ApiError
+from testfleet.hub.feeds import PAGE, Batch, encode, event_record, history, selected
 from testfleet.hub.jobs.service import job_not_found
-from testfleet.hub.routes.deps import HubDep, Operator, Reader
+from testfleet.hub.routes.deps import (
+    EventCursor,
+    HubDep,
+    JobId,
+    Operator,
+    Reader,
+    StepFilter,
+    TaskFilter,
+)
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import (
     Acknowledged,
     EventList,
-    EventRecord,
     JobCreated,
     JobList,
     JobStatus,
@@ -28,11 +36,9 @@ from testfleet.protocol.api import (
 from testfleet.protocol.states import JobState
 from testfleet.store import events as event_store
 from testfleet.store import jobs as job_store
-from testfleet.store.records import JobRecord, StoredEvent
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 T = TypeVar("T")
-_FOLLOW_POLL = 1.0
 KEEPALIVE_COMMENT = ": keep-alive\n\n"
 """Sent on a followed stream after `HubConfig.sse_keepalive` seconds without an event: an SSE
 comment, which clients ignore, so that proxies with idle timeouts do not cut the stream."""
@@ -119,12 +125,12 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
 
 
 @router.get("/{job_id}", response_model=JobStatus, summary="The status of a job")
-async def job_status(job_id: int, hub: HubDep, _: Reader) -> JobStatus:
+async def job_status(job_id: JobId, hub: HubDep, _: Reader) -> JobStatus:
     return await within_event_timeout(hub, "Status", hub.jobs.status(job_id))
 
 
 @router.post("/{job_id}/stop", status_code=202, response_model=Acknowledged, summary="Stop a job")
-async def stop_job(job_id: int, hub: HubDep, who: Operator) -> Acknowledged:
+async def stop_job(job_id: JobId, hub: HubDep, who: Operator) -> Acknowledged:
     state = await within_event_timeout(hub, "Stop", hub.jobs.stop(job_id, who.name))
     return Acknowledged(job_id=job_id, state=state, server_id=hub.server_id)
 
@@ -135,7 +141,7 @@ async def stop_job(job_id: int, hub: HubDep, who: Operator) -> Acknowledged:
     response_model=JobCreated,
     summary="Start a finished job again with the same descriptor",
 )
-async def retry_job(job_id: int, hub: HubDep, who: Operator) -> JobCreated:
+async def retry_job(job_id: JobId, hub: HubDep, who: Operator) -> JobCreated:
     new_id = await within_event_timeout(hub, "Retry", hub.jobs.retry(job_id, who.name))
     return JobCreated(job_id=new_id, server_id=hub.server_id, retried_from=job_id)
 
@@ -146,11 +152,10 @@ async def retry_job(job_id: int, hub: HubDep, who: Operator) -> JobCreated:
     summary="A job's events; follow=true streams them (server-sent events)",
 )
 async def job_events(
-    job_id: int,
-    request: Request,
+    job_id: JobId,
     hub: HubDep,
-    _: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    who: Reader,
+    after: EventCursor = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     kind: Annotated[list[str], Query()] = [],  # noqa: B006
     follow: bool = False,
@@ -158,14 +163,14 @@ async def job_events(
     await _require_job(hub, job_id)
     if follow:
         return StreamingResponse(
-            _follow(hub, request, job_id, after, kind),
+            _follow(hub, job_id, after, kind, who.token_id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
     rows = await hub.store.read(
         event_store.list_events, job_id, after=after, limit=limit, kinds=kind
     )
-    records = [_record(row) for row in rows]
+    records = [event_record(row) for row in rows]
     return EventList(
         server_id=hub.server_id, events=records, next_after=records[-1].id if records else after
     )
@@ -175,11 +180,11 @@ async def job_events(
     "/{job_id}/logs", response_class=PlainTextResponse, summary="A job's log output as text"
 )
 async def job_logs(
-    job_id: int,
+    job_id: JobId,
     hub: HubDep,
     _: Reader,
-    task_id: int | None = None,
-    step: Annotated[int | None, Query(ge=0)] = None,
+    task_id: TaskFilter = None,
+    step: StepFilter = None,
 ) -> PlainTextResponse:
     await _require_job(hub, job_id)
     rows = await hub.store.read(
@@ -193,55 +198,73 @@ async def _require_job(hub: Hub, job_id: int) -> None:
         raise job_not_found(job_id)
 
 
-def _record(row: StoredEvent) -> EventRecord:
-    return EventRecord(
-        id=row.id,
-        kind=row.kind,
-        job_id=row.job_id,
-        task_id=row.task_id,
-        at=row.at,
-        data=row.data,
-        agent=row.agent_name,
-    )
-
-
 async def _follow(
-    hub: Hub, request: Request, job_id: int, after: int, kinds: list[str]
+    hub: Hub, job_id: int, after: int, kinds: list[str], token_id: int | None
 ) -> AsyncIterator[str]:
-    """Stream events as they are stored; end with an `end` event once the job has finished.
+    """Stream the job's events: first those stored already, then each as it is stored (from
+    the job's shared feed); end with an `end` event once the job has finished.
 
-    While the job is quiet, a keep-alive comment goes out every `sse_keepalive` seconds.
+    While the job is quiet, a keep-alive comment goes out every `sse_keepalive` seconds; a
+    revoked token ends the stream with a `closed` event that says so.
     """
+    wanted = frozenset(kinds)
     clock = asyncio.get_running_loop().time
     keepalive = hub.config.sse_keepalive
-    last_sent = clock()
-    while True:
-        seen = hub.signals.job_version(job_id)
-        rows, job = await hub.store.read(_events_and_job, job_id, after, kinds)
-        for row in rows:
-            record = _record(row)
-            after = record.id
-            yield f"id: {record.id}\nevent: {record.kind}\ndata: {record.model_dump_json()}\n\n"
-        if job is None or (job.state.finished and not rows):
-            state = job.state if job is not None else "deleted"
-            yield f"event: end\ndata: {json.dumps({'state': state})}\n\n"
-            return
-        if rows:
+    with hub.revocations.watch(token_id) as revoked:
+        async with hub.feeds.subscribe(job_id) as feed:
+            while True:  # what is stored already
+                rows, job = await hub.store.read(history, job_id, after, kinds)
+                for row in rows:
+                    frame = encode(row)
+                    after = frame.id
+                    yield frame.text
+                if len(rows) < PAGE:
+                    break
+            if job is None or job.state.finished:
+                yield _end(str(job.state) if job is not None else "deleted")
+                return
             last_sent = clock()
-            continue
-        if await request.is_disconnected():
-            return
-        if clock() - last_sent >= keepalive:
-            yield KEEPALIVE_COMMENT
-            last_sent = clock()
-        quiet_left = keepalive - (clock() - last_sent)
-        await hub.signals.wait_job(job_id, seen, min(_FOLLOW_POLL, quiet_left))
+            while True:
+                if revoked.is_set():
+                    yield _closed("the token was revoked")
+                    return
+                quiet_left = max(0.0, keepalive - (clock() - last_sent))
+                batch = await _next(feed, revoked, quiet_left)
+                if batch is None:
+                    if not revoked.is_set():
+                        yield KEEPALIVE_COMMENT
+                        last_sent = clock()
+                    continue
+                if isinstance(batch, str):
+                    if batch != "lagging":
+                        yield _end(batch)
+                    return  # a lagging follower reconnects and catches up from the store
+                for frame in selected(batch, wanted, after):
+                    after = frame.id
+                    yield frame.text
+                    last_sent = clock()
 
 
-def _events_and_job(
-    conn: Connection, job_id: int, after: int, kinds: list[str]
-) -> tuple[list[StoredEvent], JobRecord | None]:
-    """The job, then its events: a job read as finished has its last events stored already
-    (the other order could miss them if the job ended between the two reads)."""
-    job = job_store.get_job(conn, job_id)
-    return event_store.list_events(conn, job_id, after=after, limit=1000, kinds=kinds), job
+async def _next(feed: asyncio.Queue[Batch], revoked: asyncio.Event, seconds: float) -> Batch | None:
+    """The feed's next batch; None after `seconds`, or once the token is revoked."""
+    if not feed.empty():
+        return feed.get_nowait()
+    getting = asyncio.ensure_future(feed.get())
+    ending = asyncio.ensure_future(revoked.wait())
+    try:
+        await asyncio.wait({getting, ending}, timeout=seconds, return_when=FIRST_COMPLETED)
+    finally:
+        ending.cancel()
+        if not getting.done():
+            getting.cancel()
+    if getting.done() and not getting.cancelled():
+        return getting.result()
+    return None
+
+
+def _end(state: str) -> str:
+    return f"event: end\ndata: {json.dumps({'state': state})}\n\n"
+
+
+def _closed(reason: str) -> str:
+    return f"event: closed\ndata: {json.dumps({'reason': reason})}\n\n"

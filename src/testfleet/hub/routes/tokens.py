@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from testfleet.hub.errors import ApiError
-from testfleet.hub.routes.deps import Admin, HubDep
+from testfleet.hub.routes.deps import Admin, HubDep, TokenId
 from testfleet.protocol.api import TokenCreate, TokenCreated, TokenInfo, TokenList
 from testfleet.protocol.wire import utcnow
 from testfleet.store import tokens as token_store
@@ -17,7 +17,12 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 async def create_token(body: TokenCreate, hub: HubDep, who: Admin) -> TokenCreated:
     now = utcnow()
     token_id, secret = await hub.store.write(
-        token_store.create_token, body.name, body.role, now, created_by=who.name
+        token_store.create_token,
+        body.name,
+        body.role,
+        now,
+        created_by=who.name,
+        agent_name=body.agent,
     )
     return TokenCreated(
         token_id=token_id,
@@ -25,6 +30,7 @@ async def create_token(body: TokenCreate, hub: HubDep, who: Admin) -> TokenCreat
         role=body.role,
         created_at=now,
         created_by=who.name,
+        agent=body.agent,
         token=secret,
     )
 
@@ -42,6 +48,7 @@ async def list_tokens(hub: HubDep, _: Admin) -> TokenList:
                 created_at=r.created_at,
                 created_by=r.created_by,
                 revoked_at=r.revoked_at,
+                agent=r.agent_name,
             )
             for r in rows
         ],
@@ -49,8 +56,10 @@ async def list_tokens(hub: HubDep, _: Admin) -> TokenList:
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token")
-async def revoke_token(token_id: int, hub: HubDep, _: Admin) -> Response:
-    if not await hub.store.write(token_store.revoke_token, token_id, utcnow()):
+async def revoke_token(token_id: TokenId, hub: HubDep, _: Admin) -> Response:
+    revoked = await hub.store.write(token_store.revoke_token, token_id, utcnow())
+    hub.revocations.revoked(token_id)
+    if not revoked:
         raise ApiError(
             404,
             "token_not_found",
