@@ -159,3 +159,30 @@ async def test_a_pending_task_is_sent_again_when_its_agent_comes_back(tmp_path: 
         status = await hub.wait(job_id)
 
     assert status.state == JobState.COMPLETED
+
+
+async def test_a_waiting_test_says_why_from_the_first_second(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as hub:
+        agent = await hub.agent("a1", labels={"pool": "a"})
+        never = await hub.start(one_test_job(devices={"labels": {"pool": "nope"}}))
+        holder = await hub.start(one_test_job())
+        held = await agent.expect(RunTask)
+        busy = await hub.start(one_test_job())
+
+        async def waiting(job_id: int) -> str | None:
+            status = await hub.status(job_id)
+            tests = status.runs[0].tests if status.runs else []
+            return tests[0].waiting if tests else None
+
+        never_reason = await eventually(lambda: waiting(never), "a reason", within=1.0)
+        busy_reason = await eventually(lambda: waiting(busy), "a reason", within=1.0)
+        agent.finish(held)
+        await hub.wait(holder)
+        next_task = await agent.expect(RunTask)
+        agent.finish(next_task)
+        done = await hub.wait(busy)
+        await hub.api.post(f"/api/v1/jobs/{never}/stop")
+
+    assert never_reason == "waiting: no device has labels pool=nope (known labels: pool=a)"
+    assert busy_reason.startswith("waiting: all 1 matching device(s) are taken (1 busy")
+    assert done.runs[0].tests[0].waiting is None

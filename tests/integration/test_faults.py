@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import time
 from collections import Counter
@@ -222,3 +224,90 @@ def test_event_timeout_answers_503_not_a_hang(tmp_path: Path) -> None:
             assert client.get("/readyz").status_code == 200
     finally:
         hub.stop()
+
+
+# A step whose program leaves a grandchild (in its process group) and records its pid.
+ORPHAN_MAKER = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen(['sleep', '300'])\n"
+    "open(sys.argv[1], 'w').write(str(child.pid))\n"
+    "time.sleep(300)\n"
+)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def orphan_job(pid_file: Path) -> dict[str, object]:
+    job = cmd_job("orphans", ORPHAN_MAKER)
+    job["tests"][0]["steps"][0]["params"]["args"].append(str(pid_file))  # type: ignore[index]
+    return job
+
+
+def test_a_killed_agent_leaves_no_step_processes_behind(tmp_path: Path) -> None:
+    hub = Hub(tmp_path).start()
+    agent = Agent(tmp_path, hub.url, "reaped", slots=1).start()
+    pid_file = tmp_path / "grandchild.pid"
+    try:
+        with httpx.Client(base_url=hub.url, timeout=30) as client:
+            agent.wait_online(client)
+            start(client, orphan_job(pid_file))
+            wait_until(lambda: pid_file.exists() and pid_file.read_text(), 20, what="the child")
+            grandchild = int(pid_file.read_text())
+            assert pid_alive(grandchild)
+            agent.kill()
+            wait_until(lambda: not pid_alive(grandchild), 10, what="the orphan to be ended")
+    finally:
+        agent.stop()
+        hub.stop()
+
+
+def test_an_agent_ends_what_an_earlier_one_left(tmp_path: Path) -> None:
+    hub = Hub(tmp_path).start()
+    state = tmp_path / "state"
+    env = {"XDG_STATE_HOME": str(state)}
+    first = Agent(tmp_path, hub.url, "again", slots=1, env=env).start()
+    pid_file = tmp_path / "grandchild.pid"
+    try:
+        with httpx.Client(base_url=hub.url, timeout=30) as client:
+            first.wait_online(client)
+            start(client, orphan_job(pid_file))
+            wait_until(lambda: pid_file.exists() and pid_file.read_text(), 20, what="the child")
+            grandchild = int(pid_file.read_text())
+            reaper = next(
+                p
+                for p in Path("/proc").iterdir()
+                if p.name.isdigit()
+                and "testfleet.agent.reaper" in _cmdline(p)
+                and _parent(p) == first.pid
+            )
+            os.kill(int(reaper.name), signal.SIGKILL)  # the reaper dies with the agent
+            first.kill()
+            time.sleep(0.5)
+            assert pid_alive(grandchild)  # nothing ended it yet
+            second = Agent(tmp_path, hub.url, "again", slots=1, env=env).start()
+            wait_until(lambda: not pid_alive(grandchild), 10, what="the new agent to end it")
+            second.stop()
+    finally:
+        first.stop()
+        hub.stop()
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _parent(proc: Path) -> int:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return -1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from tests.support.jobs import cmd_job, echo_job, start, tasks_of, wait_state, wait_task_running
 from tests.support.postgres import fresh_database
-from tests.support.processes import Agent, Hub
+from tests.support.processes import Agent, Hub, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +107,53 @@ def terminate_backends(url: str) -> int:
             await connection.close()
 
     return asyncio.run(run())
+
+
+def test_a_store_outage_fails_no_healthy_work(tmp_path: Path, postgres_url: str) -> None:
+    """The database refuses every connection for longer than the agent timeout while a step
+    runs and ends: the hub is not ready meanwhile, no agent that kept its connection is
+    declared lost, and the task keeps its true result once the store is back."""
+    hub = Hub(tmp_path, db_url=postgres_url, extra=["--agent-timeout", "2"]).start()
+    agent = Agent(tmp_path, hub.url, "steady", slots=1).start()
+    try:
+        with httpx.Client(base_url=hub.url, timeout=30) as client:
+            agent.wait_online(client)
+            code = "import time\nfor i in range(20):\n    print(i, flush=True); time.sleep(0.25)"
+            job_id = start(client, cmd_job("outage", code))
+            wait_task_running(client, job_id)
+            with database_refused(postgres_url):
+                wait_until(lambda: client.get("/readyz").status_code == 503, 10, what="readyz 503")
+                time.sleep(6)  # the outage lasts: past the step's end and 2 agent timeouts
+            status = wait_state(client, job_id, timeout=40)
+            assert status["state"] == "completed", status
+            assert client.get(f"/api/v1/jobs/{job_id}/logs").text == "".join(
+                f"{i}\n" for i in range(20)
+            )
+            agents = client.get("/api/v1/agents").json()["agents"]
+            assert [a["state"] for a in agents if a["name"] == "steady"] == ["online"]
+            lost = client.get(f"/api/v1/jobs/{job_id}/events", params={"kind": "agent_lost"})
+            assert lost.json()["events"] == []
+            wait_until(lambda: client.get("/readyz").status_code == 200, 10, what="ready")
+    finally:
+        agent.stop()
+        hub.stop()
+
+
+@contextlib.contextmanager
+def database_refused(url: str) -> Iterator[None]:
+    """The database refuses new connections and drops the open ones, until the block ends."""
+    database = url.rsplit("/", 1)[1]
+
+    async def allow(flag: bool) -> None:
+        connection = await asyncpg.connect(url.rsplit("/", 1)[0] + "/test", timeout=10)
+        try:
+            await connection.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {flag}')
+        finally:
+            await connection.close()
+
+    asyncio.run(allow(False))
+    try:
+        terminate_backends(url)
+        yield
+    finally:
+        asyncio.run(allow(True))

@@ -87,3 +87,49 @@ def test_up_with_auth_prints_a_first_admin_token(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)
     assert process.returncode == 0
+
+
+def test_a_second_up_on_one_data_directory_is_refused_naming_the_first(tmp_path: Path) -> None:
+    data_dir = tmp_path / "lab"
+    port = free_port()
+    first = _up(data_dir, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            _wait_ready(client, first)
+        second = subprocess.run(
+            [*cli_command(), "up", "--data-dir", str(data_dir), "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert second.returncode == 1
+    assert f"in use by http://127.0.0.1:{port}" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert oct(data_dir.stat().st_mode & 0o777) == "0o700"
+    assert oct((data_dir / "testfleet.db").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize(
+    ("db", "code", "says"),
+    [
+        ("postgresql://nobody@127.0.0.1:1/nothing", 1, "cannot open the store at"),
+        ("mysql://x", 2, "unsupported database 'mysql'"),
+    ],
+)
+def test_hub_with_a_bad_store_says_so_in_one_line(db: str, code: int, says: str) -> None:
+    result = subprocess.run(
+        [*cli_command(), "hub", "--db", db, "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == code
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert says in lines[0]
+    assert "hub on" not in result.stderr

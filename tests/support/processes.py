@@ -194,7 +194,14 @@ class Agent:
     slots: int = 2
     labels: dict[str, str] = field(default_factory=dict)
     token: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
     process: Process | None = None
+
+    @property
+    def pid(self) -> int:
+        """The agent process's id."""
+        assert self.process is not None
+        return self.process.pid
 
     def start(self) -> Agent:
         """Start the agent (it connects on its own)."""
@@ -213,7 +220,7 @@ class Agent:
             ]
             for key, value in self.labels.items():
                 args += ["--label", f"{key}={value}"]
-            env = {"TESTFLEET_TOKEN": self.token} if self.token else {}
+            env = {**self.env, **({"TESTFLEET_TOKEN": self.token} if self.token else {})}
             self.process = Process(args, self.workdir / f"agent-{self.name}.log", env)
         self.process.start()
         return self

@@ -16,6 +16,7 @@ from testfleet import __version__
 from testfleet.agent.config import AgentConfig, host_slots
 from testfleet.agent.executor import TaskExecutor
 from testfleet.agent.outbox import Outbox
+from testfleet.agent.processes import ProcessGuard, default_state_dir
 from testfleet.protocol.version import WIRE_VERSION
 from testfleet.protocol.wire import (
     HUB_MESSAGES,
@@ -55,7 +56,9 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.outbox = Outbox()
-        self.executor = TaskExecutor(self.outbox)
+        state_dir = config.state_dir or default_state_dir(config.hub_url, config.name)
+        self.processes = ProcessGuard(state_dir) if config.guard_processes else None
+        self.executor = TaskExecutor(self.outbox, self.processes)
         self.devices = host_slots(config.slots, config.labels)
         self.agent_id: int | None = None
         self.connected = asyncio.Event()
@@ -68,6 +71,15 @@ class Agent:
 
     async def run(self) -> None:
         """Stay connected until stopped; raises AgentRefused on a permanent refusal."""
+        if self.processes is not None:
+            self.processes.start()
+        try:
+            await self._stay_connected()
+        finally:
+            if self.processes is not None:
+                self.processes.stop()
+
+    async def _stay_connected(self) -> None:
         attempt = 0
         while not self._stopping.is_set():
             try:

@@ -6,6 +6,7 @@ import platform
 import socket
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from testfleet.protocol.wire import DeviceSpec
 
@@ -42,6 +43,11 @@ class AgentConfig:
     reconnect_min: float = 0.2
     reconnect_max: float = 3.0
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    state_dir: Path | None = None
+    """Where the agent keeps its state [default: per name and hub, under $XDG_STATE_HOME]."""
+    guard_processes: bool = True
+    """End steps' processes when the agent dies (a reaper process), and those an earlier
+    agent left at start. Off only for agents simulated by the thousand (benchmarks)."""
 
     @property
     def websocket_url(self) -> str:

@@ -21,7 +21,13 @@ from testfleet.protocol.wire import (
     TaskFinished,
     TaskStarted,
 )
-from testfleet.steps.base import LogStream, StepContext, StepResult
+from testfleet.steps.base import (
+    LogStream,
+    ProcessTracker,
+    StepContext,
+    StepResult,
+    Untracked,
+)
 from testfleet.steps.registry import UnknownPlugin, get_plugin
 
 _log = logging.getLogger(__name__)
@@ -33,8 +39,9 @@ LOG_CHUNK = 256 * 1024
 class TaskExecutor:
     """The tasks this agent runs."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, processes: ProcessTracker | None = None) -> None:
         self.outbox = outbox
+        self.processes = processes or Untracked()
         self.running: dict[int, asyncio.Task[None]] = {}
         self._stop_reasons: dict[int, str] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -154,6 +161,7 @@ class TaskExecutor:
             device_name=message.device_name,
             log=log,
             timeout=step.timeout,
+            processes=self.processes,
         )
         try:
             async with asyncio.timeout(step.timeout):

@@ -121,7 +121,9 @@ def _add_test(parent: Tree, test: TestStatus, now: datetime | None) -> None:
     node = parent.add(heading)
     if test.error:
         node.add(Text(test.error, style="red"))
-    if not test.tasks and test.state == RunState.PENDING:
+    if test.waiting:
+        node.add(Text(test.waiting, style="yellow"))
+    elif not test.tasks and test.state == RunState.PENDING:
         node.add(Text("waiting for devices", style="dim"))
     for task in test.tasks:
         _add_task(node, task, now)

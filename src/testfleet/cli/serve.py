@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -42,6 +43,33 @@ def _logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def check_store(url: str, param: str) -> None:
+    """Open the store once (bringing its schema up to date); on failure say in one line what
+    failed and exit 1 (2 for a URL that is not one)."""
+    from testfleet.store.db import Store, StoreUrlError, safe_url
+
+    async def open_and_close() -> None:
+        store = await Store.open(url)
+        await store.close()
+
+    try:
+        asyncio.run(open_and_close())
+    except StoreUrlError as error:
+        err.print(f"[red]error:[/red] {param}: {error}")
+        raise typer.Exit(2) from None
+    except Exception as error:
+        err.print(f"[red]error:[/red] cannot open the store at {safe_url(url)}: {describe(error)}")
+        raise typer.Exit(1) from None
+
+
+def describe(error: BaseException) -> str:
+    """An error as one line: the database driver's own message where there is one."""
+    cause = getattr(error, "orig", None) or error
+    cause = cause.__cause__ or cause  # the driver's own exception, where wrapped
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 
 
 def _labels(values: list[str]) -> dict[str, str]:
@@ -97,9 +125,18 @@ def register(app: typer.Typer) -> None:
                 "the same PostgreSQL). 0: serve the API and agents only.",
             ),
         ] = 2000,
+        metrics_public: Annotated[
+            bool,
+            typer.Option(
+                "--metrics-public",
+                help="With auth: serve /metrics without a token (for a Prometheus that "
+                "cannot send one).",
+            ),
+        ] = False,
         log_level: LOG_LEVEL = "info",
     ) -> None:
         """Run the hub: the API, the job manager and the agents' endpoint."""
+        from testfleet.cli import datadir
         from testfleet.hub.config import HubConfig, default_data_dir
         from testfleet.hub.server import build_server
 
@@ -115,17 +152,26 @@ def register(app: typer.Typer) -> None:
             event_timeout=event_timeout,
             agent_timeout=agent_timeout,
             max_running_jobs=max_running_jobs,
+            metrics_public=metrics_public,
         )
         try:
             server = build_server(config, log_level=log_level)
         except ValueError as error:
             err.print(f"[red]error:[/red] {error}")
             raise typer.Exit(2) from None
-        err.print(
-            f"testfleet hub on [bold]http://{host}:{port}[/bold] "
-            f"(auth {'on' if config.auth_enabled else 'off'})"
-        )
-        server.run()
+        url = f"http://{host}:{port}"
+        held = datadir.hold(config.data_dir, url) if db is None else contextlib.nullcontext()
+        try:
+            with held:
+                check_store(config.database_url, "--db")
+                err.print(
+                    f"testfleet hub on [bold]{url}[/bold] "
+                    f"(auth {'on' if config.auth_enabled else 'off'})"
+                )
+                server.run()
+        except datadir.DataDirBusy as error:
+            err.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(1) from None
 
     @app.command("agent")
     def agent_command(

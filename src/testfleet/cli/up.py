@@ -10,6 +10,8 @@ from sqlalchemy import Connection
 
 from testfleet.agent import Agent, AgentConfig, AgentRefused
 from testfleet.agent.config import default_name
+from testfleet.cli import datadir
+from testfleet.cli.serve import check_store
 from testfleet.hub.config import HubConfig, default_data_dir
 from testfleet.hub.server import build_server
 from testfleet.protocol.wire import utcnow
@@ -18,6 +20,11 @@ from testfleet.store.db import Store
 
 err = Console(stderr=True, soft_wrap=True)
 LOCAL_AGENT_TOKEN = "local-agent"
+
+
+def local_agent_name() -> str:
+    """The name of `testfleet up`'s own agent."""
+    return f"{default_name()}-local"
 
 
 async def _prepare_tokens(config: HubConfig) -> tuple[str | None, str | None]:
@@ -29,7 +36,12 @@ async def _prepare_tokens(config: HubConfig) -> tuple[str | None, str | None]:
         now = utcnow()
         token_store.revoke_by_name(conn, LOCAL_AGENT_TOKEN, now)
         _, agent_secret = token_store.create_token(
-            conn, LOCAL_AGENT_TOKEN, "agent", now, created_by="testfleet up"
+            conn,
+            LOCAL_AGENT_TOKEN,
+            "agent",
+            now,
+            created_by="testfleet up",
+            agent_name=local_agent_name(),
         )
         admin_secret = None
         if not token_store.has_live_token(conn, "admin"):
@@ -69,12 +81,21 @@ def run_up(
     except ValueError as error:
         err.print(f"[red]error:[/red] {error}")
         return 2
-    agent_token, admin_token = asyncio.run(_prepare_tokens(config))
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{url_host}:{port}"
-    agent = Agent(
-        AgentConfig(hub_url=url, name=f"{default_name()}-local", slots=slots, token=agent_token)
-    )
+    try:
+        with datadir.hold(config.data_dir, url):
+            return _serve(config, url, slots, log_level)
+    except datadir.DataDirBusy as error:
+        err.print(f"[red]error:[/red] {error}")
+        return 1
+
+
+def _serve(config: HubConfig, url: str, slots: int, log_level: str) -> int:
+    """Serve the hub and its local agent until stopped."""
+    check_store(config.database_url, "--data-dir")
+    agent_token, admin_token = asyncio.run(_prepare_tokens(config))
+    agent = Agent(AgentConfig(hub_url=url, name=local_agent_name(), slots=slots, token=agent_token))
     server = build_server(config, log_level=log_level, on_exit=[agent.stop])
 
     async def main() -> int:

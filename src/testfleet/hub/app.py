@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +21,7 @@ from testfleet.hub.guard import RequestGuard
 from testfleet.hub.routes import inventory, jobs, ops, tokens
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import ErrorBody
+from testfleet.protocol.descriptor import JobDescriptor
 from testfleet.protocol.version import API_VERSION, API_VERSION_HEADER, SERVER_ID_HEADER
 from testfleet.store.db import Store
 
@@ -54,9 +58,28 @@ def create_app(config: HubConfig) -> FastAPI:
     for module in (ops, jobs, inventory, tokens):
         app.include_router(module.router, max_body_size=MAX_BODY_BYTES)
 
+    app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     app.add_middleware(RequestGuard, server_id=config.effective_server_id)
     app.add_middleware(ServerHeaders, server_id=config.effective_server_id)
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document, with the job descriptor's schema among its components
+    (`POST /api/v1/jobs` reads its body itself, to take YAML as well as JSON)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        descriptor = JobDescriptor.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(descriptor.pop("$defs", {}))
+        components["JobDescriptor"] = descriptor
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 class ServerHeaders:

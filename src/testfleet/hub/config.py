@@ -53,6 +53,8 @@ class HubConfig:
     job_lease_ttl: float = 15.0
     stop_grace: float = 10.0
     max_running_jobs: int = 2000
+    metrics_public: bool = False
+    """With auth on, serve /metrics without a token."""
     sse_keepalive: float = SSE_KEEPALIVE
     """No command-line flag: tests that run the hub in-process set it shorter."""
 

@@ -14,6 +14,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from testfleet.hub.agents.messages import MAX_FRAME
 from testfleet.hub.app import create_app
 from testfleet.hub.config import HubConfig
 
@@ -79,7 +80,7 @@ def build_server(
         lifespan="on",
         timeout_graceful_shutdown=5,
         timeout_keep_alive=30,
-        ws_max_size=8 * 1024 * 1024,
+        ws_max_size=MAX_FRAME,
         access_log=False,
         ws="websockets-sansio",
     )

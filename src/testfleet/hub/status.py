@@ -76,6 +76,7 @@ def build_status(tree: JobTree, server_id: str) -> JobStatus:
                 started_at=test.started_at,
                 ended_at=test.ended_at,
                 error=test.error,
+                waiting=test.waiting,
                 tasks=tasks_of[(test.run, test.test_index)],
             )
         )

@@ -99,6 +99,11 @@ class TestStatus(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None
+    waiting: str | None = Field(
+        None,
+        description="While the test waits for devices: why, in words (no device could ever "
+        "match, with what there is; or every matching device is taken).",
+    )
     tasks: list[TaskStatus]
 
 

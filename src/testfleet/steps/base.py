@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,9 +17,30 @@ class StepParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ProcessTracker(Protocol):
+    """Where a step reports the process groups it starts, so that the agent can end them
+    even if it dies first (see `testfleet.agent.processes`)."""
+
+    def started(self, pgid: int) -> None:
+        """A process group was started (its leader's pid)."""
+
+    def ended(self, pgid: int) -> None:
+        """The process group is gone (its leader was reaped and the group signalled)."""
+
+
+class Untracked:
+    """A tracker that keeps nothing (steps run outside an agent, in tests)."""
+
+    def started(self, pgid: int) -> None:
+        pass
+
+    def ended(self, pgid: int) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class StepContext:
-    """What a running step may use: where it runs and how to log."""
+    """What a running step may use: where it runs, how to log, where to report processes."""
 
     job_id: int
     task_id: int
@@ -27,6 +48,7 @@ class StepContext:
     device_name: str
     log: Callable[[LogStream, str], Awaitable[None]]
     timeout: float | None = None
+    processes: ProcessTracker = field(default_factory=Untracked)
 
 
 @dataclass(frozen=True)

@@ -82,32 +82,50 @@ class CmdStep(StepPlugin):
             )
         except OSError as error:
             return StepResult(passed=False, error=f"cannot start {params.executable!r}: {error}")
-        assert process.stdout is not None and process.stderr is not None
-        pumps = asyncio.gather(
-            _pump(process.stdout, "stdout", ctx), _pump(process.stderr, "stderr", ctx)
-        )
+        ctx.processes.started(process.pid)
         try:
-            async with asyncio.timeout(params.timeout):
-                await pumps
-                code = await process.wait()
-        except TimeoutError:
-            await _terminate(process)
-            pumps.cancel()
-            assert params.timeout is not None
-            return StepResult(
-                passed=False,
-                exit_code=process.returncode,
-                error=f"{params.executable} timed out after {format_duration(params.timeout)}",
-            )
-        except asyncio.CancelledError:
-            await _terminate(process)
-            pumps.cancel()
-            raise
+            return await _supervise(process, ctx, params)
+        finally:
+            _end_group(process.pid)
+            ctx.processes.ended(process.pid)
+
+
+async def _supervise(
+    process: asyncio.subprocess.Process, ctx: StepContext, params: CmdParams
+) -> StepResult:
+    """Stream the program's output until it exits, its timeout passes or the step is stopped."""
+    assert process.stdout is not None and process.stderr is not None
+    pumps = asyncio.gather(
+        _pump(process.stdout, "stdout", ctx), _pump(process.stderr, "stderr", ctx)
+    )
+    try:
+        async with asyncio.timeout(params.timeout):
+            await pumps
+            code = await process.wait()
+    except TimeoutError:
+        await _terminate(process)
+        pumps.cancel()
+        assert params.timeout is not None
         return StepResult(
-            passed=code == 0,
-            exit_code=code,
-            error=None if code == 0 else f"{params.executable} exited with code {code}",
+            passed=False,
+            exit_code=process.returncode,
+            error=f"{params.executable} timed out after {format_duration(params.timeout)}",
         )
+    except asyncio.CancelledError:
+        await _terminate(process)
+        pumps.cancel()
+        raise
+    return StepResult(
+        passed=code == 0,
+        exit_code=code,
+        error=None if code == 0 else f"{params.executable} exited with code {code}",
+    )
+
+
+def _end_group(pgid: int) -> None:
+    """Kill what is left of the step's process group (children it left behind)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 async def _pump(stream: asyncio.StreamReader, name: LogStream, ctx: StepContext) -> None:

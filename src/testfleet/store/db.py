@@ -20,9 +20,13 @@ Work on the store is a plain function of a SQLAlchemy `Connection`, run in one t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -33,7 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from testfleet.store.migrate import upgrade_to_head
-from testfleet.store.writer import POSTGRES_WRITERS, PostgresWriter, SqliteWriter
+from testfleet.store.writer import (
+    POSTGRES_WRITERS,
+    PostgresWriter,
+    SqliteWriter,
+    is_unavailable,
+)
 
 SQLITE_FILE = "testfleet.db"
 SQLITE_READERS = 4
@@ -70,6 +79,14 @@ def normalize_url(url: str) -> str:
     raise StoreUrlError(
         f"unsupported database {backend!r} in {url!r}: use sqlite:///PATH or postgresql://..."
     )
+
+
+def safe_url(url: str) -> str:
+    """A database URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -116,10 +133,42 @@ def _migration_lock() -> asyncio.Lock:
     return lock
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file (and its directory) readable by its owner only, if missing;
+    SQLite gives its WAL and shared-memory files the same permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     """Take a finished future's exception, so that asyncio does not report it as lost."""
     if not future.cancelled():
         future.exception()
+
+
+@dataclass
+class WriteHealth:
+    """How the store's writes went lately: a write that failed because the store was away,
+    and no write succeeded since, means the store cannot write now."""
+
+    last_ok: float = 0.0
+    last_failure: float = 0.0
+    last_error: str = ""
+
+    def succeeded(self) -> None:
+        """A write committed."""
+        self.last_ok = time.monotonic()
+
+    def failed(self, error: BaseException) -> None:
+        """A write failed because the store could not be reached (or could not write)."""
+        self.last_failure = time.monotonic()
+        self.last_error = f"{type(error).__name__}: {error}".splitlines()[0]
+
+    @property
+    def writing(self) -> bool:
+        """False while the latest write outcome is a failure."""
+        return self.last_ok >= self.last_failure
 
 
 class Store:
@@ -131,10 +180,11 @@ class Store:
         self.is_postgres = not self.is_sqlite
         self._async: AsyncEngine | None = None
         self._async_writer: AsyncEngine | None = None
+        self.write_health = WriteHealth()
         if self.is_sqlite:
             path = make_url(self.url).database
             assert path is not None
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
             self._writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
             self._reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=SQLITE_READERS)
             self._group_writer: SqliteWriter | PostgresWriter = SqliteWriter(self._writer)
@@ -189,11 +239,17 @@ class Store:
         raises. A caller cancelled before the transaction began writes nothing."""
         request = self._group_writer.submit(fn, args, kwargs)
         try:
-            return await asyncio.shield(request.future)
+            result: T = await asyncio.shield(request.future)
         except asyncio.CancelledError:
             request.abandoned = True
             request.future.add_done_callback(_retrieve)  # nobody awaits its outcome now
             raise
+        except Exception as error:
+            if is_unavailable(error):
+                self.write_health.failed(error)
+            raise
+        self.write_health.succeeded()
+        return result
 
     async def _in_thread(
         self, pool: ThreadPoolExecutor, engine: Engine, fn: Work[P, T], args: Any, kwargs: Any

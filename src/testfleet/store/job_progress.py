@@ -77,7 +77,9 @@ def end_test(
     now: datetime,
 ) -> None:
     """Test `index` of run `run` ended in `state`."""
-    job_store.update_test(conn, job_id, run, index, state=state, ended_at=now, error=error)
+    job_store.update_test(
+        conn, job_id, run, index, state=state, ended_at=now, error=error, waiting=None
+    )
     _event(
         conn, job_id, "test_finished", now, run=run, test=index, name=name, state=state, error=error
     )
@@ -97,7 +99,7 @@ def start_attempt(
     """An attempt at a test: a pending task per claimed device (`new`, whose agents are
     named by `agent_names`); returns the tasks."""
     created = task_store.create_tasks(conn, job_id, run, index, attempt, new)
-    job_store.update_test(conn, job_id, run, index, attempts=attempt)
+    job_store.update_test(conn, job_id, run, index, attempts=attempt, waiting=None)
     devices = [task.device_id for task in created]
     _event(
         conn, job_id, "devices_acquired", now, run=run, test=index, attempt=attempt, devices=devices
@@ -124,6 +126,14 @@ def start_attempt(
         ],
     )
     return created
+
+
+def set_waiting(
+    conn: Connection, job_id: int, run: int, index: int, reason: str, now: datetime
+) -> None:
+    """Test `index` of run `run` waits for devices, for `reason`."""
+    job_store.update_test(conn, job_id, run, index, waiting=reason)
+    _event(conn, job_id, "test_waiting", now, run=run, test=index, reason=reason)
 
 
 def release_devices(conn: Connection, job_id: int, device_ids: Sequence[str]) -> None:

@@ -90,6 +90,7 @@ class TestRecord(Record):
     started_at: datetime | None
     ended_at: datetime | None
     error: str | None
+    waiting: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

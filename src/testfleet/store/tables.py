@@ -85,6 +85,8 @@ job_tests = Table(
     Column("started_at", UTCDateTime),
     Column("ended_at", UTCDateTime),
     Column("error", Text),
+    # Why the test waits for devices, in words (None while it does not).
+    Column("waiting", Text),
 )
 
 agents = Table(

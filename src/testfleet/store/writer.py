@@ -33,6 +33,8 @@ MAX_BATCH = 256
 POSTGRES_WRITERS = 2
 RETRIES = 5
 _TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
+# The server is shutting down, crashed, starting, or has no room for another connection.
+_AWAY_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53400"})
 
 Outcome = tuple["WriteRequest", bool, Any]
 
@@ -64,24 +66,32 @@ class WriteRequest:
 
 
 def is_unavailable(error: BaseException) -> bool:
-    """The database could not be reached, or the connection broke: nothing is wrong with the
-    work itself, which may succeed later."""
-    if isinstance(error, CommitUnknown | ConnectionError):
+    """The database could not be reached, refuses connections for now, or the connection
+    broke: nothing is wrong with the work itself, which may succeed later."""
+    if isinstance(error, CommitUnknown | ConnectionError | TimeoutError):
         return True
     if isinstance(error, DBAPIError):
-        return error.connection_invalidated or isinstance(error, OperationalError)
+        if error.connection_invalidated or isinstance(error, OperationalError):
+            return True
+        code = _sqlstate(error)
+        if code is not None and (code.startswith("08") or code in _AWAY_SQLSTATES):
+            return True
+        return code == "55000" and "not currently accepting connections" in str(error)
     return False
 
 
-def is_transient(error: BaseException) -> bool:
-    """A PostgreSQL error that running the transaction again may not meet."""
-    if not isinstance(error, DBAPIError):
-        return False
+def _sqlstate(error: DBAPIError) -> str | None:
+    """PostgreSQL's SQLSTATE of a wrapped driver error, if it has one."""
     original = error.orig
     code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
     if code is None and original is not None:
         code = getattr(getattr(original, "__cause__", None), "sqlstate", None)
-    return code in _TRANSIENT_SQLSTATES
+    return code if isinstance(code, str) else None
+
+
+def is_transient(error: BaseException) -> bool:
+    """A PostgreSQL error that running the transaction again may not meet."""
+    return isinstance(error, DBAPIError) and _sqlstate(error) in _TRANSIENT_SQLSTATES
 
 
 def run_batch(conn: Connection, batch: list[WriteRequest]) -> list[Outcome]:

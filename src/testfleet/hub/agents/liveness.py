@@ -43,6 +43,10 @@ class LivenessWatch:
         self._store = store
         self._connections = connections
         self._news = news
+        self._store_back_at = float("-inf")
+        """When the store last came back after an outage (monotonic): silences that began
+        during an outage are judged from then, not from before it."""
+        self._store_failing = False
 
     async def watch(self) -> None:
         """Look every tick, until cancelled."""
@@ -52,7 +56,8 @@ class LivenessWatch:
             try:
                 last_store_check = await self.look(last_store_check)
             except Exception:  # the store is away, say: the next pass tries again
-                _log.exception("watching agents failed; trying again")
+                if not self._store_failing:
+                    _log.exception("watching agents failed; trying again")
 
     async def look(self, last_store_check: float) -> float:
         """One look at the agents; returns when the store was last checked."""
@@ -67,8 +72,10 @@ class LivenessWatch:
                 await connection.close(1001)
                 reason = f"no heartbeat for {silent:.1f} s"
                 await self.mark_lost(connection.agent_id, reason, _wall_ago(silent))
+        if self._store_failing:
+            return await self._check_store(now)
         for agent_id, since in list(self._connections.disconnected_at.items()):
-            if now - since > self._timeout:
+            if now - max(since, self._store_back_at) > self._timeout:
                 del self._connections.disconnected_at[agent_id]
                 await self.mark_lost(
                     agent_id,
@@ -76,19 +83,34 @@ class LivenessWatch:
                     _wall_ago(now - since),
                 )
         if now - last_store_check >= self._timeout / 2:
-            last_store_check = now
-            await self._sync_with_store()
+            return await self._check_store(now)
         return last_store_check
 
-    async def _sync_with_store(self) -> None:
-        """Write when local agents were last heard of; mark stale agents of any hub lost."""
+    async def _check_store(self, now: float) -> float:
+        """Sync with the store; note when it fails and when it comes back."""
+        try:
+            await self._sync_with_store(judge=now - self._store_back_at > 2 * self._timeout)
+        except Exception:
+            if not self._store_failing:
+                _log.warning("the store is away: no agent is declared lost until it is back")
+            self._store_failing = True
+            raise
+        if self._store_failing:
+            self._store_failing = False
+            self._store_back_at = time.monotonic()
+            _log.info("the store is back; agents' silences are judged from now")
+        return now
+
+    async def _sync_with_store(self, *, judge: bool) -> None:
+        """Write when local agents were last heard of; with `judge`, mark stale agents of any
+        hub lost (not right after an outage: their hubs could not write either)."""
         wall = utcnow()
         seen = [c.agent_id for c in self._connections if not c.closed]
         cutoff = wall - timedelta(seconds=self._timeout * 2)
 
         def work(conn: Connection) -> list[AgentRecord]:
             agent_store.touch_agents(conn, seen, wall)
-            return agent_store.stale_agents(conn, cutoff)
+            return agent_store.stale_agents(conn, cutoff) if judge else []
 
         for agent in await self._store.write(work):
             if agent.id in self._connections:

@@ -29,6 +29,7 @@ from testfleet.protocol.wire import Error, Heartbeat, Initialized, Register, Sto
 from testfleet.store import agent_ops
 from testfleet.store.db import Store
 from testfleet.store.devices import DeviceOffer
+from testfleet.store.writer import is_unavailable
 
 _log = logging.getLogger(__name__)
 REGISTER_TIMEOUT = 10.0
@@ -148,28 +149,15 @@ class AgentSessions:
                 await self._refuse(socket, in_use, fatal=True)
                 return None
             await existing.close(1012, "replaced by a new connection of the same agent")
-        offered = [
-            DeviceOffer(
-                name=d.name,
-                kind=d.kind,
-                capabilities=d.capabilities,
-                labels={**register.labels, **d.labels},
-            )
-            for d in register.devices
-        ]
-        token_id = who.token_id if who is not None else None
-        registration = await self._store.write(
-            agent_ops.register_agent,
-            name=register.name,
-            instance_id=register.instance_id,
-            version=register.version,
-            labels=register.labels,
-            devices=offered,
-            held_tasks=register.held_tasks,
-            hub=self._server_id,
-            now=utcnow(),
-            bind_token=token_id if who is not None and who.role == "agent" else None,
-        )
+        try:
+            registration = await self._record(register, who)
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            _log.warning("agent %s cannot register now: the store is away", register.name)
+            away = Refusal("store_unavailable", "the hub's store is away; connect again shortly")
+            await self._refuse(socket, away)
+            return None
         if isinstance(registration, agent_ops.RegistrationRefused):
             _log.warning("agent %s refused: %s", register.name, registration.reason)
             await self._refuse(socket, Refusal("name_not_allowed", registration.reason), fatal=True)
@@ -180,7 +168,7 @@ class AgentSessions:
             name=register.name,
             instance_id=register.instance_id,
             socket=socket,
-            token_id=token_id,
+            token_id=who.token_id if who is not None else None,
             last_seq=agent.last_seq,
         )
         self._connections.add(connection)
@@ -205,6 +193,33 @@ class AgentSessions:
             len(register.held_tasks),
         )
         return connection
+
+    async def _record(
+        self, register: Register, who: Principal | None
+    ) -> agent_ops.Registration | agent_ops.RegistrationRefused:
+        """Record the agent and its devices; reconcile its tasks; bind an agent token."""
+        offered = [
+            DeviceOffer(
+                name=d.name,
+                kind=d.kind,
+                capabilities=d.capabilities,
+                labels={**register.labels, **d.labels},
+            )
+            for d in register.devices
+        ]
+        bind = who is not None and who.role == "agent"
+        return await self._store.write(
+            agent_ops.register_agent,
+            name=register.name,
+            instance_id=register.instance_id,
+            version=register.version,
+            labels=register.labels,
+            devices=offered,
+            held_tasks=register.held_tasks,
+            hub=self._server_id,
+            now=utcnow(),
+            bind_token=who.token_id if bind and who is not None else None,
+        )
 
     async def _read(self, connection: AgentConnection) -> None:
         socket = connection.socket

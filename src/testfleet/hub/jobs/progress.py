@@ -64,8 +64,8 @@ def final_outcomes(
     ]
 
 
-def no_devices_message(want: DeviceRequest) -> str:
-    """Why a test got no devices."""
+def no_devices_message(want: DeviceRequest, waiting: str | None = None) -> str:
+    """Why a test got no devices (`waiting`: why it waited, last it looked)."""
     parts = [f"{want.count} device(s)"]
     if want.kind:
         parts.append(f"kind {want.kind!r}")
@@ -76,7 +76,10 @@ def no_devices_message(want: DeviceRequest) -> str:
     if want.names:
         parts.append(f"named {want.names}")
     waited = format_duration(want.timeout)
-    return f"no free devices matched within {waited}: wanted " + ", ".join(parts)
+    message = f"no free devices matched within {waited}: wanted " + ", ".join(parts)
+    if waiting:
+        message += f" ({waiting.removeprefix('waiting: ')})"
+    return message
 
 
 def task_failures(tasks: Sequence[TaskRecord]) -> str:

@@ -7,6 +7,7 @@ and waits until every task has ended; a stop request stops the tasks first.
 from __future__ import annotations
 
 import asyncio
+from asyncio import FIRST_COMPLETED
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -19,10 +20,12 @@ from testfleet.hub.jobs import progress
 from testfleet.hub.jobs.context import JobContext, Stopped
 from testfleet.hub.plans import JobPlan
 from testfleet.hub.reporters import Outcome
+from testfleet.hub.waiting import explain
 from testfleet.protocol.descriptor import DeviceRequest, TestDescriptor
 from testfleet.protocol.durations import format_duration
 from testfleet.protocol.states import RunState
 from testfleet.protocol.wire import utcnow
+from testfleet.store import devices as device_store
 from testfleet.store import job_progress
 from testfleet.store import tasks as task_store
 from testfleet.store.records import TaskRecord, TestRecord
@@ -31,6 +34,8 @@ from testfleet.store.task_ends import end_tasks
 RECHECK = 1.0  # seconds between looks at the store while nothing signals a change
 RESEND = 5.0  # seconds a task may stay pending before RUN_TASK goes out again
 STOP_RECHECK = 0.2  # seconds between looks while waiting for agents to stop tasks
+EXPLAIN_AFTER = 0.05  # seconds a device request may wait before the test says why
+EXPLAIN_EVERY = 5.0  # seconds between looks at why it still waits
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class TestRunner:
         self.run_number = run
         self.index = index
         self.test: TestDescriptor = plan.descriptor.tests[index]
+        self.waiting: str | None = None
+        """Why the test waits for devices, while it does."""
 
     async def run(self, record: TestRecord | None) -> TestResult:
         """Run the test, or carry on from `record` (the test as an earlier runner left it)."""
@@ -89,7 +96,7 @@ class TestRunner:
                 devices = await self._acquire(self.test.devices, avoid)
                 if devices is None:
                     tasks = []
-                    error = progress.no_devices_message(self.test.devices)
+                    error = progress.no_devices_message(self.test.devices, self.waiting)
                     break
                 tasks = await self._start_attempt(attempt, devices)
         except Stopped:
@@ -153,27 +160,58 @@ class TestRunner:
     # ---- an attempt ---------------------------------------------------------------------------
 
     async def _acquire(self, want: DeviceRequest, avoid: set[str]) -> list[Device] | None:
-        """Claim devices, or None after the request's timeout; Stopped on a stop request."""
+        """Claim devices, or None after the request's timeout; Stopped on a stop request.
+
+        A request not met at once says why it waits (`waiting` on the test, and a
+        `test_waiting` event), looked at again every `EXPLAIN_EVERY` seconds."""
         await self.job.writes.commit()  # devices given back must be free before we ask
-        allocator = self.job.deps.allocator
-        acquire = asyncio.ensure_future(allocator.acquire(self.job.job_id, want, avoid))
+        deps = self.job.deps
+        acquire = asyncio.ensure_future(deps.allocator.acquire(self.job.job_id, want, avoid))
         stop = asyncio.ensure_future(self.job.stop_requested.wait())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + want.timeout
+        pause = EXPLAIN_AFTER
+        self.waiting = None
         try:
-            done, _ = await asyncio.wait(
-                {acquire, stop}, timeout=want.timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            while not acquire.done() and not stop.done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                await asyncio.wait(
+                    {acquire, stop}, timeout=min(left, pause), return_when=FIRST_COMPLETED
+                )
+                if not acquire.done() and not stop.done() and loop.time() < deadline:
+                    await self._explain(want)
+                    pause = EXPLAIN_EVERY
         finally:
             stop.cancel()
             if not acquire.done():
                 acquire.cancel()
                 await asyncio.gather(acquire, return_exceptions=True)
-        if acquire in done:
+        if acquire.done() and not acquire.cancelled() and acquire.exception() is None:
             devices = acquire.result()
             self.job.holding.update(d.id for d in devices)
             return devices
         if self.job.stop_requested.is_set():
             raise Stopped
         return None
+
+    async def _explain(self, want: DeviceRequest) -> None:
+        """Record why the test waits, if that changed."""
+        inventory = await self.job.deps.store.read(device_store.list_devices)
+        reason = explain(want, inventory)
+        if reason != self.waiting:
+            self.waiting = reason
+            await self.job.writes.commit(
+                partial(
+                    job_progress.set_waiting,
+                    job_id=self.job.job_id,
+                    run=self.run_number,
+                    index=self.index,
+                    reason=reason,
+                    now=utcnow(),
+                )
+            )
 
     async def _start_attempt(self, attempt: int, devices: Sequence[Device]) -> list[TaskRecord]:
         """Create the attempt's tasks, send them, and wait for them to end."""

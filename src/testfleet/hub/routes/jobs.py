@@ -69,19 +69,32 @@ async def within_event_timeout(hub: Hub, what: str, work: Coroutine[Any, Any, T]
     )
 
 
+def _links_to_the_job() -> dict[str, Any]:
+    """OpenAPI links from a created job to what can be done with it."""
+    operations = ("job_status", "stop_job", "retry_job", "job_events", "job_logs")
+    return {
+        operation: {"operationId": operation, "parameters": {"job_id": "$response.body#/job_id"}}
+        for operation in operations
+    }
+
+
 @router.post(
     "",
     status_code=201,
     response_model=JobCreated,
     summary="Start a job from a descriptor (JSON or YAML; ConTest's names accepted)",
+    operation_id="start_job",
     openapi_extra={
+        "responses": {"201": {"links": _links_to_the_job()}},
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"type": "object"}},
-                "application/yaml": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"$ref": "#/components/schemas/JobDescriptor"}},
+                "application/yaml": {
+                    "schema": {"type": "string", "description": "A JobDescriptor in YAML."}
+                },
             },
-        }
+        },
     },
 )
 async def start_job(request: Request, hub: HubDep, who: Operator) -> JobCreated:
@@ -92,7 +105,7 @@ async def start_job(request: Request, hub: HubDep, who: Operator) -> JobCreated:
     return JobCreated(job_id=job_id, server_id=hub.server_id)
 
 
-@router.get("", response_model=JobList, summary="List jobs, newest first")
+@router.get("", response_model=JobList, summary="List jobs, newest first", operation_id="list_jobs")
 async def list_jobs(
     hub: HubDep,
     _: Reader,
@@ -124,12 +137,20 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
     return value
 
 
-@router.get("/{job_id}", response_model=JobStatus, summary="The status of a job")
+@router.get(
+    "/{job_id}", response_model=JobStatus, summary="The status of a job", operation_id="job_status"
+)
 async def job_status(job_id: JobId, hub: HubDep, _: Reader) -> JobStatus:
     return await within_event_timeout(hub, "Status", hub.jobs.status(job_id))
 
 
-@router.post("/{job_id}/stop", status_code=202, response_model=Acknowledged, summary="Stop a job")
+@router.post(
+    "/{job_id}/stop",
+    status_code=202,
+    response_model=Acknowledged,
+    summary="Stop a job",
+    operation_id="stop_job",
+)
 async def stop_job(job_id: JobId, hub: HubDep, who: Operator) -> Acknowledged:
     state = await within_event_timeout(hub, "Stop", hub.jobs.stop(job_id, who.name))
     return Acknowledged(job_id=job_id, state=state, server_id=hub.server_id)
@@ -140,6 +161,7 @@ async def stop_job(job_id: JobId, hub: HubDep, who: Operator) -> Acknowledged:
     status_code=201,
     response_model=JobCreated,
     summary="Start a finished job again with the same descriptor",
+    operation_id="retry_job",
 )
 async def retry_job(job_id: JobId, hub: HubDep, who: Operator) -> JobCreated:
     new_id = await within_event_timeout(hub, "Retry", hub.jobs.retry(job_id, who.name))
@@ -150,6 +172,7 @@ async def retry_job(job_id: JobId, hub: HubDep, who: Operator) -> JobCreated:
     "/{job_id}/events",
     response_model=EventList,
     summary="A job's events; follow=true streams them (server-sent events)",
+    operation_id="job_events",
 )
 async def job_events(
     job_id: JobId,
@@ -177,7 +200,10 @@ async def job_events(
 
 
 @router.get(
-    "/{job_id}/logs", response_class=PlainTextResponse, summary="A job's log output as text"
+    "/{job_id}/logs",
+    response_class=PlainTextResponse,
+    summary="A job's log output as text",
+    operation_id="job_logs",
 )
 async def job_logs(
     job_id: JobId,

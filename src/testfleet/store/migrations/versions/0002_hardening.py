@@ -1,4 +1,4 @@
-"""agent tokens are for one agent name
+"""hardening: agent tokens are for one agent name; why a test waits
 
 Revision ID: 0002
 Revises: 0001
@@ -28,9 +28,13 @@ def upgrade() -> None:
         sqlite_where=sa.text("revoked_at IS NULL"),
     )
     op.create_index("ix_tokens_revoked_at", "tokens", ["revoked_at"])
+    with op.batch_alter_table("job_tests") as batch:
+        batch.add_column(sa.Column("waiting", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("job_tests") as batch:
+        batch.drop_column("waiting")
     op.drop_index("ix_tokens_revoked_at", table_name="tokens")
     op.drop_index("ix_tokens_agent_name_live", table_name="tokens")
     with op.batch_alter_table("tokens") as batch:
