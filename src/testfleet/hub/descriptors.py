@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -23,6 +24,23 @@ MAX_STEPS = 10_000
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
+INLINE_BYTES = 64 * 1024
+"""JSON bodies up to this size are checked on the event loop; larger ones, and every YAML
+body (a few aliases can stand for a large document), in a worker thread, so that checking
+them never stalls the hub's other work."""
+
+
+async def read_descriptor(raw: bytes, content_type: str) -> JobDescriptor:
+    """Decode and check a submitted body (see `parse_body` and `check_descriptor`)."""
+    if len(raw) <= INLINE_BYTES and not _is_yaml(content_type):
+        return check_descriptor(parse_body(raw, content_type))
+    return await asyncio.to_thread(lambda: check_descriptor(parse_body(raw, content_type)))
+
+
+def _is_yaml(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() in _YAML_TYPES
+
+
 def parse_body(raw: bytes, content_type: str) -> Any:
     """Decode the body as YAML or JSON by its content type (JSON when none is given)."""
     if len(raw) > MAX_DESCRIPTOR_BYTES:
@@ -33,14 +51,13 @@ def parse_body(raw: bytes, content_type: str) -> Any:
         )
     if not raw.strip():
         raise ApiError(400, "malformed_body", "the request body is empty: send a job descriptor")
-    media = content_type.split(";")[0].strip().lower()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ApiError(
             400, "malformed_body", f"the body is not UTF-8 (byte {error.start})"
         ) from None
-    if media in _YAML_TYPES:
+    if _is_yaml(content_type):
         try:
             return yaml.safe_load(text)
         except RecursionError:

@@ -48,8 +48,9 @@ class Intake:
         self._task_index = task_index
 
     async def run(self, connection: AgentConnection) -> None:
-        """Store the connection's events as they come, until cancelled."""
-        while True:
+        """Store the connection's events as they come, until cancelled or until the agent
+        has caused too many refusals (then it returns, and its connection is closed)."""
+        while not connection.refusals.exhausted:
             batch = await connection.inbox.take(MAX_BATCH)
             applied = await self._store_batch(connection, batch)
             await self._settle(connection, applied)

@@ -89,6 +89,8 @@ class AgentSessions:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 if tasks[3] in done:
                     await self._end(connection, "token_revoked", "the agent's token was revoked")
+                elif connection.refusals.exhausted:
+                    await self._end(connection, "too_many_refusals", "too many refused messages")
                 for task in done:
                     if not task.cancelled() and task.exception() is not None:
                         _log.error(

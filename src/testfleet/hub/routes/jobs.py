@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from testfleet.hub.descriptors import check_descriptor, parse_body
+from testfleet.hub.descriptors import read_descriptor
 from testfleet.hub.errors import ApiError
 from testfleet.hub.feeds import PAGE, Batch, encode, event_record, history, selected
 from testfleet.hub.jobs.service import job_not_found
@@ -98,8 +98,8 @@ def _links_to_the_job() -> dict[str, Any]:
     },
 )
 async def start_job(request: Request, hub: HubDep, who: Operator) -> JobCreated:
-    descriptor = check_descriptor(
-        parse_body(await request.body(), request.headers.get("content-type", ""))
+    descriptor = await read_descriptor(
+        await request.body(), request.headers.get("content-type", "")
     )
     job_id = await within_event_timeout(hub, "Start", hub.jobs.submit(descriptor, who.name))
     return JobCreated(job_id=job_id, server_id=hub.server_id)
