@@ -38,3 +38,30 @@ async def test_a_queued_job_is_cancelled_and_a_claimed_one_cancelling(store: Sto
     assert (second.outcome, second.state) == (StopOutcome.CANCELLING, JobState.CANCELLING)
     job = await store.read(job_store.get_job, claimed)
     assert job is not None and job.stop_requested
+
+
+async def test_one_key_on_two_hubs_at_once_makes_one_job(store: Store, db_url: str) -> None:
+    from testfleet.store.job_ops import submit_job_once
+    from testfleet.store.tables import jobs
+    from tests.store.helpers import count_rows, other_hubs
+
+    def submit(conn: object) -> object:
+        return submit_job_once(
+            conn,  # type: ignore[arg-type]
+            key="same",
+            request_hash="h",
+            name="j",
+            descriptor={},
+            tags=["t"],
+            runs=1,
+            requestor="me",
+            now=NOW,
+        )
+
+    async with other_hubs(db_url, 2) as (hub_a, hub_b):
+        results = await asyncio.gather(*(h.write(submit) for h in (hub_a, hub_b) for _ in range(4)))
+    made = await store.read(count_rows, jobs)
+
+    assert made == 1
+    assert len({r.job_id for r in results}) == 1  # type: ignore[attr-defined]
+    assert sum(not r.replayed for r in results) == 1  # type: ignore[attr-defined]

@@ -377,3 +377,47 @@ def test_follow_reopens_a_quiet_stream_and_survives_a_lost_connection(
 
     assert [event.id for event in client(handler).follow(7)] == [1, 2]
     assert afters == ["0", "1", "1"]
+
+
+def test_start_sends_a_key_and_sends_again_with_it_after_a_503(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from testfleet.client import retries
+
+    monkeypatch.setattr(retries, "START_DELAYS", (0.0, 0.0, 0.0))
+    keys: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        if len(keys) < 3:
+            return answer(503, {"code": "store_unavailable", "message": "away"})
+        return answer(201, {"job_id": 42, "server_id": "hub-1"})
+
+    assert client(handler).start(DESCRIPTOR) == 42
+    assert len(keys) == 3 and len(set(keys)) == 1 and len(keys[0]) >= 16
+
+
+def test_start_gives_up_after_its_tries_and_never_retries_a_4xx(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from testfleet.client import retries
+
+    monkeypatch.setattr(retries, "START_DELAYS", (0.0, 0.0, 0.0))
+    calls: list[int] = []
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return answer(503, {"code": "event_timeout", "message": "busy"})
+
+    with pytest.raises(ApiError) as raised:
+        client(unavailable).start(DESCRIPTOR, idempotency_key="mine")
+    assert raised.value.status == 503 and len(calls) == 4
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return answer(422, {"code": "invalid_descriptor", "message": "no"})
+
+    calls.clear()
+    with pytest.raises(ApiError):
+        client(refused).start(DESCRIPTOR)
+    assert len(calls) == 1

@@ -60,12 +60,13 @@ def version() -> Call[VersionInfo]:
     return Call("GET", f"{API}/version", lambda r: responses.parse_model(r, VersionInfo))
 
 
-def start(descriptor: Descriptor) -> Call[int]:
-    """`POST /api/v1/jobs`: the new job's id."""
+def start(descriptor: Descriptor, idempotency_key: str | None = None) -> Call[int]:
+    """`POST /api/v1/jobs`: the new job's id (the same for the same idempotency key)."""
     content, content_type = encode_descriptor(descriptor)
-    return Call(
-        "POST", f"{API}/jobs", _job_id, content=content, headers={"Content-Type": content_type}
-    )
+    headers = {"Content-Type": content_type}
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    return Call("POST", f"{API}/jobs", _job_id, content=content, headers=headers)
 
 
 def status(job_id: int) -> Call[JobStatus]:

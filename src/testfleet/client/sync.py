@@ -10,8 +10,8 @@ from typing import Self, TypeVar
 
 import httpx
 
-from testfleet.client import calls, responses, settings
-from testfleet.client.errors import WaitTimeout
+from testfleet.client import calls, responses, retries, settings
+from testfleet.client.errors import ClientError, WaitTimeout
 from testfleet.client.reconnect import Reconnect
 from testfleet.client.sse import EventFollower, check_event_stream
 from testfleet.protocol.api import (
@@ -113,9 +113,20 @@ class Client:
         """The hub's API version, package version and server id."""
         return self._call(calls.version())
 
-    def start(self, descriptor: calls.Descriptor) -> int:
-        """Start a job (a dict, a JSON or YAML text, or a `JobDescriptor`); return its id."""
-        return self._call(calls.start(descriptor))
+    def start(self, descriptor: calls.Descriptor, *, idempotency_key: str | None = None) -> int:
+        """Start a job (a dict, a JSON or YAML text, or a `JobDescriptor`); return its id.
+
+        The request carries an idempotency key (a new one unless given) and is sent again,
+        a few times, when the hub answers 503 or cannot be reached: never a second job."""
+        call = calls.start(descriptor, idempotency_key or retries.new_key())
+        for pause in retries.pauses():
+            try:
+                return self._call(call)
+            except ClientError as error:
+                if pause is None or not retries.retriable(error):
+                    raise
+            time.sleep(pause)
+        raise AssertionError("unreachable")
 
     def status(self, job_id: int) -> JobStatus:
         """The full status of a job."""

@@ -41,6 +41,12 @@ class HubMetrics:
         self.running_jobs = Gauge(
             "testfleet_jobs_running", "Jobs this hub is running.", registry=self.registry
         )
+        self.loop_lag = Histogram(
+            "testfleet_event_loop_lag_seconds",
+            "How late the hub's event loop ran a task due now (a stall, when large).",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
         self.request_seconds = Histogram(
             "testfleet_http_request_seconds",
             "HTTP request duration by route.",

@@ -26,6 +26,7 @@ from testfleet.hub.jobs.runner import JobRunner
 from testfleet.hub.jobs.runners import RunnerRegistry
 from testfleet.hub.jobs.scheduler import Scheduler
 from testfleet.hub.jobs.service import JobService
+from testfleet.hub.loopwatch import LoopWatch
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
@@ -90,6 +91,7 @@ class Hub:
             connections=connections,
             news=news,
         )
+        self.loop_watch = LoopWatch(metrics)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -102,6 +104,7 @@ class Hub:
             "agents": self.liveness.watch(),
             "relay": self.relay.run(),
             "revocations": self.revocations.run(),
+            "loop-watch": self.loop_watch.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))

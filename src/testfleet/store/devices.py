@@ -14,6 +14,7 @@ from testfleet.protocol.states import DeviceState, RunState
 from testfleet.store.prepared import prepared
 from testfleet.store.records import DeviceRecord
 from testfleet.store.tables import agents, devices, tasks
+from testfleet.store.types import utc_now
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def _upsert(conn: Connection) -> Any:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
 
     def build() -> Any:
-        statement = dialect.insert(devices)
+        statement = dialect.insert(devices).values(changed_at=utc_now())
         return statement.on_conflict_do_update(
             index_elements=[devices.c.id],
             set_={
@@ -48,6 +49,7 @@ def _upsert(conn: Connection) -> Any:
                 "state": case(
                     (devices.c.holder_job_id.is_(None), DeviceState.FREE), else_=DeviceState.BUSY
                 ),
+                "changed_at": utc_now(),
             },
         )
 
@@ -91,7 +93,7 @@ def sync_devices(
         conn.execute(
             update(devices)
             .where(devices.c.id.in_(gone))
-            .values(state=DeviceState.OFFLINE, removed=True)
+            .values(state=DeviceState.OFFLINE, removed=True, changed_at=utc_now())
         )
 
 
@@ -100,14 +102,16 @@ def remove_device(conn: Connection, agent_id: int, name: str) -> None:
     conn.execute(
         update(devices)
         .where(devices.c.agent_id == agent_id, devices.c.name == name)
-        .values(state=DeviceState.OFFLINE, removed=True)
+        .values(state=DeviceState.OFFLINE, removed=True, changed_at=utc_now())
     )
 
 
 def set_devices_offline(conn: Connection, agent_id: int) -> None:
     """Every device of a lost agent is offline (claims stay until released)."""
     conn.execute(
-        update(devices).where(devices.c.agent_id == agent_id).values(state=DeviceState.OFFLINE)
+        update(devices)
+        .where(devices.c.agent_id == agent_id)
+        .values(state=DeviceState.OFFLINE, changed_at=utc_now())
     )
 
 
@@ -155,6 +159,7 @@ def claim_devices(conn: Connection, ids: Sequence[str], job_id: int, lease_until
                 state=DeviceState.BUSY,
                 holder_job_id=bindparam("b_job"),
                 lease_expires_at=bindparam("b_lease"),
+                changed_at=utc_now(),
             )
         ),
     )
@@ -173,6 +178,7 @@ _RELEASED = {
     "holder_job_id": None,
     "lease_expires_at": None,
     "state": case((devices.c.state == DeviceState.BUSY, DeviceState.FREE), else_=devices.c.state),
+    "changed_at": utc_now(),
 }
 
 

@@ -53,6 +53,18 @@ def add_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.info.setdefault(_PENDING, []).extend(rows)
 
 
+def pending_mark(conn: Connection) -> int:
+    """How many events this transaction has added so far (see `discard_since`)."""
+    return len(conn.info.get(_PENDING, ()))
+
+
+def discard_since(conn: Connection, mark: int) -> None:
+    """Forget the events added after `mark` (their rows were rolled back to a savepoint)."""
+    pending = conn.info.get(_PENDING)
+    if pending is not None:
+        del pending[mark:]
+
+
 def discard_pending_events(conn: Connection) -> None:
     """Forget events added in a transaction that is being rolled back (or starts afresh)."""
     conn.info.pop(_PENDING, None)

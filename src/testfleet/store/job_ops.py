@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.protocol.states import JobState
 from testfleet.store import devices as device_store
 from testfleet.store import jobs as job_store
-from testfleet.store.events import add_events, event_row
+from testfleet.store.events import add_events, discard_since, event_row, pending_mark
+from testfleet.store.tables import idempotency_keys
 
 
 def submit_job(
@@ -46,6 +48,91 @@ def submit_job(
     data = {"requestor": requestor, "retried_from": retried_from}
     add_events(conn, [event_row("job_queued", now, job_id=job_id, data=data)])
     return job_id
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submission with an idempotency key did."""
+
+    job_id: int | None
+    replayed: bool = False
+    """An earlier request with the same key made the job: it is not made again."""
+    conflict: bool = False
+    """The key was used before for another descriptor: nothing was made."""
+
+
+def submit_job_once(
+    conn: Connection,
+    *,
+    key: str,
+    request_hash: str,
+    name: str,
+    descriptor: dict[str, Any],
+    tags: Sequence[str],
+    runs: int,
+    requestor: str,
+    now: datetime,
+) -> Submitted:
+    """Store a new job unless this requestor's `key` made one already (then that one's id).
+
+    Two requests with one key racing (on two hubs) make one job: the second one's insert of
+    the key fails, its job is rolled back (a savepoint), and it answers with the first's.
+    """
+    earlier = _keyed(conn, requestor, key)
+    if earlier is not None:
+        return _replay(earlier, request_hash)
+    mark = pending_mark(conn)
+    savepoint = conn.begin_nested()
+    job_id = submit_job(
+        conn,
+        name=name,
+        descriptor=descriptor,
+        tags=tags,
+        runs=runs,
+        requestor=requestor,
+        now=now,
+    )
+    inserted = conn.execute(
+        _insert_ignoring_conflicts(conn).values(
+            requestor=requestor,
+            key=key,
+            job_id=job_id,
+            request_hash=request_hash,
+            created_at=now,
+        )
+    )
+    if inserted.rowcount == 1:
+        savepoint.commit()
+        return Submitted(job_id)
+    savepoint.rollback()
+    discard_since(conn, mark)  # the job_queued event of the job rolled back
+    earlier = _keyed(conn, requestor, key)
+    assert earlier is not None
+    return _replay(earlier, request_hash)
+
+
+def _keyed(conn: Connection, requestor: str, key: str) -> Any:
+    query = select(idempotency_keys.c.job_id, idempotency_keys.c.request_hash).where(
+        idempotency_keys.c.requestor == requestor, idempotency_keys.c.key == key
+    )
+    return conn.execute(query).first()
+
+
+def _replay(earlier: Any, request_hash: str) -> Submitted:
+    if earlier.request_hash != request_hash:
+        return Submitted(None, conflict=True)
+    return Submitted(int(earlier.job_id), replayed=True)
+
+
+def _insert_ignoring_conflicts(conn: Connection) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(idempotency_keys).on_conflict_do_nothing()
+
+
+def forget_keys(conn: Connection, older_than: datetime) -> int:
+    """Drop idempotency keys made before `older_than`."""
+    statement = delete(idempotency_keys).where(idempotency_keys.c.created_at < older_than)
+    return int(conn.execute(statement).rowcount)
 
 
 def record_retry(

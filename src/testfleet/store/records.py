@@ -170,6 +170,7 @@ class DeviceRecord(Record):
     holder_job_id: int | None = None
     lease_expires_at: datetime | None = None
     removed: bool = False
+    changed_at: datetime | None = None
     agent_name: str = ""
     agent_labels: dict[str, str] | None = None
 

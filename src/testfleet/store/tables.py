@@ -104,6 +104,26 @@ agents = Table(
     Column("last_seq", BigId, nullable=False, default=0),
 )
 
+hubs = Table(
+    "hubs",
+    metadata,
+    Column("server_id", String(200), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    # Written every few seconds while the hub runs: its agents are lost only once it is stale.
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("requestor", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
+
 devices = Table(
     "devices",
     metadata,
@@ -117,9 +137,13 @@ devices = Table(
     Column("holder_job_id", BigId, ForeignKey("jobs.id", ondelete="SET NULL")),
     Column("lease_expires_at", UTCDateTime),
     Column("removed", Boolean, nullable=False, default=False),
+    # When the row last changed: hubs refresh their index of devices from it.
+    Column("changed_at", UTCDateTime),
     UniqueConstraint("agent_id", "name"),
 )
 Index("ix_devices_state", devices.c.state)
+Index("ix_devices_changed_at", devices.c.changed_at)
+Index("ix_devices_agent_id", devices.c.agent_id)
 
 tasks = Table(
     "tasks",
@@ -191,3 +215,4 @@ Index(
     sqlite_where=tokens.c.revoked_at.is_(None),
 )
 Index("ix_tokens_revoked_at", tokens.c.revoked_at)
+Index("ix_agents_hub_state", agents.c.hub, agents.c.state)

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -32,3 +34,21 @@ class UTCDateTime(TypeDecorator[datetime]):
             value = datetime.fromisoformat(value)
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+
+class utc_now(FunctionElement[datetime]):
+    """The database's current time in UTC, naive like `UTCDateTime` stores it (set in
+    statements, so that rows record when they changed by the database's clock)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(utc_now, "postgresql")
+def _utc_now_postgresql(element: utc_now, compiler: Any, **kw: Any) -> str:
+    return "timezone('utc', statement_timestamp())"
+
+
+@compiles(utc_now, "sqlite")
+def _utc_now_sqlite(element: utc_now, compiler: Any, **kw: Any) -> str:
+    return "strftime('%Y-%m-%d %H:%M:%f', 'now')"

@@ -76,7 +76,9 @@ class LivenessWatch:
             return await self._check_store(now)
         for agent_id, since in list(self._connections.disconnected_at.items()):
             if now - max(since, self._store_back_at) > self._timeout:
-                del self._connections.disconnected_at[agent_id]
+                # It may have registered again while an earlier agent was being marked lost.
+                if self._connections.disconnected_at.pop(agent_id, None) is None:
+                    continue
                 await self.mark_lost(
                     agent_id,
                     f"connection closed and not re-made within {self._timeout:g} s",

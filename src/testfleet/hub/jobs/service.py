@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from testfleet.hub.errors import ApiError
 from testfleet.hub.jobs.news import JobNews
 from testfleet.hub.metrics import HubMetrics
@@ -15,7 +18,7 @@ from testfleet.protocol.wire import utcnow
 from testfleet.store import job_ops
 from testfleet.store import jobs as job_store
 from testfleet.store.db import Store
-from testfleet.store.job_ops import StopOutcome
+from testfleet.store.job_ops import StopOutcome, Submitted
 from testfleet.store.job_tree import load_job_tree
 
 
@@ -43,6 +46,34 @@ class JobService:
         self._plans = plans
         self._news = news
 
+    async def submit_once(self, descriptor: JobDescriptor, requestor: str, key: str) -> Submitted:
+        """Store a new job unless `key` (the requestor's idempotency key) made one already;
+        409 if that key was used for another descriptor."""
+        dumped = descriptor.model_dump(mode="json")
+        request_hash = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()
+        submitted = await self._store.write(
+            job_ops.submit_job_once,
+            key=key,
+            request_hash=request_hash,
+            name=descriptor.name,
+            descriptor=dumped,
+            tags=descriptor.tags,
+            runs=descriptor.runs,
+            requestor=requestor,
+            now=utcnow(),
+        )
+        if submitted.conflict:
+            raise ApiError(
+                409,
+                "idempotency_key_reused",
+                f"the Idempotency-Key {key!r} was used before for another descriptor; use a "
+                "new key for a new job",
+            )
+        if not submitted.replayed:
+            assert submitted.job_id is not None
+            self._submitted(submitted.job_id, descriptor)
+        return submitted
+
     async def submit(
         self, descriptor: JobDescriptor, requestor: str, retried_from: int | None = None
     ) -> int:
@@ -57,10 +88,13 @@ class JobService:
             now=utcnow(),
             retried_from=retried_from,
         )
+        self._submitted(job_id, descriptor)
+        return job_id
+
+    def _submitted(self, job_id: int, descriptor: JobDescriptor) -> None:
         self._plans.remember(job_id, descriptor)
         self._metrics.jobs_submitted.inc()
         self._signals.jobs_submitted.set()
-        return job_id
 
     async def status(self, job_id: int) -> JobStatus:
         """The full status of one job."""

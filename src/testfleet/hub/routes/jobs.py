@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
@@ -28,6 +29,7 @@ from testfleet.hub.routes.deps import (
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import (
     Acknowledged,
+    ErrorDetail,
     EventList,
     JobCreated,
     JobList,
@@ -85,6 +87,16 @@ def _links_to_the_job() -> dict[str, Any]:
     summary="Start a job from a descriptor (JSON or YAML; ConTest's names accepted)",
     operation_id="start_job",
     openapi_extra={
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "The same key (from the same requestor) gives the same job: a "
+                "retried request never makes a second one. Keys are kept for a day.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+            }
+        ],
         "responses": {"201": {"links": _links_to_the_job()}},
         "requestBody": {
             "required": True,
@@ -97,12 +109,41 @@ def _links_to_the_job() -> dict[str, Any]:
         },
     },
 )
-async def start_job(request: Request, hub: HubDep, who: Operator) -> JobCreated:
-    descriptor = await read_descriptor(
-        await request.body(), request.headers.get("content-type", "")
-    )
-    job_id = await within_event_timeout(hub, "Start", hub.jobs.submit(descriptor, who.name))
+async def start_job(request: Request, response: Response, hub: HubDep, who: Operator) -> JobCreated:
+    key = _idempotency_key(request)
+    content_type = request.headers.get("content-type", "")
+    descriptor = await read_descriptor(await request.body(), content_type)
+    if key is None:
+        job_id = await within_event_timeout(hub, "Start", hub.jobs.submit(descriptor, who.name))
+    else:
+        submitted = await within_event_timeout(
+            hub, "Start", hub.jobs.submit_once(descriptor, who.name, key)
+        )
+        assert submitted.job_id is not None
+        job_id = submitted.job_id
+        if submitted.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
     return JobCreated(job_id=job_id, server_id=hub.server_id)
+
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key: 1-200 printable ASCII characters, or none."""
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is None:
+        return None
+    if not _KEY.fullmatch(key):
+        location = f"header.{IDEMPOTENCY_KEY}"
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"{location}: 1-200 printable ASCII characters, no spaces",
+            [ErrorDetail(location=location, message="1-200 printable ASCII characters")],
+        )
+    return key
 
 
 @router.get("", response_model=JobList, summary="List jobs, newest first", operation_id="list_jobs")
