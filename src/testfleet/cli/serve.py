@@ -145,6 +145,19 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--token", envvar="TESTFLEET_TOKEN", help="An agent (or admin) token."),
         ] = None,
+        work_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--work-dir",
+                help="Where each task gets its working directory "
+                "[default: TMPDIR/testfleet-agent-NAME].",
+                show_default=False,
+            ),
+        ] = None,
+        keep_work: Annotated[
+            bool,
+            typer.Option("--keep-work", help="Keep tasks' working directories after they end."),
+        ] = False,
         log_level: LOG_LEVEL = "info",
     ) -> None:
         """Run an agent: connect to the hub and run the tasks it gives this machine."""
@@ -158,6 +171,8 @@ def register(app: typer.Typer) -> None:
             labels=_labels(label),
             slots=slots,
             token=token,
+            work_dir=work_dir,
+            keep_work=keep_work,
         )
         try:
             config.websocket_url  # noqa: B018 - validates the URL

@@ -16,6 +16,8 @@ from testfleet.hub.agents.connections import Connections
 from testfleet.hub.agents.liveness import LivenessWatch
 from testfleet.hub.agents.session import AgentSessions
 from testfleet.hub.allocator import DeviceAllocator
+from testfleet.hub.artifacts.service import ArtifactLimits, ArtifactService
+from testfleet.hub.artifacts.storage import DirectoryStorage
 from testfleet.hub.config import HubConfig
 from testfleet.hub.delivery import Delivery
 from testfleet.hub.jobs.context import RunnerDeps
@@ -83,6 +85,12 @@ class Hub:
             store=store,
             connections=connections,
             news=news,
+        )
+        self.artifacts = ArtifactService(
+            server_id,
+            store,
+            DirectoryStorage(config.artifact_root),
+            ArtifactLimits(config.max_artifact_size, config.max_job_artifacts),
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False

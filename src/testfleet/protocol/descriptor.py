@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from testfleet.protocol.artifacts import MAX_GLOBS, glob_problem
 from testfleet.protocol.durations import Duration
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+-]*$"
@@ -48,6 +49,17 @@ class DeviceRequest(_Strict):
         return self
 
 
+def _relative_glob(pattern: str) -> str:
+    problem = glob_problem(pattern)
+    if problem is not None:
+        raise ValueError(problem)
+    return pattern
+
+
+ArtifactGlob = Annotated[str, AfterValidator(_relative_glob)]
+"""A glob of artifact files, relative to the task's working directory."""
+
+
 class StepDescriptor(_Strict):
     """One step of a test: a plugin and its parameters."""
 
@@ -57,6 +69,12 @@ class StepDescriptor(_Strict):
     )
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration | None = Field(None, gt=0, description="Fail the step after this long.")
+    artifacts: list[ArtifactGlob] = Field(
+        default_factory=list,
+        max_length=MAX_GLOBS,
+        description="Globs of files to keep when the step ends, relative to the task's "
+        "working directory ('reports/*.xml', 'screenshots/**').",
+    )
 
 
 class RetryPolicy(_Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +28,9 @@ class StepContext:
     device_name: str
     log: Callable[[LogStream, str], Awaitable[None]]
     timeout: float | None = None
+    workdir: Path | None = None
+    """The task's working directory (steps run there; artifact globs are relative to it).
+    None: the agent's own working directory."""
 
 
 @dataclass(frozen=True)
