@@ -5,6 +5,7 @@ listed; a large file streams with flat memory on both sides."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import psutil
 import pytest
 
 from tests.support.jobs import start, tasks_of, wait_state
-from tests.support.processes import Agent, Hub, wait_until
+from tests.support.processes import Agent, Hub, cli_command, wait_until
 from tests.support.proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
@@ -60,6 +61,15 @@ def big_sha() -> str:
     for _ in range(BIG // len(block)):
         hasher.update(block)
     return hasher.hexdigest()
+
+
+def cli(hub_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `testfleet --hub URL ARGS`; it must succeed."""
+    result = subprocess.run(
+        [*cli_command(), "--hub", hub_url, *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result
 
 
 @dataclass
@@ -110,6 +120,13 @@ def test_a_step_s_files_are_kept_and_served(lab: Lab) -> None:
         assert client.get(paths["shots/deep/a.png"]["download"]).content == b"PNG"
         logs = client.get(f"/api/v1/jobs/{job_id}/logs").text
         assert "artifacts: uploaded reports/r.xml" in logs
+    task_id = paths["shots/deep/a.png"]["task_id"]
+    target = lab.workdir / "downloaded"
+    listed = cli(lab.hub.url, "job", "artifacts", str(job_id))
+    assert "reports/r.xml" in listed.stdout and "shots/deep/a.png" in listed.stdout
+    cli(lab.hub.url, "job", "artifacts", str(job_id), "--download", str(target))
+    assert (target / f"{task_id}-slot-0" / "shots/deep/a.png").read_bytes() == b"PNG"
+    assert (target / f"{task_id}-slot-0" / "reports/r.xml").read_text() == "<x/>"
 
 
 def test_an_upload_cut_in_the_middle_resumes_and_matches_its_checksum(lab: Lab) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from testfleet.cli import inventory, serve
+from testfleet.cli import inventory, job_results, serve
 from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
 from testfleet.cli.jobs import job_app
 from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
@@ -56,6 +56,7 @@ def _options(
     ctx.obj = HubOptions(hub, token or None, timeout)
 
 
+job_results.register(job_app)
 app.add_typer(job_app, name="job")
 inventory.register(app)
 serve.register(app)

@@ -45,6 +45,27 @@ STATE_STYLES = {
 }
 
 
+def new_table(*columns: str) -> Table:
+    """A table in the CLI's one style: a simple header rule, no outer box."""
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in columns:
+        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+    return table
+
+
+_NUMERIC = frozenset({"id", "size", "task", "job", "attempts", "devices", "cases", "#"})
+
+
+def human_size(size: int) -> str:
+    """`1.5 GiB`, `300.0 KiB`, `12 B`."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def state_text(state: str) -> Text:
     """A state word in its colour."""
     return Text(str(state), style=STATE_STYLES.get(str(state), ""))

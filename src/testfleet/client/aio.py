@@ -14,6 +14,7 @@ import httpx
 from testfleet.client import calls, responses, settings
 from testfleet.client.errors import WaitTimeout
 from testfleet.client.reconnect import Reconnect
+from testfleet.client.results import AsyncResultsMethods
 from testfleet.client.sse import EventFollower, check_event_stream
 from testfleet.protocol.api import (
     Acknowledged,
@@ -62,7 +63,7 @@ class AsyncEventStream(AsyncIterator[EventRecord]):
         await self.aclose()
 
 
-class AsyncClient:
+class AsyncClient(AsyncResultsMethods):
     """An asyncio client of a testfleet hub's HTTP API.
 
     Every method raises `ApiError` when the hub answers with an error and `HubUnreachable` when

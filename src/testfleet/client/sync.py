@@ -13,6 +13,7 @@ import httpx
 from testfleet.client import calls, responses, settings
 from testfleet.client.errors import WaitTimeout
 from testfleet.client.reconnect import Reconnect
+from testfleet.client.results import ResultsMethods
 from testfleet.client.sse import EventFollower, check_event_stream
 from testfleet.protocol.api import (
     Acknowledged,
@@ -61,7 +62,7 @@ class EventStream(Iterator[EventRecord]):
         self.close()
 
 
-class Client:
+class Client(ResultsMethods):
     """A blocking client of a testfleet hub's HTTP API.
 
     Every method raises `ApiError` when the hub answers with an error and `HubUnreachable` when
