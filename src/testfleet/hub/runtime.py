@@ -29,6 +29,7 @@ from testfleet.hub.jobs.service import JobService
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
+from testfleet.hub.reports.service import ReportReader
 from testfleet.hub.signals import Signals
 from testfleet.store.db import Store
 from testfleet.store.ingest import TaskIndex
@@ -86,11 +87,14 @@ class Hub:
             connections=connections,
             news=news,
         )
+        storage = DirectoryStorage(config.artifact_root)
+        self.reports = ReportReader(store, storage)
         self.artifacts = ArtifactService(
             server_id,
             store,
-            DirectoryStorage(config.artifact_root),
+            storage,
             ArtifactLimits(config.max_artifact_size, config.max_job_artifacts),
+            on_complete=self.reports.read,
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False

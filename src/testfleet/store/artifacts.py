@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from testfleet.store.result_records import ArtifactRecord
-from testfleet.store.tables import artifacts, tasks
+from testfleet.store.tables import artifacts, tasks, test_cases
 
 RECEIVING = "receiving"
 COMPLETE = "complete"
@@ -31,6 +31,8 @@ class Announced:
     artifact: ArtifactRecord | None = None
     refusal: Refusal | None = None
     job_total: int = 0
+    replaced: bool = False
+    """Another file was being uploaded at this path: its bytes must be dropped."""
 
 
 def announce_upload(
@@ -45,7 +47,7 @@ def announce_upload(
     now: datetime,
 ) -> Announced:
     """The artifact for a file a task's agent will upload. The same file announced again
-    (a resumed upload) gets the same row; a different file at the same path starts over.
+    (a resumed upload) gets the same row; a different file at the same path replaces it.
     Refused if the task is unknown or the job's files would pass `job_limit` bytes."""
     task = conn.execute(select(tasks.c.job_id).where(tasks.c.id == task_id)).first()
     if task is None:
@@ -53,12 +55,29 @@ def announce_upload(
     job_id = int(task.job_id)
     key = (artifacts.c.task_id == task_id, artifacts.c.step_index == step_index)
     existing = conn.execute(select(artifacts).where(*key, artifacts.c.path == path)).first()
+    total = job_bytes(conn, job_id)
     if existing is not None:
         record = ArtifactRecord.from_row(existing)
         if record.sha256 == sha256 and record.size == size:
             return Announced(artifact=record)
-        conn.execute(delete(artifacts).where(artifacts.c.id == record.id))
-    total = job_bytes(conn, job_id)
+        if total - record.size + size > job_limit:
+            return Announced(refusal=Refusal.JOB_LIMIT, job_total=total - record.size)
+        conn.execute(delete(test_cases).where(test_cases.c.artifact_id == record.id))
+        row = conn.execute(
+            update(artifacts)
+            .where(artifacts.c.id == record.id)
+            .values(
+                size=size,
+                sha256=sha256,
+                state=RECEIVING,
+                created_at=now,
+                completed_at=None,
+                report_cases=None,
+                report_error=None,
+            )
+            .returning(*artifacts.c)
+        ).one()
+        return Announced(artifact=ArtifactRecord.from_row(row), replaced=True)
     if total + size > job_limit:
         return Announced(refusal=Refusal.JOB_LIMIT, job_total=total)
     row = conn.execute(

@@ -28,7 +28,7 @@ _log = logging.getLogger(__name__)
 API = "/api/v1"
 HASHERS_KEPT = 256
 
-OnComplete = Callable[[ArtifactRecord], Awaitable[None]]
+OnComplete = Callable[[ArtifactRecord], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,9 @@ class ArtifactService:
                 "hub option --max-job-artifacts)",
             )
         assert announced.artifact is not None
+        if announced.replaced:
+            self._hashers.pop(announced.artifact.id, None)
+            await self.storage.discard(announced.artifact.key)
         return upload_state(announced.artifact, await self.storage.received(announced.artifact.key))
 
     async def state(self, upload_id: int) -> UploadState:
