@@ -105,6 +105,9 @@ def test_a_step_s_files_are_kept_and_served(lab: Lab) -> None:
         "os.makedirs('reports', exist_ok=True)\n"
         "os.makedirs('shots/deep', exist_ok=True)\n"
         "open('reports/r.xml', 'w').write('<x/>')\n"
+        "open('reports/junit.xml', 'w').write('<testsuite name=\"s\"><testcase classname=\"m\" "
+        "name=\"t_ok\"/><testcase classname=\"m\" name=\"t_bad\"><failure message=\"nope\"/>"
+        "</testcase></testsuite>')\n"
         "open('shots/deep/a.png', 'wb').write(b'PNG')\n"
         "open('other.txt', 'w').write('not kept')\n"
     )
@@ -116,7 +119,7 @@ def test_a_step_s_files_are_kept_and_served(lab: Lab) -> None:
         assert status["state"] == "completed", status
         listing = client.get(f"/api/v1/jobs/{job_id}/artifacts").json()
         paths = {a["path"]: a for a in listing["artifacts"]}
-        assert sorted(paths) == ["reports/r.xml", "shots/deep/a.png"]
+        assert sorted(paths) == ["reports/junit.xml", "reports/r.xml", "shots/deep/a.png"]
         assert client.get(paths["shots/deep/a.png"]["download"]).content == b"PNG"
         logs = client.get(f"/api/v1/jobs/{job_id}/logs").text
         assert "artifacts: uploaded reports/r.xml" in logs
@@ -125,6 +128,12 @@ def test_a_step_s_files_are_kept_and_served(lab: Lab) -> None:
     listed = cli(lab.hub.url, "job", "artifacts", str(job_id))
     assert "reports/r.xml" in listed.stdout and "shots/deep/a.png" in listed.stdout
     cli(lab.hub.url, "job", "artifacts", str(job_id), "--download", str(target))
+    shown = cli(lab.hub.url, "job", "status", str(job_id)).stdout
+    assert "test cases: 2 (1 passed, 1 failed)" in shown and "m::t_bad" in shown
+    failed = cli(lab.hub.url, "job", "tests", str(job_id), "--failed").stdout
+    assert "m::t_bad" in failed and "t_ok" not in failed and "nope" in failed
+    history = cli(lab.hub.url, "testcase", "m::t_bad").stdout
+    assert "on files: 0 passed, 1 failed" in history
     assert (target / f"{task_id}-slot-0" / "shots/deep/a.png").read_bytes() == b"PNG"
     assert (target / f"{task_id}-slot-0" / "reports/r.xml").read_text() == "<x/>"
 

@@ -56,7 +56,7 @@ def _options(
     ctx.obj = HubOptions(hub, token or None, timeout)
 
 
-job_results.register(job_app)
+job_results.register(job_app, app)
 app.add_typer(job_app, name="job")
 inventory.register(app)
 serve.register(app)

@@ -4,13 +4,14 @@ request descriptions, and the methods both clients share for them (mixins)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any, BinaryIO, TypeVar
 
 import httpx
 
 from testfleet.client import responses
 from testfleet.client.calls import API, Call, Params
-from testfleet.protocol.results import ArtifactList
+from testfleet.protocol.results import ArtifactList, CaseHistoryList, TestCaseList
 
 T = TypeVar("T")
 
@@ -26,6 +27,37 @@ def artifacts(job_id: int) -> Call[ArtifactList]:
     )
 
 
+def job_cases(
+    job_id: int,
+    outcomes: Iterable[str] = (),
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[TestCaseList]:
+    """`GET /api/v1/jobs/{id}/testcases`: failed first."""
+    params: Params = [("outcome", outcome) for outcome in outcomes]
+    params += _optional(limit=limit, cursor=cursor)
+    return Call(
+        "GET",
+        f"{API}/jobs/{job_id}/testcases",
+        lambda r: responses.parse_model(r, TestCaseList),
+        params=params,
+    )
+
+
+def case_history(
+    name: str, classname: str | None = None, job_name: str | None = None, limit: int | None = None
+) -> Call[CaseHistoryList]:
+    """`GET /api/v1/testcases?name=...`."""
+    params: Params = [("name", name)]
+    params += _optional(classname=classname, job_name=job_name, limit=limit)
+    return Call(
+        "GET",
+        f"{API}/testcases",
+        lambda r: responses.parse_model(r, CaseHistoryList),
+        params=params,
+    )
+
+
 class ResultsMethods:
     """The results methods of the blocking `Client`."""
 
@@ -38,6 +70,26 @@ class ResultsMethods:
     def artifacts(self, job_id: int) -> ArtifactList:
         """A job's artifacts, each with its download path."""
         return self._call(artifacts(job_id))
+
+    def job_cases(
+        self,
+        job_id: int,
+        outcomes: Iterable[str] = (),
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TestCaseList:
+        """A page of a job's test cases, failed and errored first."""
+        return self._call(job_cases(job_id, outcomes, limit, cursor))
+
+    def case_history(
+        self,
+        name: str,
+        classname: str | None = None,
+        job_name: str | None = None,
+        limit: int | None = None,
+    ) -> CaseHistoryList:
+        """A test case's history across jobs (flaky ones flagged)."""
+        return self._call(case_history(name, classname, job_name, limit))
 
     def download(self, path: str, sink: BinaryIO) -> str:
         """Stream the file at API path `path` (an artifact's `download`) into `sink`;
@@ -65,6 +117,26 @@ class AsyncResultsMethods:
     async def artifacts(self, job_id: int) -> ArtifactList:
         """A job's artifacts, each with its download path."""
         return await self._call(artifacts(job_id))
+
+    async def job_cases(
+        self,
+        job_id: int,
+        outcomes: Iterable[str] = (),
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TestCaseList:
+        """A page of a job's test cases, failed and errored first."""
+        return await self._call(job_cases(job_id, outcomes, limit, cursor))
+
+    async def case_history(
+        self,
+        name: str,
+        classname: str | None = None,
+        job_name: str | None = None,
+        limit: int | None = None,
+    ) -> CaseHistoryList:
+        """A test case's history across jobs (flaky ones flagged)."""
+        return await self._call(case_history(name, classname, job_name, limit))
 
 
 def _download_timeout(client: Any) -> httpx.Timeout:
