@@ -106,7 +106,7 @@ def test_a_step_s_files_are_kept_and_served(lab: Lab) -> None:
         "os.makedirs('shots/deep', exist_ok=True)\n"
         "open('reports/r.xml', 'w').write('<x/>')\n"
         "open('reports/junit.xml', 'w').write('<testsuite name=\"s\"><testcase classname=\"m\" "
-        "name=\"t_ok\"/><testcase classname=\"m\" name=\"t_bad\"><failure message=\"nope\"/>"
+        'name="t_ok"/><testcase classname="m" name="t_bad"><failure message="nope"/>'
         "</testcase></testsuite>')\n"
         "open('shots/deep/a.png', 'wb').write(b'PNG')\n"
         "open('other.txt', 'w').write('not kept')\n"

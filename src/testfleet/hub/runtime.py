@@ -31,6 +31,7 @@ from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
 from testfleet.hub.reports.service import ReportReader
 from testfleet.hub.signals import Signals
+from testfleet.hub.webhooks.dispatcher import WebhookDispatcher
 from testfleet.store.db import Store
 from testfleet.store.ingest import TaskIndex
 
@@ -96,6 +97,7 @@ class Hub:
             ArtifactLimits(config.max_artifact_size, config.max_job_artifacts),
             on_complete=self.reports.read,
         )
+        self.webhooks = WebhookDispatcher(server_id, store, config.webhook_retry_for)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -107,6 +109,7 @@ class Hub:
             "allocator": self.allocator.run(),
             "agents": self.liveness.watch(),
             "relay": self.relay.run(),
+            "webhooks": self.webhooks.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))

@@ -261,7 +261,7 @@ webhook_deliveries = Table(
     # The hub making an attempt now, until when (another hub takes it over afterwards).
     Column("claimed_by", String(200)),
     Column("claim_until", UTCDateTime),
-    UniqueConstraint("webhook_id", "event_id"),
+    UniqueConstraint("webhook_id", "event_id", "event"),
 )
 Index(
     "ix_webhook_deliveries_state_next",

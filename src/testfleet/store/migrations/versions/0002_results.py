@@ -117,7 +117,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint(
-            "webhook_id", "event_id", name=op.f("uq_webhook_deliveries_webhook_id_event_id")
+            "webhook_id",
+            "event_id",
+            "event",
+            name=op.f("uq_webhook_deliveries_webhook_id_event_id_event"),
         ),
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
