@@ -47,6 +47,16 @@ def start(
             show_default=False,
         ),
     ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="Override a descriptor parameter: NAME=VALUE (repeat for several).",
+            metavar="NAME=VALUE",
+            show_default=False,
+        ),
+    ] = None,
     follow: FollowFlag = False,
 ) -> None:
     """Start a job from a descriptor file and print its id.
@@ -57,7 +67,7 @@ def start(
     with reporting_errors():
         descriptor = read_descriptor(file)
         with hub_client(ctx) as client:
-            job_id = client.start(descriptor.text)
+            job_id = client.start(descriptor.text, parse_params(param or []))
     if not follow:
         print_line(str(job_id))
         return
@@ -234,6 +244,17 @@ def logs(
     with reporting_errors(), hub_client(ctx) as client:
         text = client.logs(job_id, task, step)
     output.write_text(text)
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """`["a=1", "b=x"]` -> `{"a": "1", "b": "x"}`."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{pair!r}: give NAME=VALUE", param_hint="--param")
+        params[name.strip()] = value
+    return params
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:

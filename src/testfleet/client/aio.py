@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Self, TypeVar
 
@@ -115,9 +115,12 @@ class AsyncClient(AsyncResultsMethods):
         """The hub's API version, package version and server id."""
         return await self._call(calls.version())
 
-    async def start(self, descriptor: calls.Descriptor) -> int:
-        """Start a job (a dict, a JSON or YAML text, or a `JobDescriptor`); return its id."""
-        return await self._call(calls.start(descriptor))
+    async def start(
+        self, descriptor: calls.Descriptor, params: Mapping[str, object] | None = None
+    ) -> int:
+        """Start a job (a dict, a JSON or YAML text, or a `JobDescriptor`); return its id.
+        `params` override the descriptor's parameters."""
+        return await self._call(calls.start(descriptor, params))
 
     async def status(self, job_id: int) -> JobStatus:
         """The full status of a job."""

@@ -60,11 +60,17 @@ def version() -> Call[VersionInfo]:
     return Call("GET", f"{API}/version", lambda r: responses.parse_model(r, VersionInfo))
 
 
-def start(descriptor: Descriptor) -> Call[int]:
-    """`POST /api/v1/jobs`: the new job's id."""
+def start(descriptor: Descriptor, params: Mapping[str, object] | None = None) -> Call[int]:
+    """`POST /api/v1/jobs`: the new job's id; `params` override the descriptor's."""
     content, content_type = encode_descriptor(descriptor)
+    query: Params = [("param", f"{name}={value}") for name, value in (params or {}).items()]
     return Call(
-        "POST", f"{API}/jobs", _job_id, content=content, headers={"Content-Type": content_type}
+        "POST",
+        f"{API}/jobs",
+        _job_id,
+        params=query,
+        content=content,
+        headers={"Content-Type": content_type},
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Self, TypeVar
 
@@ -114,9 +114,12 @@ class Client(ResultsMethods):
         """The hub's API version, package version and server id."""
         return self._call(calls.version())
 
-    def start(self, descriptor: calls.Descriptor) -> int:
-        """Start a job (a dict, a JSON or YAML text, or a `JobDescriptor`); return its id."""
-        return self._call(calls.start(descriptor))
+    def start(
+        self, descriptor: calls.Descriptor, params: Mapping[str, object] | None = None
+    ) -> int:
+        """Start a job (a dict, a JSON or YAML text, or a `JobDescriptor`); return its id.
+        `params` override the descriptor's parameters."""
+        return self._call(calls.start(descriptor, params))
 
     def status(self, job_id: int) -> JobStatus:
         """The full status of a job."""

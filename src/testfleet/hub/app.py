@@ -19,6 +19,7 @@ from testfleet.hub.routes import (
     inventory,
     jobs,
     ops,
+    schedules,
     testcases,
     tokens,
     webhooks,
@@ -53,7 +54,7 @@ def create_app(config: HubConfig) -> FastAPI:
     )
     app.state.server_id = config.effective_server_id
     install_error_handlers(app)
-    for module in (ops, jobs, inventory, tokens, artifacts, testcases, webhooks):
+    for module in (ops, jobs, inventory, tokens, artifacts, testcases, webhooks, schedules):
         app.include_router(module.router)
 
     app.add_middleware(ServerHeaders, server_id=config.effective_server_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -13,6 +14,7 @@ from testfleet.hub.reporters import check_reporter
 from testfleet.protocol.api import ErrorDetail
 from testfleet.protocol.contest import ContestMappingError, from_contest, is_contest_descriptor
 from testfleet.protocol.descriptor import JobDescriptor
+from testfleet.protocol.expansion import ExpansionError, expand
 from testfleet.steps.registry import UnknownPlugin, validate_params
 
 MAX_DESCRIPTOR_BYTES = 1_000_000
@@ -61,8 +63,13 @@ def parse_body(raw: bytes, content_type: str) -> Any:
         raise ApiError(400, "malformed_body", f"invalid JSON: {error}") from None
 
 
-def check_descriptor(data: Any) -> JobDescriptor:
-    """Validate a decoded document; every problem found is reported with its location."""
+def check_descriptor(
+    data: Any,
+    params: dict[str, Any] | None = None,
+    override_location: Callable[[str], str] | None = None,
+) -> JobDescriptor:
+    """Validate a decoded document, apply `params` (overrides of its parameters) and expand
+    its matrices; every problem found is reported with its location."""
     if not isinstance(data, dict):
         raise ApiError(
             422,
@@ -89,12 +96,54 @@ def check_descriptor(data: Any) -> JobDescriptor:
         raise ApiError(
             422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
         ) from None
+    descriptor = apply_params(descriptor, params or {}, override_location)
     details = _check_plugins(descriptor) + _check_reporters(descriptor)
     if details:
         raise ApiError(
             422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
         )
     return descriptor
+
+
+def param_overrides(pairs: list[str]) -> dict[str, str]:
+    """`["version=1.2"]` -> `{"version": "1.2"}`; 422 naming a pair without a name."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            message = f"{pair!r}: give a parameter as NAME=VALUE"
+            raise ApiError(
+                422,
+                "invalid_request",
+                message,
+                [ErrorDetail(location="query.param", message=message)],
+            )
+        overrides[name.strip()] = value
+    return overrides
+
+
+def apply_params(
+    descriptor: JobDescriptor,
+    params: dict[str, Any],
+    override_location: Callable[[str], str] | None = None,
+) -> JobDescriptor:
+    """Parameters resolved and matrices expanded (`protocol/expansion.py`), checked again."""
+    if not params and not descriptor.params and not any(t.matrix for t in descriptor.tests):
+        return descriptor
+    options = {"override_location": override_location} if override_location else {}
+    try:
+        expanded = expand(descriptor.model_dump(mode="json"), params, **options)
+        return JobDescriptor.model_validate(expanded)
+    except ExpansionError as error:
+        details = [ErrorDetail(location=where, message=why) for where, why in error.problems]
+    except ValidationError as error:
+        details = [
+            ErrorDetail(location=json_pointer(e["loc"]), message=f"after expansion: {e['msg']}")
+            for e in error.errors()
+        ]
+    raise ApiError(
+        422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
+    )
 
 
 def _check_plugins(descriptor: JobDescriptor) -> list[ErrorDetail]:

@@ -30,6 +30,7 @@ from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
 from testfleet.hub.reports.service import ReportReader
+from testfleet.hub.schedules.service import Schedules
 from testfleet.hub.signals import Signals
 from testfleet.hub.webhooks.dispatcher import WebhookDispatcher
 from testfleet.store.db import Store
@@ -98,6 +99,7 @@ class Hub:
             on_complete=self.reports.read,
         )
         self.webhooks = WebhookDispatcher(server_id, store, config.webhook_retry_for)
+        self.schedules = Schedules(store, signals)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -110,6 +112,7 @@ class Hub:
             "agents": self.liveness.watch(),
             "relay": self.relay.run(),
             "webhooks": self.webhooks.run(),
+            "schedules": self.schedules.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))

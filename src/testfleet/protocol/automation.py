@@ -103,3 +103,70 @@ class DeliveryList(BaseModel):
 
     server_id: str
     deliveries: list[DeliveryInfo]
+
+
+Scalar = str | int | float | bool
+Missed = Literal["once", "skip"]
+
+
+class ScheduleCreate(BaseModel):
+    """`POST /api/v1/schedules`: a descriptor started on a timetable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+-]*$")
+    cron: str = Field(min_length=1, max_length=200, description="Five fields: '0 2 * * *'.")
+    timezone: str = Field("UTC", max_length=64, description="An IANA zone: Europe/Berlin.")
+    descriptor: dict[str, Any] = Field(description="The job descriptor to start at each fire.")
+    params: dict[str, Scalar] = Field(
+        default_factory=dict, description="Overrides of the descriptor's params."
+    )
+    missed: Missed = Field(
+        "once",
+        description="A fire missed while no hub ran: 'once' starts one job when a hub is "
+        "back, 'skip' starts none.",
+    )
+    enabled: bool = True
+
+
+class ScheduleUpdate(BaseModel):
+    """`PATCH /api/v1/schedules/{id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    cron: str | None = Field(None, min_length=1, max_length=200)
+    timezone: str | None = Field(None, max_length=64)
+    missed: Missed | None = None
+
+
+class ScheduleInfo(BaseModel):
+    """A schedule with its next fire times."""
+
+    schedule_id: int
+    name: str
+    cron: str
+    timezone: str
+    missed: Missed
+    enabled: bool
+    next_fires: list[datetime] = Field(description="The next five fire times (UTC).")
+    last_fire_at: datetime | None = None
+    last_job_id: int | None = None
+    created_at: datetime
+    created_by: str | None = None
+    params: dict[str, Any]
+    descriptor: dict[str, Any]
+
+
+class ScheduleList(BaseModel):
+    """`GET /api/v1/schedules`."""
+
+    server_id: str
+    schedules: list[ScheduleInfo]
+
+
+class ScheduleRun(BaseModel):
+    """A job a schedule started."""
+
+    schedule_id: int
+    job_id: int

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import Connection
 
-from testfleet.hub.descriptors import check_descriptor, parse_body
+from testfleet.hub.descriptors import check_descriptor, param_overrides, parse_body
 from testfleet.hub.errors import ApiError
 from testfleet.hub.jobs.service import job_not_found
 from testfleet.hub.routes.deps import HubDep, Operator, Reader
@@ -78,9 +78,18 @@ async def within_event_timeout(hub: Hub, what: str, work: Coroutine[Any, Any, T]
         }
     },
 )
-async def start_job(request: Request, hub: HubDep, who: Operator) -> JobCreated:
+async def start_job(
+    request: Request,
+    hub: HubDep,
+    who: Operator,
+    param: Annotated[
+        list[str], Query(description="NAME=VALUE: overrides a descriptor parameter (repeat).")
+    ] = [],  # noqa: B006
+) -> JobCreated:
     descriptor = check_descriptor(
-        parse_body(await request.body(), request.headers.get("content-type", ""))
+        parse_body(await request.body(), request.headers.get("content-type", "")),
+        param_overrides(param),
+        lambda name: f"query.param.{name}",
     )
     job_id = await within_event_timeout(hub, "Start", hub.jobs.submit(descriptor, who.name))
     return JobCreated(job_id=job_id, server_id=hub.server_id)
