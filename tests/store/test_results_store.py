@@ -90,3 +90,63 @@ async def test_cases_are_counted_listed_failed_first_and_followed(store: Store) 
     assert [case.name for case in listed] == ["t1", "t3", "t2", "t0", "t4"]
     history = await store.read(case_store.case_history, "c.t1")
     assert [case.outcome for case in history] == ["failed"]
+
+
+async def test_a_deleted_job_is_removed_in_batches_with_everything_it_had(store: Store) -> None:
+    from testfleet.store import deletions
+    from testfleet.store import jobs as job_store
+    from testfleet.store.events import add_events, event_row
+
+    job_id, task_id = await store.write(job_with_task)
+
+    def finish_with_events(conn: Connection) -> int:
+        job_store.update_job(conn, job_id, state="completed", ended_at=NOW)
+        add_events(conn, [event_row("log", NOW, job_id=job_id, task_id=task_id) for _ in range(25)])
+        return job_store.insert_job(
+            conn,
+            name="retry",
+            descriptor={},
+            tags=[],
+            runs=1,
+            requestor="me",
+            now=NOW,
+            retried_from=job_id,
+        )
+
+    retry_id = await store.write(finish_with_events)
+    outcome, _ = await store.write(deletions.request_deletion, job_id, "me", NOW)
+    assert outcome == deletions.DeleteOutcome.ACCEPTED
+    assert await store.read(deletions.visible_job, job_id) is None
+    listed, _ = await store.read(job_store.list_jobs, job_store.JobQuery())
+    assert [job.id for job in listed] == [retry_id]
+    assert await store.write(deletions.claim_deletions, "h", NOW, NOW) == [job_id]
+    batches = 0
+    while not await store.write(deletions.delete_some, job_id, 10):
+        batches += 1
+    assert batches >= 3
+    assert await store.read(job_store.get_job, job_id) is None
+    retry = await store.read(job_store.get_job, retry_id)
+    assert retry is not None and retry.retried_from is None
+
+
+async def test_retention_picks_expired_jobs_the_longest_tag_wins(store: Store) -> None:
+    from datetime import timedelta
+
+    from testfleet.store import deletions
+    from testfleet.store import jobs as job_store
+
+    def finished(conn: Connection, tags: list[str], days_ago: float) -> int:
+        job_id = add_job(conn, tags=tags)
+        job_store.update_job(conn, job_id, state="failed", ended_at=NOW - timedelta(days=days_ago))
+        return job_id
+
+    old = await store.write(finished, [], 10)
+    young = await store.write(finished, [], 1)
+    nightly_old = await store.write(finished, ["nightly"], 3)
+    both = await store.write(finished, ["nightly", "release"], 20)
+    release_old = await store.write(finished, ["release"], 100)
+    expired = await store.write(
+        deletions.queue_expired, NOW, 7.0, {"nightly": 2.0, "release": 30.0}
+    )
+    assert sorted(expired) == sorted([old, nightly_old, release_old])
+    assert young not in expired and both not in expired

@@ -173,8 +173,23 @@ def history(
         output.stdout.print(cases_table(item.runs, with_job=True))
 
 
+def delete(
+    ctx: typer.Context,
+    job_ids: Annotated[
+        list[int],
+        typer.Argument(help="The jobs' ids.", min=1, show_default=False, metavar="JOB_ID..."),
+    ],
+) -> None:
+    """Delete finished jobs with their events, test cases and artifacts."""
+    with reporting_errors(), hub_client(ctx) as client:
+        for job_id in job_ids:
+            client.delete_job(job_id)
+            output.print_line(f"job {job_id} deleted")
+
+
 def register(job_app: typer.Typer, app: typer.Typer) -> None:
     """Add the results commands to `testfleet job` and `testfleet`."""
     job_app.command("artifacts")(artifacts)
+    job_app.command("delete")(delete)
     job_app.command("tests")(tests)
     app.command("testcase")(history)

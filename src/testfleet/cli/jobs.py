@@ -21,6 +21,7 @@ from testfleet.protocol.durations import parse_duration
 from testfleet.protocol.states import JobState
 
 job_app = typer.Typer(
+    rich_markup_mode=None,
     help="Start, follow, inspect, stop and retry jobs.",
     no_args_is_help=True,
 )

@@ -16,6 +16,7 @@ from testfleet.cli.tokens import tokens_app
 from testfleet.client import DEFAULT_HUB, DEFAULT_TIMEOUT
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="testfleet",
     help="testfleet: a self-hosted control plane for test labs.",
     epilog="Exit codes: 0 success; 1 a failed or cancelled job, an unreachable hub or an error "

@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+tokens_app = typer.Typer(
+    rich_markup_mode=None, help="Create, list and revoke API tokens.", no_args_is_help=True
+)
 err = Console(stderr=True, soft_wrap=True)
 ROLES = ("admin", "operator", "viewer", "agent")
 

@@ -11,7 +11,12 @@ import httpx
 
 from testfleet.client import responses
 from testfleet.client.calls import API, Call, Params
-from testfleet.protocol.results import ArtifactList, CaseHistoryList, TestCaseList
+from testfleet.protocol.results import (
+    Acknowledgement,
+    ArtifactList,
+    CaseHistoryList,
+    TestCaseList,
+)
 
 T = TypeVar("T")
 
@@ -58,6 +63,13 @@ def case_history(
     )
 
 
+def delete_job(job_id: int) -> Call[Acknowledgement]:
+    """`DELETE /api/v1/jobs/{id}`."""
+    return Call(
+        "DELETE", f"{API}/jobs/{job_id}", lambda r: responses.parse_model(r, Acknowledgement)
+    )
+
+
 class ResultsMethods:
     """The results methods of the blocking `Client`."""
 
@@ -91,6 +103,10 @@ class ResultsMethods:
         """A test case's history across jobs (flaky ones flagged)."""
         return self._call(case_history(name, classname, job_name, limit))
 
+    def delete_job(self, job_id: int) -> Acknowledgement:
+        """Delete a finished job with its events and artifacts (they go in the background)."""
+        return self._call(delete_job(job_id))
+
     def download(self, path: str, sink: BinaryIO) -> str:
         """Stream the file at API path `path` (an artifact's `download`) into `sink`;
         returns the sha256 of what was written."""
@@ -117,6 +133,10 @@ class AsyncResultsMethods:
     async def artifacts(self, job_id: int) -> ArtifactList:
         """A job's artifacts, each with its download path."""
         return await self._call(artifacts(job_id))
+
+    async def delete_job(self, job_id: int) -> Acknowledgement:
+        """Delete a finished job with its events and artifacts (they go in the background)."""
+        return await self._call(delete_job(job_id))
 
     async def job_cases(
         self,

@@ -16,6 +16,7 @@ from testfleet.hub.config import HubConfig
 from testfleet.hub.errors import install_error_handlers
 from testfleet.hub.routes import (
     artifacts,
+    deletions,
     inventory,
     jobs,
     ops,
@@ -54,7 +55,17 @@ def create_app(config: HubConfig) -> FastAPI:
     )
     app.state.server_id = config.effective_server_id
     install_error_handlers(app)
-    for module in (ops, jobs, inventory, tokens, artifacts, testcases, webhooks, schedules):
+    for module in (
+        ops,
+        jobs,
+        deletions,
+        inventory,
+        tokens,
+        artifacts,
+        testcases,
+        webhooks,
+        schedules,
+    ):
         app.include_router(module.router)
 
     app.add_middleware(ServerHeaders, server_id=config.effective_server_id)

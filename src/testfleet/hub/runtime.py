@@ -26,6 +26,7 @@ from testfleet.hub.jobs.runner import JobRunner
 from testfleet.hub.jobs.runners import RunnerRegistry
 from testfleet.hub.jobs.scheduler import Scheduler
 from testfleet.hub.jobs.service import JobService
+from testfleet.hub.maintenance import Maintenance
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
@@ -100,6 +101,7 @@ class Hub:
         )
         self.webhooks = WebhookDispatcher(server_id, store, config.webhook_retry_for)
         self.schedules = Schedules(store, signals)
+        self.maintenance = Maintenance(config, store, storage)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -113,6 +115,7 @@ class Hub:
             "relay": self.relay.run(),
             "webhooks": self.webhooks.run(),
             "schedules": self.schedules.run(),
+            "maintenance": self.maintenance.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))

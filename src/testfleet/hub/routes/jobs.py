@@ -28,6 +28,7 @@ from testfleet.protocol.api import (
 from testfleet.protocol.states import JobState
 from testfleet.store import events as event_store
 from testfleet.store import jobs as job_store
+from testfleet.store.deletions import visible_job
 from testfleet.store.records import JobRecord, StoredEvent
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -198,7 +199,7 @@ async def job_logs(
 
 
 async def _require_job(hub: Hub, job_id: int) -> None:
-    if await hub.store.read(job_store.get_job, job_id) is None:
+    if await hub.store.read(visible_job, job_id) is None:
         raise job_not_found(job_id)
 
 
