@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from testfleet.cli import output
-from testfleet.cli.context import hub_client
+from testfleet.cli.context import hub_client, json_wanted
+from testfleet.cli.logs import logs
 from testfleet.cli.output import UserInputError, print_json, reporting_errors
 from testfleet.cli.render import duration_text, human_size, local_time, new_table, state_text
 from testfleet.protocol.results import ArtifactInfo, TestCaseInfo
@@ -55,7 +56,7 @@ def artifacts(
                     )
                 os.replace(partial, target)
                 output.stderr.print(f"{target}  {human_size(artifact.size)}", style="dim")
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(listing)
         return
     if not listing.artifacts:
@@ -108,7 +109,7 @@ def tests(
     outcomes = ["failed", "error"] if failed else []
     with reporting_errors(), hub_client(ctx) as client:
         page = client.job_cases(job_id, outcomes, limit)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(page)
         return
     if not page.cases:
@@ -155,7 +156,7 @@ def history(
     same job name is flagged flaky."""
     with reporting_errors(), hub_client(ctx) as client:
         found = client.case_history(name, job_name=job_name, limit=limit)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(found)
         return
     if not found.histories:
@@ -191,5 +192,6 @@ def register(job_app: typer.Typer, app: typer.Typer) -> None:
     """Add the results commands to `testfleet job` and `testfleet`."""
     job_app.command("artifacts")(artifacts)
     job_app.command("delete")(delete)
+    job_app.command("logs")(logs)
     job_app.command("tests")(tests)
     app.command("testcase")(history)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from testfleet.cli import output
-from testfleet.cli.context import async_hub_client, hub_client
+from testfleet.cli.context import async_hub_client, hub_client, json_wanted
 from testfleet.cli.files import read_descriptor
 from testfleet.cli.live import watch
 from testfleet.cli.output import print_json, print_line, reporting_errors
@@ -80,7 +80,7 @@ def status(ctx: typer.Context, job_id: JobId, as_json: JsonFlag = False) -> None
     """Show a job: its runs, tests, tasks (one per device) and steps."""
     with reporting_errors(), hub_client(ctx) as client:
         result = client.status(job_id)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(result)
     else:
         output.stdout.print(job_tree(result))
@@ -172,7 +172,7 @@ def list_jobs(
             jobs += page.jobs
     if all_pages:
         page = JobList(server_id=page.server_id, jobs=jobs)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(page)
         return
     if not page.jobs:
@@ -206,6 +206,7 @@ def events(
     ] = False,
 ) -> None:
     """Print a job's events (state changes, steps, log lines ...)."""
+    as_json = json_wanted(ctx, as_json)
     if follow:
         try:
             with (
@@ -220,31 +221,11 @@ def events(
         return
     with reporting_errors(), hub_client(ctx) as client:
         page = _all_events(client.events, job_id, after)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(page)
         return
     for event in page.events:
         print_line(event_line(event))
-
-
-@job_app.command("logs")
-def logs(
-    ctx: typer.Context,
-    job_id: JobId,
-    task: Annotated[
-        int | None, typer.Option(help="Only this task (its id).", min=1, metavar="TASK_ID")
-    ] = None,
-    step: Annotated[
-        int | None,
-        typer.Option(
-            help="Only this step (its index in the test, from 0).", min=0, metavar="INDEX"
-        ),
-    ] = None,
-) -> None:
-    """Print a job's log output (stdout and stderr of its steps)."""
-    with reporting_errors(), hub_client(ctx) as client:
-        text = client.logs(job_id, task, step)
-    output.write_text(text)
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

@@ -10,6 +10,7 @@ import typer
 
 from testfleet.cli import inventory, job_results, serve
 from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
+from testfleet.cli.globals import clean_metavars, hoist
 from testfleet.cli.jobs import job_app
 from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
 from testfleet.cli.tokens import tokens_app
@@ -52,9 +53,13 @@ def _options(
             min=0.1,
         ),
     ] = DEFAULT_TIMEOUT,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the API's JSON instead of tables (any command)."),
+    ] = False,
 ) -> None:
     """testfleet: a self-hosted control plane for test labs."""
-    ctx.obj = HubOptions(hub, token or None, timeout)
+    ctx.obj = HubOptions(hub, token or None, timeout, json=as_json)
 
 
 job_results.register(job_app, app)
@@ -66,8 +71,10 @@ app.add_typer(tokens_app, name="token")
 
 def main() -> None:
     """The console script `testfleet`."""
+    command = typer.main.get_command(app)
+    clean_metavars(command)
     try:
-        app()
+        command.main(args=hoist(sys.argv[1:]), prog_name="testfleet")
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:

@@ -76,12 +76,12 @@ def list_command(
     """List the hub's tokens (never their secrets); needs an admin token."""
     from rich.table import Table
 
-    from testfleet.cli.context import hub_client
+    from testfleet.cli.context import hub_client, json_wanted
     from testfleet.cli.output import print_json, reporting_errors, stdout
 
     with reporting_errors(), hub_client(ctx) as client:
         result = client.list_tokens()
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(result)
         return
     table = Table("id", "name", "role", "created", "by", "revoked")

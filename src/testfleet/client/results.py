@@ -11,6 +11,7 @@ import httpx
 
 from testfleet.client import responses
 from testfleet.client.calls import API, Call, Params
+from testfleet.protocol.api import EventList
 from testfleet.protocol.results import (
     Acknowledgement,
     ArtifactList,
@@ -70,6 +71,17 @@ def delete_job(job_id: int) -> Call[Acknowledgement]:
     )
 
 
+def log_events(job_id: int, after: int = 0, limit: int = 1000) -> Call[EventList]:
+    """`GET /api/v1/jobs/{id}/events?kind=log`: a page of log events."""
+    params: Params = [("kind", "log"), ("after", str(after)), ("limit", str(limit))]
+    return Call(
+        "GET",
+        f"{API}/jobs/{job_id}/events",
+        lambda r: responses.parse_model(r, EventList),
+        params=params,
+    )
+
+
 class ResultsMethods:
     """The results methods of the blocking `Client`."""
 
@@ -102,6 +114,10 @@ class ResultsMethods:
     ) -> CaseHistoryList:
         """A test case's history across jobs (flaky ones flagged)."""
         return self._call(case_history(name, classname, job_name, limit))
+
+    def log_events(self, job_id: int, after: int = 0, limit: int = 1000) -> EventList:
+        """A page of a job's log events (with their task and step)."""
+        return self._call(log_events(job_id, after, limit))
 
     def delete_job(self, job_id: int) -> Acknowledgement:
         """Delete a finished job with its events and artifacts (they go in the background)."""
