@@ -213,3 +213,43 @@ def test_a_large_artifact_streams_with_flat_memory_and_a_killed_agent_leaves_not
         status = wait_state(client, job_id, timeout=30)
         assert tasks_of(status)[0]["state"] == "incomplete", status
         assert client.get(f"/api/v1/jobs/{job_id}/artifacts").json()["artifacts"] == []
+
+
+def test_schedules_and_webhooks_from_the_command_line(lab: Lab) -> None:
+    descriptor = lab.workdir / "nightly.yaml"
+    descriptor.write_text(
+        "name: nightly\nparams: {version: '1'}\ntests:\n  - name: t\n"
+        "    devices: {labels: {pool: proxy}}\n    steps:\n"
+        "      - {name: say, plugin: echo, params: {text: 'v${{ params.version }}'}}\n"
+    )
+    added = cli(
+        lab.hub.url,
+        "schedule",
+        "add",
+        str(descriptor),
+        "--cron",
+        "0 2 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "-p",
+        "version=7",
+    )
+    assert added.stdout.startswith("schedule ") and added.stdout.count("next:") == 5
+    listed = cli(lab.hub.url, "schedule", "list")
+    assert "nightly" in listed.stdout and "Europe/Berlin" in listed.stdout
+    schedule_id = added.stdout.split()[1]
+    job_id = cli(lab.hub.url, "schedule", "run", schedule_id).stdout.strip()
+    with httpx.Client(base_url=lab.hub.url, timeout=30) as client:
+        assert wait_state(client, int(job_id))["state"] == "completed"
+    logs = cli(lab.hub.url, "job", "logs", job_id).stdout
+    assert logs == "slot-0 | v7\n"
+    hook = cli(lab.hub.url, "webhook", "add", "http://127.0.0.1:9/x", "-e", "job.failed", "--json")
+    assert '"secret"' in hook.stdout
+    assert "job.failed" in cli(lab.hub.url, "webhook", "list").stdout
+    bad = subprocess.run(
+        [*cli_command(), "--hub", lab.hub.url, "webhook", "add", "ftp://x", "-e", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "--url" in bad.stderr and "Traceback" not in bad.stderr

@@ -224,6 +224,8 @@ def events(
     if json_wanted(ctx, as_json):
         print_json(page)
         return
+    if not page.events:
+        output.stderr.print(f"job {job_id} has no events after {after}", style="dim")
     for event in page.events:
         print_line(event_line(event))
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from testfleet.cli import inventory, job_results, serve
+from testfleet.cli.automation import schedule_app, webhook_app
 from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
 from testfleet.cli.globals import clean_metavars, hoist
 from testfleet.cli.jobs import job_app
@@ -67,6 +68,8 @@ app.add_typer(job_app, name="job")
 inventory.register(app)
 serve.register(app)
 app.add_typer(tokens_app, name="token")
+app.add_typer(webhook_app, name="webhook")
+app.add_typer(schedule_app, name="schedule")
 
 
 def main() -> None:

@@ -74,25 +74,27 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
 ) -> None:
     """List the hub's tokens (never their secrets); needs an admin token."""
-    from rich.table import Table
-
     from testfleet.cli.context import hub_client, json_wanted
     from testfleet.cli.output import print_json, reporting_errors, stdout
+    from testfleet.cli.render import local_time, new_table
 
     with reporting_errors(), hub_client(ctx) as client:
         result = client.list_tokens()
     if json_wanted(ctx, as_json):
         print_json(result)
         return
-    table = Table("id", "name", "role", "created", "by", "revoked")
+    if not result.tokens:
+        err.print("no tokens", style="dim")
+        return
+    table = new_table("id", "name", "role", "created", "by", "revoked")
     for token in result.tokens:
         table.add_row(
             str(token.token_id),
             token.name,
             token.role,
-            token.created_at.isoformat(timespec="seconds"),
+            local_time(token.created_at),
             token.created_by or "",
-            token.revoked_at.isoformat(timespec="seconds") if token.revoked_at else "",
+            local_time(token.revoked_at) if token.revoked_at else "",
         )
     stdout.print(table)
 

@@ -11,6 +11,7 @@ from typing import Self, TypeVar
 import httpx
 
 from testfleet.client import calls, responses, settings
+from testfleet.client.automation import AutomationMethods
 from testfleet.client.errors import WaitTimeout
 from testfleet.client.reconnect import Reconnect
 from testfleet.client.results import ResultsMethods
@@ -62,7 +63,7 @@ class EventStream(Iterator[EventRecord]):
         self.close()
 
 
-class Client(ResultsMethods):
+class Client(ResultsMethods, AutomationMethods):
     """A blocking client of a testfleet hub's HTTP API.
 
     Every method raises `ApiError` when the hub answers with an error and `HubUnreachable` when
