@@ -2,8 +2,9 @@
 bucket can implement the same methods later).
 
 An upload is written to a part that only becomes readable by `commit`, so a file cut off in
-the middle (an agent killed mid-upload) is never served. Writes go to the disk in a worker
-thread in blocks of at most `BLOCK` bytes: memory stays flat whatever the file's size.
+the middle (an agent killed mid-upload) is never served. Blocks of `BLOCK` bytes are hashed
+and written in worker threads while the next block arrives: memory stays flat (two blocks)
+whatever the file's size.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class DirectoryStorage:
     ) -> int:
         fd = await asyncio.to_thread(self._open_part, key, offset)
         held = offset
+        writing: asyncio.Future[None] | None = None  # the previous block, while the next comes
         try:
             block: list[bytes] = []
             pending = 0
@@ -111,12 +113,16 @@ class DirectoryStorage:
                     block.append(chunk)
                     pending += len(chunk)
                     if pending >= BLOCK:
-                        await asyncio.to_thread(_append, fd, block, hasher)
+                        if writing is not None:
+                            await writing
+                        writing = asyncio.ensure_future(_append(fd, block, hasher))
                         held += pending
                         block, pending = [], 0
             finally:
+                if writing is not None:
+                    await writing
                 if block:  # what arrived before the stream broke is kept: it resumes from here
-                    await asyncio.to_thread(_append, fd, block, hasher)
+                    await _append(fd, block, hasher)
                     held += pending
         finally:
             await asyncio.to_thread(os.close, fd)
@@ -178,9 +184,15 @@ class DirectoryStorage:
             await asyncio.to_thread(shutil.rmtree, base / str(job_id), True)
 
 
-def _append(fd: int, block: list[bytes], hasher: Any) -> None:
+async def _append(fd: int, block: list[bytes], hasher: Any) -> None:
+    """Hash and write a block side by side in two worker threads (both release the GIL)."""
     data = b"".join(block) if len(block) > 1 else block[0]
-    hasher.update(data)
+    await asyncio.gather(
+        asyncio.to_thread(hasher.update, data), asyncio.to_thread(_write, fd, data)
+    )
+
+
+def _write(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
