@@ -305,7 +305,7 @@ def api_latency(workdir: Path, url: str | None, count: int) -> dict[str, float]:
             for index in range(60):
                 for name, path in (
                     ("list", "/api/v1/jobs"),
-                    ("status", f"/api/v1/jobs/{count - index * 997}"),
+                    ("status", f"/api/v1/jobs/{count - (index * 997) % count}"),
                 ):
                     started = time.perf_counter()
                     response = client.get(path)
