@@ -281,11 +281,7 @@ async def fill_store(url: str, count: int) -> None:
         for first in range(0, count, 5000):
             await store.write(_fill, first, min(5000, count - first))
         if store.is_postgres:
-            await store.write(
-                lambda c: c.exec_driver_sql(
-                    "SELECT setval(pg_get_serial_sequence('jobs', 'id'), (SELECT max(id) FROM jobs))"
-                )
-            )
+            await store.write(lambda c: c.exec_driver_sql(_SEQUENCE))
             await store.write(lambda c: c.exec_driver_sql("ANALYZE"))
     finally:
         await store.close()
