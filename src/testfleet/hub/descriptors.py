@@ -87,8 +87,12 @@ def check_descriptor(
                 f"{error.location}: {error.message}",
                 [ErrorDetail(location=error.location, message=error.message)],
             ) from None
+    templated = _templated_header(data)  # a name or tags with ${{ }}: checked once expanded
+    stand_in: dict[str, Any] = {"name": "templated", "tags": []}
     try:
-        descriptor = JobDescriptor.model_validate(data)
+        descriptor = JobDescriptor.model_validate(
+            {**data, **{key: stand_in[key] for key in templated}}
+        )
     except ValidationError as error:
         details = [
             ErrorDetail(location=json_pointer(e["loc"]), message=e["msg"]) for e in error.errors()
@@ -96,7 +100,9 @@ def check_descriptor(
         raise ApiError(
             422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
         ) from None
-    descriptor = apply_params(descriptor, params or {}, override_location)
+    descriptor = apply_params(
+        descriptor, params or {}, override_location, {k: data[k] for k in templated}
+    )
     details = _check_plugins(descriptor) + _check_reporters(descriptor)
     if details:
         raise ApiError(
@@ -122,17 +128,32 @@ def param_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
+def _templated_header(data: dict[str, Any]) -> list[str]:
+    """Which of the job's name and tags refer to parameters (`${{ params.x }}`)."""
+    found = []
+    if "${{" in str(data.get("name", "")):
+        found.append("name")
+    tags = data.get("tags")
+    if isinstance(tags, list) and any("${{" in str(tag) for tag in tags):
+        found.append("tags")
+    return found
+
+
 def apply_params(
     descriptor: JobDescriptor,
     params: dict[str, Any],
     override_location: Callable[[str], str] | None = None,
+    header: dict[str, Any] | None = None,
 ) -> JobDescriptor:
-    """Parameters resolved and matrices expanded (`protocol/expansion.py`), checked again."""
-    if not params and not descriptor.params and not any(t.matrix for t in descriptor.tests):
+    """Parameters resolved and matrices expanded (`protocol/expansion.py`), checked again;
+    `header` holds the name and tags as written when they refer to parameters."""
+    plain = not params and not descriptor.params and not header
+    if plain and not any(t.matrix for t in descriptor.tests):
         return descriptor
     options = {"override_location": override_location} if override_location else {}
     try:
-        expanded = expand(descriptor.model_dump(mode="json"), params, **options)
+        written = {**descriptor.model_dump(mode="json"), **(header or {})}
+        expanded = expand(written, params, **options)
         return JobDescriptor.model_validate(expanded)
     except ExpansionError as error:
         details = [ErrorDetail(location=where, message=why) for where, why in error.problems]
