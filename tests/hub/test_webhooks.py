@@ -141,6 +141,7 @@ async def test_ping_redeliver_and_bad_input(hub: RunningHub) -> None:
         ping = await hub.api.post(f"/api/v1/webhooks/{hook['webhook_id']}/ping")
         assert ping.status_code == 202 and ping.json()["event"] == "ping"
         await eventually(lambda: len(receiver.to("/ok")) == 1, "the ping")
+        await eventually(lambda: _all_delivered(hub, hook["webhook_id"]), "the ping recorded")
         again = await hub.api.post(
             f"/api/v1/webhooks/deliveries/{ping.json()['delivery_id']}/redeliver"
         )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from testfleet.store.result_records import AttemptRecord, DeliveryRecord, WebhookRecord
 from testfleet.store.tables import webhook_attempts, webhook_deliveries, webhooks
@@ -102,10 +102,12 @@ def add_delivery(
 
 
 def redeliver(conn: Connection, delivery_id: int, now: datetime) -> DeliveryRecord | None:
-    """Queue a delivery again, due now (a failed one gets a new day of retries)."""
+    """Queue a delivery again, due now (a failed one gets a new day of retries); one being
+    attempted right now is left alone (its state says so)."""
+    idle = or_(webhook_deliveries.c.claim_until.is_(None), webhook_deliveries.c.claim_until < now)
     conn.execute(
         update(webhook_deliveries)
-        .where(webhook_deliveries.c.id == delivery_id)
+        .where(webhook_deliveries.c.id == delivery_id, idle)
         .values(
             state=PENDING,
             next_attempt_at=now,
