@@ -95,9 +95,12 @@ def test_start_prints_only_the_id_and_the_job_completes(live_hub: LiveHub, tmp_p
     assert f"job {job_id} cli-smoke completed" in shown.stdout
     assert live_hub.agent_name in shown.stdout
     logs = run_cli(live_hub.url, "job", "logs", job_id)
-    assert logs.stdout == "hi\nfrom-cmd\n"
+    device = status["runs"][0]["tests"][0]["tasks"][0]["device_name"]
+    assert logs.stdout == f"{device} | hi\n{device} | from-cmd\n"
+    raw = run_cli(live_hub.url, "job", "logs", job_id, "--raw")
+    assert raw.stdout == "hi\nfrom-cmd\n"
     task_id = str(status["runs"][0]["tests"][0]["tasks"][0]["task_id"])
-    step = run_cli(live_hub.url, "job", "logs", job_id, "--task", task_id, "--step", "1")
+    step = run_cli(live_hub.url, "job", "logs", job_id, "--task", task_id, "--step", "1", "--raw")
     assert step.stdout == "from-cmd\n"
 
 

@@ -83,7 +83,7 @@ def record(event_id: int, kind: str, **data: Any) -> dict[str, Any]:
 
 EVENTS = [
     record(1, "job_started"),
-    record(2, "log", stream="stdout", text="hi\n"),
+    record(2, "log", stream="stdout", text="hi\n", step_index=0),
     record(3, "job_finished", state="failed"),
 ]
 
@@ -297,10 +297,44 @@ def test_events_pages_and_json(hub: FakeHub) -> None:
     assert [json.loads(line)["id"] for line in follow.stdout.splitlines()] == [1, 2, 3]
 
 
-def test_logs_are_written_as_they_are(hub: FakeHub) -> None:
-    result = run("job", "logs", "7", "--task", "4", "--step", "0")
+def test_raw_logs_are_written_as_they_are(hub: FakeHub) -> None:
+    result = run("job", "logs", "7", "--raw", "--task", "4", "--step", "0")
     assert result.stdout == "hi\nthere\n"
-    assert hub.requests[0].url.params.multi_items() == [("task_id", "4"), ("step", "0")]
+    assert hub.requests[1].url.params.multi_items() == [("task_id", "4"), ("step", "0")]
+
+
+def test_log_lines_carry_their_device_and_steps_go_by_name(hub: FakeHub) -> None:
+    assert run("job", "logs", "7").stdout == "host-1 | hi\n"
+    assert run("job", "logs", "7", "--step", "s").stdout == "host-1 | hi\n"
+    assert run("job", "logs", "7", "--step", "1").stdout == ""
+    grouped = run("job", "logs", "7", "--by-task").stdout
+    assert grouped == "== task 4 on host-1 ==\nhi\n"
+    assert run("job", "logs", "7", "--follow").stdout == "host-1 | hi\n"
+    unknown = run("job", "logs", "7", "--step", "nope")
+    assert unknown.exit_code == 2 and "has no step named 'nope'" in unknown.stderr
+
+
+def test_global_options_work_after_the_command(hub: FakeHub) -> None:
+    from testfleet.cli.globals import hoist
+
+    assert hoist(["job", "list", "--hub", "http://h", "--json", "--limit", "3"]) == [
+        "--hub",
+        "http://h",
+        "--json",
+        "job",
+        "list",
+        "--limit",
+        "3",
+    ]
+    assert hoist(["agent", "--hub", "http://h", "--timeout=3"]) == [
+        "--timeout=3",
+        "agent",
+        "--hub",
+        "http://h",
+    ]
+    assert hoist(["job", "start", "f", "--", "--json"]) == ["job", "start", "f", "--", "--json"]
+    data = json.loads(run("--json", "job", "list").stdout)
+    assert data["jobs"][0]["job_id"] == 3
 
 
 def test_inventory_and_version(hub: FakeHub) -> None:

@@ -13,6 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from testfleet import __version__
+from testfleet.agent.artifacts import ArtifactUploader
 from testfleet.agent.config import AgentConfig, host_slots
 from testfleet.agent.executor import TaskExecutor
 from testfleet.agent.outbox import Outbox
@@ -58,7 +59,14 @@ class Agent:
         self.outbox = Outbox()
         state_dir = config.state_dir or default_state_dir(config.hub_url, config.name)
         self.processes = ProcessGuard(state_dir) if config.guard_processes else None
-        self.executor = TaskExecutor(self.outbox, self.processes)
+        self.uploader = ArtifactUploader(config.http_url, config.token)
+        self.executor = TaskExecutor(
+            self.outbox,
+            self.processes,
+            uploader=self.uploader,
+            work_root=config.work_root,
+            keep_work=config.keep_work,
+        )
         self.devices = host_slots(config.slots, config.labels)
         self.agent_id: int | None = None
         self.connected = asyncio.Event()
@@ -104,6 +112,7 @@ class Agent:
                 async with asyncio.timeout(delay * random.uniform(0.8, 1.2)):
                     await self._stopping.wait()
         await self.executor.stop_all("agent shutting down")
+        await self.uploader.aclose()
 
     async def _session(self) -> None:
         headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}

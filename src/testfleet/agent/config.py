@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import socket
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,25 @@ class AgentConfig:
     guard_processes: bool = True
     """End steps' processes when the agent dies (a reaper process), and those an earlier
     agent left at start. Off only for agents simulated by the thousand (benchmarks)."""
+    work_dir: Path | None = None
+    """Where tasks get their working directories [default: TMPDIR/testfleet-agent-NAME]."""
+    keep_work: bool = False
+    """Keep each task's working directory after it ends (by default it is removed)."""
+
+    @property
+    def work_root(self) -> Path:
+        """The directory holding the tasks' working directories."""
+        return self.work_dir or Path(tempfile.gettempdir()) / f"testfleet-agent-{self.name}"
+
+    @property
+    def http_url(self) -> str:
+        """The hub's base URL for HTTP (artifact uploads)."""
+        base = self.hub_url.rstrip("/")
+        if base.startswith("wss://"):
+            return "https://" + base[len("wss://") :]
+        if base.startswith("ws://"):
+            return "http://" + base[len("ws://") :]
+        return base
 
     @property
     def websocket_url(self) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections import OrderedDict
+from pathlib import Path
 
 from pydantic import ValidationError
 
+from testfleet.agent.artifacts import ArtifactUploader, upload_step_artifacts
 from testfleet.agent.outbox import Outbox
 from testfleet.protocol.durations import format_duration
 from testfleet.protocol.states import RunState
@@ -39,9 +42,20 @@ LOG_CHUNK = 256 * 1024
 class TaskExecutor:
     """The tasks this agent runs."""
 
-    def __init__(self, outbox: Outbox, processes: ProcessTracker | None = None) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        processes: ProcessTracker | None = None,
+        *,
+        uploader: ArtifactUploader | None = None,
+        work_root: Path | None = None,
+        keep_work: bool = False,
+    ) -> None:
         self.outbox = outbox
         self.processes = processes or Untracked()
+        self.uploader = uploader
+        self.work_root = work_root
+        self.keep_work = keep_work
         self.running: dict[int, asyncio.Task[None]] = {}
         self._stop_reasons: dict[int, str] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -92,11 +106,13 @@ class TaskExecutor:
         task_id = message.task_id
         self.outbox.add(TaskStarted(seq=1, task_id=task_id))
         state, error = RunState.PASSED, None
+        workdir = await self._workspace(task_id)
         try:
             for index, step in enumerate(message.steps):
                 self.outbox.add(StepStarted(seq=1, task_id=task_id, step_index=index))
                 try:
-                    result = await self._run_step(message, index, step)
+                    result = await self._run_step(message, index, step, workdir)
+                    await self._upload(message, index, step, workdir)
                 except asyncio.CancelledError:
                     reason = self._stop_reasons.pop(task_id, "stopped")
                     self.outbox.add(
@@ -132,8 +148,47 @@ class TaskExecutor:
                 final_of_task=task_id,
             )
             self.running.pop(task_id, None)
+            if workdir is not None and not self.keep_work:
+                await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    async def _run_step(self, message: RunTask, index: int, step: StepSpec) -> StepResult:
+    async def _workspace(self, task_id: int) -> Path | None:
+        """A fresh working directory for the task (None: no work root configured)."""
+        if self.work_root is None:
+            return None
+        workdir = self.work_root / f"task-{task_id}"
+        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+        return workdir
+
+    async def _upload(
+        self, message: RunTask, index: int, step: StepSpec, workdir: Path | None
+    ) -> None:
+        """Upload the files the step declared as artifacts (problems go to its log)."""
+        if not step.artifacts:
+            return
+        if self.uploader is None:
+            self._log_line(message.task_id, index, "stderr", "artifacts: this agent cannot upload")
+            return
+
+        async def log(stream: LogStream, text: str) -> None:
+            self._log_line(message.task_id, index, stream, text)
+
+        await upload_step_artifacts(
+            self.uploader,
+            workdir or Path.cwd(),
+            message.task_id,
+            index,
+            step.artifacts,
+            log,
+        )
+
+    def _log_line(self, task_id: int, index: int, stream: LogStream, text: str) -> None:
+        self.outbox.add(
+            LogChunk(seq=1, task_id=task_id, step_index=index, stream=stream, text=text)
+        )
+
+    async def _run_step(
+        self, message: RunTask, index: int, step: StepSpec, workdir: Path | None = None
+    ) -> StepResult:
         try:
             plugin = get_plugin(step.plugin)
             params = plugin.Params.model_validate(step.params)
@@ -162,6 +217,7 @@ class TaskExecutor:
             log=log,
             timeout=step.timeout,
             processes=self.processes,
+            workdir=workdir,
         )
         try:
             async with asyncio.timeout(step.timeout):

@@ -31,6 +31,7 @@ class HubOptions:
     token: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     requestor: str | None = field(default_factory=_requestor)
+    json: bool = False
 
     @classmethod
     def from_env(cls) -> HubOptions:
@@ -42,6 +43,11 @@ def hub_options(ctx: typer.Context) -> HubOptions:
     """The options the `testfleet` callback stored, or those of the environment."""
     found = ctx.find_object(HubOptions)
     return found if found is not None else HubOptions.from_env()
+
+
+def json_wanted(ctx: typer.Context, flag: bool = False) -> bool:
+    """True if this command line asked for JSON (the command's --json or the global one)."""
+    return flag or hub_options(ctx).json
 
 
 def hub_client(ctx: typer.Context) -> Client:

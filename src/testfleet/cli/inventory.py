@@ -8,7 +8,7 @@ import typer
 
 from testfleet import __version__
 from testfleet.cli import output
-from testfleet.cli.context import hub_client, hub_options
+from testfleet.cli.context import hub_client, hub_options, json_wanted
 from testfleet.cli.output import UserInputError, print_json, reporting_errors
 from testfleet.cli.render import agents_table, devices_table
 from testfleet.client import ClientError
@@ -22,7 +22,7 @@ def agents(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the agents the hub knows, online or not."""
     with reporting_errors(), hub_client(ctx) as client:
         result = client.agents()
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(result)
     elif not result.agents:
         output.stderr.print("no agents have connected to this hub", style="dim")
@@ -34,7 +34,7 @@ def devices(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the devices of all agents: host slots, browsers, phones."""
     with reporting_errors(), hub_client(ctx) as client:
         result = client.devices()
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(result)
     elif not result.devices:
         output.stderr.print("no devices", style="dim")
@@ -44,6 +44,7 @@ def devices(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 def version(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show this client's version and API version, and the hub's."""
+    as_json = json_wanted(ctx, as_json)
     url = hub_options(ctx).url
     try:
         with hub_client(ctx) as client:

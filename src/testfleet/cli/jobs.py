@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from testfleet.cli import output
-from testfleet.cli.context import async_hub_client, hub_client
+from testfleet.cli.context import async_hub_client, hub_client, json_wanted
 from testfleet.cli.files import read_descriptor
 from testfleet.cli.live import watch
 from testfleet.cli.output import print_json, print_line, reporting_errors
@@ -21,6 +21,7 @@ from testfleet.protocol.durations import parse_duration
 from testfleet.protocol.states import JobState
 
 job_app = typer.Typer(
+    rich_markup_mode=None,
     help="Start, follow, inspect, stop and retry jobs.",
     no_args_is_help=True,
 )
@@ -47,6 +48,16 @@ def start(
             show_default=False,
         ),
     ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="Override a descriptor parameter: NAME=VALUE (repeat for several).",
+            metavar="NAME=VALUE",
+            show_default=False,
+        ),
+    ] = None,
     follow: FollowFlag = False,
 ) -> None:
     """Start a job from a descriptor file and print its id.
@@ -57,7 +68,7 @@ def start(
     with reporting_errors():
         descriptor = read_descriptor(file)
         with hub_client(ctx) as client:
-            job_id = client.start(descriptor.text)
+            job_id = client.start(descriptor.text, parse_params(param or []))
     if not follow:
         print_line(str(job_id))
         return
@@ -69,7 +80,7 @@ def status(ctx: typer.Context, job_id: JobId, as_json: JsonFlag = False) -> None
     """Show a job: its runs, tests, tasks (one per device) and steps."""
     with reporting_errors(), hub_client(ctx) as client:
         result = client.status(job_id)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(result)
     else:
         output.stdout.print(job_tree(result))
@@ -161,7 +172,7 @@ def list_jobs(
             jobs += page.jobs
     if all_pages:
         page = JobList(server_id=page.server_id, jobs=jobs)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(page)
         return
     if not page.jobs:
@@ -195,6 +206,7 @@ def events(
     ] = False,
 ) -> None:
     """Print a job's events (state changes, steps, log lines ...)."""
+    as_json = json_wanted(ctx, as_json)
     if follow:
         try:
             with (
@@ -209,31 +221,24 @@ def events(
         return
     with reporting_errors(), hub_client(ctx) as client:
         page = _all_events(client.events, job_id, after)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(page)
         return
+    if not page.events:
+        output.stderr.print(f"job {job_id} has no events after {after}", style="dim")
     for event in page.events:
         print_line(event_line(event))
 
 
-@job_app.command("logs")
-def logs(
-    ctx: typer.Context,
-    job_id: JobId,
-    task: Annotated[
-        int | None, typer.Option(help="Only this task (its id).", min=1, metavar="TASK_ID")
-    ] = None,
-    step: Annotated[
-        int | None,
-        typer.Option(
-            help="Only this step (its index in the test, from 0).", min=0, metavar="INDEX"
-        ),
-    ] = None,
-) -> None:
-    """Print a job's log output (stdout and stderr of its steps)."""
-    with reporting_errors(), hub_client(ctx) as client:
-        text = client.logs(job_id, task, step)
-    output.write_text(text)
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """`["a=1", "b=x"]` -> `{"a": "1", "b": "x"}`."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{pair!r}: give NAME=VALUE", param_hint="--param")
+        params[name.strip()] = value
+    return params
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:

@@ -8,14 +8,17 @@ from typing import Annotated
 
 import typer
 
-from testfleet.cli import inventory, serve
+from testfleet.cli import inventory, job_results, serve
+from testfleet.cli.automation import schedule_app, webhook_app
 from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
+from testfleet.cli.globals import clean_metavars, hoist
 from testfleet.cli.jobs import job_app
 from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
 from testfleet.cli.tokens import tokens_app
 from testfleet.client import DEFAULT_HUB, DEFAULT_TIMEOUT
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="testfleet",
     help="testfleet: a self-hosted control plane for test labs.",
     epilog="Exit codes: 0 success; 1 a failed or cancelled job, an unreachable hub or an error "
@@ -51,21 +54,30 @@ def _options(
             min=0.1,
         ),
     ] = DEFAULT_TIMEOUT,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the API's JSON instead of tables (any command)."),
+    ] = False,
 ) -> None:
     """testfleet: a self-hosted control plane for test labs."""
-    ctx.obj = HubOptions(hub, token or None, timeout)
+    ctx.obj = HubOptions(hub, token or None, timeout, json=as_json)
 
 
+job_results.register(job_app, app)
 app.add_typer(job_app, name="job")
 inventory.register(app)
 serve.register(app)
 app.add_typer(tokens_app, name="token")
+app.add_typer(webhook_app, name="webhook")
+app.add_typer(schedule_app, name="schedule")
 
 
 def main() -> None:
     """The console script `testfleet`."""
+    command = typer.main.get_command(app)
+    clean_metavars(command)
     try:
-        app()
+        command.main(args=hoist(sys.argv[1:]), prog_name="testfleet")
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:

@@ -27,8 +27,11 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 _BAD_INPUT = frozenset({400, 422})
+PIPE_WIDTH = 200
 
 stdout = Console(highlight=False, soft_wrap=False)
+if not stdout.is_terminal:
+    stdout.width = PIPE_WIDTH  # a pipe or file: whole rows for grep, not 80-column wraps
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -24,6 +24,7 @@ from testfleet.protocol.api import (
     TestStatus,
 )
 from testfleet.protocol.durations import format_duration
+from testfleet.protocol.results import TestReport
 from testfleet.protocol.states import RunState
 
 STATE_STYLES = {
@@ -37,12 +38,34 @@ STATE_STYLES = {
     "completed": "green",
     "passed": "green",
     "failed": "bold red",
+    "error": "bold red",
     "incomplete": "magenta",
     "online": "green",
     "offline": "red",
     "free": "green",
     "busy": "yellow",
 }
+
+
+def new_table(*columns: str) -> Table:
+    """A table in the CLI's one style: a simple header rule, no outer box."""
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in columns:
+        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+    return table
+
+
+_NUMERIC = frozenset({"id", "size", "task", "job", "attempts", "devices", "cases", "#"})
+
+
+def human_size(size: int) -> str:
+    """`1.5 GiB`, `300.0 KiB`, `12 B`."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 def state_text(state: str) -> Text:
@@ -99,7 +122,51 @@ def job_tree(status: JobStatus, now: datetime | None = None) -> Tree:
         final = tree.add(Text("final reporters", style="bold"))
         for result in status.final_reporters:
             final.add(reporter_text(result))
+    if status.test_report is not None:
+        report = tree.add(test_counts_text(status.test_report))
+        for line in failed_case_lines(status.test_report):
+            report.add(line)
     return tree
+
+
+FAILED_SHOWN = 10
+
+
+def test_counts_text(report: TestReport) -> Text:
+    """`test cases: 12 (10 passed, 1 failed, 1 skipped)`."""
+    counts = report.counts
+    parts = [
+        Text(f"{count} {outcome}", style=STATE_STYLES.get(outcome, ""))
+        for outcome, count in (
+            ("passed", counts.passed),
+            ("failed", counts.failed),
+            ("error", counts.error),
+            ("skipped", counts.skipped),
+        )
+        if count
+    ]
+    text = Text.assemble(("test cases: ", "bold"), f"{counts.total}")
+    if parts:
+        text.append(" (")
+        text.append(Text(", ").join(parts))
+        text.append(")")
+    return text
+
+
+def failed_case_lines(report: TestReport) -> list[Text]:
+    """The first failed cases, then the reports that could not be read."""
+    lines = []
+    for case in report.failed_cases[:FAILED_SHOWN]:
+        name = f"{case.classname}::{case.name}" if case.classname else case.name
+        message = (case.message or "").split("\n")[0][:120]
+        lines.append(Text.assemble((f"{case.outcome} ", "bold red"), name, (f"  {message}", "dim")))
+    more = report.counts.failed + report.counts.error - FAILED_SHOWN
+    if more > 0:
+        lines.append(Text(f"... and {more} more ('testfleet job tests ID --failed')", style="dim"))
+    lines += [
+        Text(f"unreadable report {problem}", style="yellow") for problem in report.report_errors
+    ]
+    return lines
 
 
 def _job_facts(status: JobStatus) -> str:
@@ -188,6 +255,9 @@ def job_summary(status: JobStatus) -> RenderableType:
     if status.error and not problems:
         lines.append(Text(status.error, style="red"))
     lines += [Text(f"  {problem}", style="red") for problem in problems]
+    if status.test_report is not None:
+        lines.append(test_counts_text(status.test_report))
+        lines += [Text.assemble("  ", line) for line in failed_case_lines(status.test_report)]
     lines += [reporter_text(result) for run in status.runs for result in run.reporters]
     lines += [reporter_text(result) for result in status.final_reporters]
     return Group(*lines)

@@ -82,6 +82,37 @@ def _labels(values: list[str]) -> dict[str, str]:
     return labels
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str, option: str) -> int:
+    """`500M` -> bytes (K, M, G, T are powers of 1024; a B after them is allowed)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = value.rstrip("KMGT"), value[len(value.rstrip("KMGT")) :]
+    try:
+        size = int(float(number) * _UNITS[unit])
+    except (ValueError, KeyError):
+        raise typer.BadParameter(
+            f"{text!r}: give a size such as 500M or 5G", param_hint=option
+        ) from None
+    if size <= 0:
+        raise typer.BadParameter(f"{text!r}: the size must be positive", param_hint=option)
+    return size
+
+
+def _retain_tags(values: list[str]) -> dict[str, float]:
+    tags: dict[str, float] = {}
+    for value in values:
+        tag, sep, days = value.partition("=")
+        try:
+            tags[tag] = float(days)
+        except ValueError:
+            tags[tag] = -1.0
+        if not sep or not tag or tags[tag] <= 0:
+            raise typer.BadParameter(f"{value!r}: give TAG=DAYS", param_hint="--retain-tag")
+    return tags
+
+
 def register(app: typer.Typer) -> None:
     """Add the server commands to `app`."""
 
@@ -133,6 +164,41 @@ def register(app: typer.Typer) -> None:
                 "cannot send one).",
             ),
         ] = False,
+        retain_days: Annotated[
+            float | None,
+            typer.Option(
+                "--retain-days",
+                help="Delete finished jobs (with events and artifacts) this many days after "
+                "they end [default: keep them].",
+                show_default=False,
+                min=0.001,
+            ),
+        ] = None,
+        retain_tag: Annotated[
+            list[str],
+            typer.Option(
+                "--retain-tag",
+                help="TAG=DAYS, repeatable: jobs with this tag are kept that long (the longest "
+                "of their tags' wins over --retain-days).",
+                show_default=False,
+            ),
+        ] = [],  # noqa: B006
+        artifact_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--artifact-dir",
+                help="Where artifacts are stored [default: DATA_DIR/artifacts]; with several "
+                "hubs, a directory they share.",
+                show_default=False,
+            ),
+        ] = None,
+        max_artifact_size: Annotated[
+            str, typer.Option("--max-artifact-size", help="Largest artifact, e.g. 500M, 5G.")
+        ] = "5G",
+        max_job_artifacts: Annotated[
+            str,
+            typer.Option("--max-job-artifacts", help="Largest total of one job's artifacts."),
+        ] = "20G",
         log_level: LOG_LEVEL = "info",
     ) -> None:
         """Run the hub: the API, the job manager and the agents' endpoint."""
@@ -153,6 +219,11 @@ def register(app: typer.Typer) -> None:
             agent_timeout=agent_timeout,
             max_running_jobs=max_running_jobs,
             metrics_public=metrics_public,
+            retain_days=retain_days,
+            retain_tags=_retain_tags(retain_tag),
+            artifact_dir=artifact_dir,
+            max_artifact_size=parse_size(max_artifact_size, "--max-artifact-size"),
+            max_job_artifacts=parse_size(max_job_artifacts, "--max-job-artifacts"),
         )
         try:
             server = build_server(config, log_level=log_level)
@@ -191,6 +262,19 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--token", envvar="TESTFLEET_TOKEN", help="An agent (or admin) token."),
         ] = None,
+        work_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--work-dir",
+                help="Where each task gets its working directory "
+                "[default: TMPDIR/testfleet-agent-NAME].",
+                show_default=False,
+            ),
+        ] = None,
+        keep_work: Annotated[
+            bool,
+            typer.Option("--keep-work", help="Keep tasks' working directories after they end."),
+        ] = False,
         log_level: LOG_LEVEL = "info",
     ) -> None:
         """Run an agent: connect to the hub and run the tasks it gives this machine."""
@@ -204,6 +288,8 @@ def register(app: typer.Typer) -> None:
             labels=_labels(label),
             slots=slots,
             token=token,
+            work_dir=work_dir,
+            keep_work=keep_work,
         )
         try:
             config.websocket_url  # noqa: B018 - validates the URL

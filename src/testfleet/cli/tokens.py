@@ -10,7 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+tokens_app = typer.Typer(
+    rich_markup_mode=None, help="Create, list and revoke API tokens.", no_args_is_help=True
+)
 err = Console(stderr=True, soft_wrap=True)
 ROLES = ("admin", "operator", "viewer", "agent")
 AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -96,26 +98,28 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
 ) -> None:
     """List the hub's tokens (never their secrets); needs an admin token."""
-    from rich.table import Table
-
-    from testfleet.cli.context import hub_client
+    from testfleet.cli.context import hub_client, json_wanted
     from testfleet.cli.output import print_json, reporting_errors, stdout
+    from testfleet.cli.render import local_time, new_table
 
     with reporting_errors(), hub_client(ctx) as client:
         result = client.list_tokens()
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(result)
         return
-    table = Table("id", "name", "role", "agent", "created", "by", "revoked")
+    if not result.tokens:
+        err.print("no tokens", style="dim")
+        return
+    table = new_table("id", "name", "role", "agent", "created", "by", "revoked")
     for token in result.tokens:
         table.add_row(
             str(token.token_id),
             token.name,
             token.role,
             token.agent or "",
-            token.created_at.isoformat(timespec="seconds"),
+            local_time(token.created_at),
             token.created_by or "",
-            token.revoked_at.isoformat(timespec="seconds") if token.revoked_at else "",
+            local_time(token.revoked_at) if token.revoked_at else "",
         )
     stdout.print(table)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Self, TypeVar
 
@@ -14,6 +14,7 @@ import httpx
 from testfleet.client import calls, responses, retries, settings
 from testfleet.client.errors import ClientError, WaitTimeout
 from testfleet.client.reconnect import Reconnect
+from testfleet.client.results import AsyncResultsMethods
 from testfleet.client.sse import EventFollower, check_event_stream
 from testfleet.protocol.api import (
     Acknowledged,
@@ -62,7 +63,7 @@ class AsyncEventStream(AsyncIterator[EventRecord]):
         await self.aclose()
 
 
-class AsyncClient:
+class AsyncClient(AsyncResultsMethods):
     """An asyncio client of a testfleet hub's HTTP API.
 
     Every method raises `ApiError` when the hub answers with an error and `HubUnreachable` when
@@ -115,13 +116,18 @@ class AsyncClient:
         return await self._call(calls.version())
 
     async def start(
-        self, descriptor: calls.Descriptor, *, idempotency_key: str | None = None
+        self,
+        descriptor: calls.Descriptor,
+        params: Mapping[str, object] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> int:
         """Start a job (a dict, a JSON or YAML text, or a `JobDescriptor`); return its id.
+        `params` override the descriptor's parameters.
 
         The request carries an idempotency key (a new one unless given) and is sent again,
         a few times, when the hub answers 503 or cannot be reached: never a second job."""
-        call = calls.start(descriptor, idempotency_key or retries.new_key())
+        call = calls.start(descriptor, params, idempotency_key or retries.new_key())
         for pause in retries.pauses():
             try:
                 return await self._call(call)

@@ -60,13 +60,19 @@ def version() -> Call[VersionInfo]:
     return Call("GET", f"{API}/version", lambda r: responses.parse_model(r, VersionInfo))
 
 
-def start(descriptor: Descriptor, idempotency_key: str | None = None) -> Call[int]:
-    """`POST /api/v1/jobs`: the new job's id (the same for the same idempotency key)."""
+def start(
+    descriptor: Descriptor,
+    params: Mapping[str, object] | None = None,
+    idempotency_key: str | None = None,
+) -> Call[int]:
+    """`POST /api/v1/jobs`: the new job's id (the same for the same idempotency key);
+    `params` override the descriptor's."""
     content, content_type = encode_descriptor(descriptor)
+    query: Params = [("param", f"{name}={value}") for name, value in (params or {}).items()]
     headers = {"Content-Type": content_type}
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
-    return Call("POST", f"{API}/jobs", _job_id, content=content, headers=headers)
+    return Call("POST", f"{API}/jobs", _job_id, params=query, content=content, headers=headers)
 
 
 def status(job_id: int) -> Call[JobStatus]:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Self, TypeVar
 
 import httpx
 
 from testfleet.client import calls, responses, retries, settings
+from testfleet.client.automation import AutomationMethods
 from testfleet.client.errors import ClientError, WaitTimeout
 from testfleet.client.reconnect import Reconnect
+from testfleet.client.results import ResultsMethods
 from testfleet.client.sse import EventFollower, check_event_stream
 from testfleet.protocol.api import (
     Acknowledged,
@@ -61,7 +63,7 @@ class EventStream(Iterator[EventRecord]):
         self.close()
 
 
-class Client:
+class Client(ResultsMethods, AutomationMethods):
     """A blocking client of a testfleet hub's HTTP API.
 
     Every method raises `ApiError` when the hub answers with an error and `HubUnreachable` when
@@ -113,12 +115,19 @@ class Client:
         """The hub's API version, package version and server id."""
         return self._call(calls.version())
 
-    def start(self, descriptor: calls.Descriptor, *, idempotency_key: str | None = None) -> int:
+    def start(
+        self,
+        descriptor: calls.Descriptor,
+        params: Mapping[str, object] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Start a job (a dict, a JSON or YAML text, or a `JobDescriptor`); return its id.
+        `params` override the descriptor's parameters.
 
         The request carries an idempotency key (a new one unless given) and is sent again,
         a few times, when the hub answers 503 or cannot be reached: never a second job."""
-        call = calls.start(descriptor, idempotency_key or retries.new_key())
+        call = calls.start(descriptor, params, idempotency_key or retries.new_key())
         for pause in retries.pauses():
             try:
                 return self._call(call)

@@ -18,7 +18,17 @@ from testfleet import __version__
 from testfleet.hub.config import HubConfig
 from testfleet.hub.errors import install_error_handlers
 from testfleet.hub.guard import RequestGuard
-from testfleet.hub.routes import inventory, jobs, ops, tokens
+from testfleet.hub.routes import (
+    artifacts,
+    deletions,
+    inventory,
+    jobs,
+    ops,
+    schedules,
+    testcases,
+    tokens,
+    webhooks,
+)
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import ErrorBody
 from testfleet.protocol.descriptor import JobDescriptor
@@ -55,7 +65,17 @@ def create_app(config: HubConfig) -> FastAPI:
     )
     app.state.server_id = config.effective_server_id
     install_error_handlers(app)
-    for module in (ops, jobs, inventory, tokens):
+    for module in (
+        ops,
+        jobs,
+        deletions,
+        inventory,
+        tokens,
+        artifacts,
+        testcases,
+        webhooks,
+        schedules,
+    ):
         app.include_router(module.router, max_body_size=MAX_BODY_BYTES)
 
     app.openapi = partial(_openapi, app)  # type: ignore[method-assign]

@@ -11,6 +11,7 @@ from pathlib import Path
 from testfleet.store.db import sqlite_url
 
 DEFAULT_PORT = 8470
+GIB = 1024**3
 
 SSE_KEEPALIVE = 15.0
 """Seconds of silence after which a followed event stream gets a `: keep-alive` comment, so
@@ -57,6 +58,20 @@ class HubConfig:
     """With auth on, serve /metrics without a token."""
     sse_keepalive: float = SSE_KEEPALIVE
     """No command-line flag: tests that run the hub in-process set it shorter."""
+    artifact_dir: Path | None = None
+    max_artifact_size: int = 5 * GIB
+    max_job_artifacts: int = 20 * GIB
+    retain_days: float | None = None
+    """Finished jobs older than this are deleted (None: kept until deleted by hand)."""
+    retain_tags: dict[str, float] = field(default_factory=dict)
+    """Per tag: a job with such tags is kept the longest of their days."""
+    webhook_retry_for: float = 86400.0
+    """Seconds a webhook delivery is retried for before it is given up."""
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where artifacts are stored: `artifact_dir`, or `artifacts` in the data directory."""
+        return self.artifact_dir or self.data_dir / "artifacts"
 
     @property
     def database_url(self) -> str:
@@ -91,5 +106,12 @@ class HubConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")
+        if self.max_artifact_size <= 0 or self.max_job_artifacts <= 0:
+            raise ValueError("artifact size limits must be positive")
+        if self.retain_days is not None and self.retain_days <= 0:
+            raise ValueError("retain-days must be positive")
+        for tag, days in self.retain_tags.items():
+            if days <= 0:
+                raise ValueError(f"retain-tag {tag}: the days must be positive")
         if self.agent_timeout <= self.heartbeat_interval:
             raise ValueError("agent-timeout must be longer than heartbeat-interval")

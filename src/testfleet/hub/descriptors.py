@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -15,6 +16,7 @@ from testfleet.protocol.api import ErrorDetail
 from testfleet.protocol.contest import ContestMappingError, from_contest, is_contest_descriptor
 from testfleet.protocol.descriptor import JobDescriptor
 from testfleet.protocol.documents import DocumentProblem, check_document
+from testfleet.protocol.expansion import ExpansionError, expand
 from testfleet.steps.registry import UnknownPlugin, validate_params
 
 MAX_DESCRIPTOR_BYTES = 1_000_000
@@ -30,11 +32,20 @@ body (a few aliases can stand for a large document), in a worker thread, so that
 them never stalls the hub's other work."""
 
 
-async def read_descriptor(raw: bytes, content_type: str) -> JobDescriptor:
+async def read_descriptor(
+    raw: bytes,
+    content_type: str,
+    params: dict[str, Any] | None = None,
+    override_location: Callable[[str], str] | None = None,
+) -> JobDescriptor:
     """Decode and check a submitted body (see `parse_body` and `check_descriptor`)."""
+
+    def read() -> JobDescriptor:
+        return check_descriptor(parse_body(raw, content_type), params, override_location)
+
     if len(raw) <= INLINE_BYTES and not _is_yaml(content_type):
-        return check_descriptor(parse_body(raw, content_type))
-    return await asyncio.to_thread(lambda: check_descriptor(parse_body(raw, content_type)))
+        return read()
+    return await asyncio.to_thread(read)
 
 
 def _is_yaml(content_type: str) -> bool:
@@ -82,11 +93,17 @@ def parse_body(raw: bytes, content_type: str) -> Any:
         raise ApiError(400, "malformed_body", f"invalid JSON: {error}") from None
 
 
-def check_descriptor(data: Any) -> JobDescriptor:
-    """Validate a decoded document; every problem found is reported with its location.
+def check_descriptor(
+    data: Any,
+    params: dict[str, Any] | None = None,
+    override_location: Callable[[str], str] | None = None,
+) -> JobDescriptor:
+    """Validate a decoded document, apply `params` (overrides of its parameters) and expand
+    its matrices; every problem found is reported with its location.
 
     The document's size is bounded first (depth, values, text, NUL characters, 64-bit
-    integers; YAML aliases counted as expanded), then the descriptor's (steps, bytes)."""
+    integers; YAML aliases counted as expanded), then the expanded descriptor's (steps,
+    bytes)."""
     try:
         check_document(data)
     except DocumentProblem as problem:
@@ -113,8 +130,12 @@ def check_descriptor(data: Any) -> JobDescriptor:
                 f"{error.location}: {error.message}",
                 [ErrorDetail(location=error.location, message=error.message)],
             ) from None
+    templated = _templated_header(data)  # a name or tags with ${{ }}: checked once expanded
+    stand_in: dict[str, Any] = {"name": "templated", "tags": []}
     try:
-        descriptor = JobDescriptor.model_validate(data)
+        descriptor = JobDescriptor.model_validate(
+            {**data, **{key: stand_in[key] for key in templated}}
+        )
     except ValidationError as error:
         details = [
             ErrorDetail(location=json_pointer(e["loc"]), message=e["msg"]) for e in error.errors()
@@ -122,6 +143,9 @@ def check_descriptor(data: Any) -> JobDescriptor:
         raise ApiError(
             422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
         ) from None
+    descriptor = apply_params(
+        descriptor, params or {}, override_location, {k: data[k] for k in templated}
+    )
     details = _check_size(descriptor) + _check_plugins(descriptor) + _check_reporters(descriptor)
     if details:
         raise ApiError(
@@ -140,6 +164,62 @@ def _check_size(descriptor: JobDescriptor) -> list[ErrorDetail]:
         message = f"the descriptor is {size} bytes once expanded; at most {MAX_DESCRIPTOR_BYTES}"
         return [ErrorDetail(location="/", message=message)]
     return []
+
+
+def param_overrides(pairs: list[str]) -> dict[str, str]:
+    """`["version=1.2"]` -> `{"version": "1.2"}`; 422 naming a pair without a name."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            message = f"{pair!r}: give a parameter as NAME=VALUE"
+            raise ApiError(
+                422,
+                "invalid_request",
+                message,
+                [ErrorDetail(location="query.param", message=message)],
+            )
+        overrides[name.strip()] = value
+    return overrides
+
+
+def _templated_header(data: dict[str, Any]) -> list[str]:
+    """Which of the job's name and tags refer to parameters (`${{ params.x }}`)."""
+    found = []
+    if "${{" in str(data.get("name", "")):
+        found.append("name")
+    tags = data.get("tags")
+    if isinstance(tags, list) and any("${{" in str(tag) for tag in tags):
+        found.append("tags")
+    return found
+
+
+def apply_params(
+    descriptor: JobDescriptor,
+    params: dict[str, Any],
+    override_location: Callable[[str], str] | None = None,
+    header: dict[str, Any] | None = None,
+) -> JobDescriptor:
+    """Parameters resolved and matrices expanded (`protocol/expansion.py`), checked again;
+    `header` holds the name and tags as written when they refer to parameters."""
+    plain = not params and not descriptor.params and not header
+    if plain and not any(t.matrix for t in descriptor.tests):
+        return descriptor
+    options = {"override_location": override_location} if override_location else {}
+    try:
+        written = {**descriptor.model_dump(mode="json"), **(header or {})}
+        expanded = expand(written, params, **options)
+        return JobDescriptor.model_validate(expanded)
+    except ExpansionError as error:
+        details = [ErrorDetail(location=where, message=why) for where, why in error.problems]
+    except ValidationError as error:
+        details = [
+            ErrorDetail(location=json_pointer(e["loc"]), message=f"after expansion: {e['msg']}")
+            for e in error.errors()
+        ]
+    raise ApiError(
+        422, "invalid_descriptor", f"{details[0].location}: {details[0].message}", details
+    )
 
 
 def _check_plugins(descriptor: JobDescriptor) -> list[ErrorDetail]:

@@ -17,6 +17,8 @@ from testfleet.hub.agents.intake import Intake
 from testfleet.hub.agents.liveness import LivenessWatch
 from testfleet.hub.agents.session import AgentSessions
 from testfleet.hub.allocator import DeviceAllocator
+from testfleet.hub.artifacts.service import ArtifactLimits, ArtifactService
+from testfleet.hub.artifacts.storage import DirectoryStorage
 from testfleet.hub.config import HubConfig
 from testfleet.hub.delivery import Delivery
 from testfleet.hub.feeds import JobFeeds
@@ -27,11 +29,15 @@ from testfleet.hub.jobs.runners import RunnerRegistry
 from testfleet.hub.jobs.scheduler import Scheduler
 from testfleet.hub.jobs.service import JobService
 from testfleet.hub.loopwatch import LoopWatch
+from testfleet.hub.maintenance import Maintenance
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
+from testfleet.hub.reports.service import ReportReader
 from testfleet.hub.revocations import Revocations
+from testfleet.hub.schedules.service import Schedules
 from testfleet.hub.signals import Signals
+from testfleet.hub.webhooks.dispatcher import WebhookDispatcher
 from testfleet.store.db import Store
 from testfleet.store.ingest import TaskIndex
 
@@ -92,6 +98,18 @@ class Hub:
             news=news,
         )
         self.loop_watch = LoopWatch(metrics)
+        storage = DirectoryStorage(config.artifact_root)
+        self.reports = ReportReader(store, storage)
+        self.artifacts = ArtifactService(
+            server_id,
+            store,
+            storage,
+            ArtifactLimits(config.max_artifact_size, config.max_job_artifacts),
+            on_complete=self.reports.read,
+        )
+        self.webhooks = WebhookDispatcher(server_id, store, config.webhook_retry_for)
+        self.schedules = Schedules(store, signals)
+        self.maintenance = Maintenance(config, store, storage)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -105,6 +123,9 @@ class Hub:
             "relay": self.relay.run(),
             "revocations": self.revocations.run(),
             "loop-watch": self.loop_watch.run(),
+            "webhooks": self.webhooks.run(),
+            "schedules": self.schedules.run(),
+            "maintenance": self.maintenance.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))

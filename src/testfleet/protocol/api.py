@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from testfleet.protocol.results import TestReport
 from testfleet.protocol.states import AgentState, DeviceState, JobState, RunState
 
 
@@ -141,6 +142,9 @@ class JobStatus(JobSummary):
     runs: list[RunStatus]
     final_reporters: list[ReporterResult] = Field(default_factory=list)
     descriptor: dict[str, Any]
+    test_report: TestReport | None = Field(
+        None, description="Test cases from the job's JUnit artifacts: counts, failed first."
+    )
 
 
 class JobList(BaseModel):

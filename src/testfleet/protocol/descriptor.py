@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from testfleet.protocol.artifacts import MAX_GLOBS, glob_problem
 from testfleet.protocol.durations import Duration
 from testfleet.protocol.types import Text
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+-]*$"
+_PARAM = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+Scalar = Annotated[str, Field(max_length=1000)] | bool | int | float
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|=|>|<)\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
 
 
@@ -50,6 +53,17 @@ class DeviceRequest(_Strict):
         return self
 
 
+def _relative_glob(pattern: str) -> str:
+    problem = glob_problem(pattern)
+    if problem is not None:
+        raise ValueError(problem)
+    return pattern
+
+
+ArtifactGlob = Annotated[str, AfterValidator(_relative_glob)]
+"""A glob of artifact files, relative to the task's working directory."""
+
+
 class StepDescriptor(_Strict):
     """One step of a test: a plugin and its parameters."""
 
@@ -59,6 +73,12 @@ class StepDescriptor(_Strict):
     )
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration | None = Field(None, gt=0, description="Fail the step after this long.")
+    artifacts: list[ArtifactGlob] = Field(
+        default_factory=list,
+        max_length=MAX_GLOBS,
+        description="Globs of files to keep when the step ends, relative to the task's "
+        "working directory ('reports/*.xml', 'screenshots/**').",
+    )
 
 
 class RetryPolicy(_Strict):
@@ -77,6 +97,20 @@ class TestDescriptor(_Strict):
     devices: DeviceRequest = Field(default_factory=DeviceRequest)
     steps: list[StepDescriptor] = Field(min_length=1, max_length=1000)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    matrix: dict[Annotated[str, Field(pattern=_PARAM)], list[Scalar]] = Field(
+        default_factory=dict,
+        max_length=10,
+        description="One test per combination of these values, named after them; steps "
+        "refer to a value as ${{ matrix.NAME }}.",
+    )
+
+    @field_validator("matrix")
+    @classmethod
+    def _matrix_axes(cls, matrix: dict[str, list[Scalar]]) -> dict[str, list[Scalar]]:
+        for axis, values in matrix.items():
+            if not values or len(values) > 100:
+                raise ValueError(f"matrix axis {axis!r} needs 1-100 values")
+        return matrix
 
     @field_validator("steps")
     @classmethod
@@ -112,6 +146,12 @@ class JobDescriptor(_Strict):
     run_interval: Duration = 0.0
     tests: list[TestDescriptor] = Field(min_length=1, max_length=1000)
     reporting: Reporting = Field(default_factory=Reporting)
+    params: dict[Annotated[str, Field(pattern=_PARAM)], Scalar | None] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Parameters with their defaults (null: required), overridden at start; "
+        "steps refer to them as ${{ params.NAME }}.",
+    )
 
     @field_validator("tags")
     @classmethod

@@ -161,6 +161,9 @@ class StepSpec(_Message):
     plugin: str
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = None
+    artifacts: list[str] = Field(
+        default_factory=list, description="Globs of files to upload when the step ends."
+    )
 
 
 class RunTask(_Message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -49,6 +50,9 @@ class StepContext:
     log: Callable[[LogStream, str], Awaitable[None]]
     timeout: float | None = None
     processes: ProcessTracker = field(default_factory=Untracked)
+    workdir: Path | None = None
+    """The task's working directory (steps run there; artifact globs are relative to it).
+    None: the agent's own working directory."""
 
 
 @dataclass(frozen=True)

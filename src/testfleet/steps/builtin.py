@@ -58,7 +58,9 @@ class CmdParams(StepParams):
     executable: str = Field(min_length=1)
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="Added to the agent's env.")
-    cwd: str | None = None
+    cwd: str | None = Field(
+        None, description="Where to run it; relative to the task's working directory."
+    )
     timeout: Duration | None = Field(None, gt=0, description="Kill the program after this long.")
 
 
@@ -77,7 +79,7 @@ class CmdStep(StepPlugin):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env={**os.environ, **params.env},
-                cwd=params.cwd,
+                cwd=_cwd(ctx, params.cwd),
                 start_new_session=True,
             )
         except OSError as error:
@@ -126,6 +128,13 @@ def _end_group(pgid: int) -> None:
     """Kill what is left of the step's process group (children it left behind)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def _cwd(ctx: StepContext, cwd: str | None) -> str | None:
+    """`cwd` inside the task's working directory (an absolute `cwd` stays as it is)."""
+    if ctx.workdir is None:
+        return cwd
+    return str(ctx.workdir / cwd) if cwd else str(ctx.workdir)
 
 
 async def _pump(stream: asyncio.StreamReader, name: LogStream, ctx: StepContext) -> None:

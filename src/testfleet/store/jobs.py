@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, bindparam, exists, insert, select, upda
 from testfleet.protocol.states import JobState
 from testfleet.store.prepared import prepared, update_row
 from testfleet.store.records import JobRecord
-from testfleet.store.tables import job_runs, job_tags, job_tests, jobs
+from testfleet.store.tables import job_deletions, job_runs, job_tags, job_tests, jobs
 
 
 class CursorError(ValueError):
@@ -123,7 +123,12 @@ def lock_job(conn: Connection, job_id: int) -> JobLock | None:
 
 def list_jobs(conn: Connection, query: JobQuery) -> tuple[list[JobRecord], str | None]:
     """A page of jobs, newest first, and the cursor of the next page (None on the last)."""
-    statement = select(jobs).order_by(jobs.c.id.desc()).limit(query.limit + 1)
+    statement = (
+        select(jobs)
+        .where(~exists().where(job_deletions.c.job_id == jobs.c.id))  # being deleted: gone
+        .order_by(jobs.c.id.desc())
+        .limit(query.limit + 1)
+    )
     if query.cursor:
         statement = statement.where(jobs.c.id < decode_cursor(query.cursor))
     if query.states:

@@ -5,21 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 
+from sqlalchemy import Connection
+
 from testfleet.hub.errors import ApiError
 from testfleet.hub.jobs.news import JobNews
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
+from testfleet.hub.reports.service import job_report
 from testfleet.hub.signals import Signals
 from testfleet.hub.status import build_status, build_summary
 from testfleet.protocol.api import JobList, JobStatus
 from testfleet.protocol.descriptor import JobDescriptor
+from testfleet.protocol.results import TestReport
 from testfleet.protocol.states import JobState
 from testfleet.protocol.wire import utcnow
 from testfleet.store import job_ops
 from testfleet.store import jobs as job_store
 from testfleet.store.db import Store
+from testfleet.store.deletions import is_deleted
 from testfleet.store.job_ops import StopOutcome, Submitted
-from testfleet.store.job_tree import load_job_tree
+from testfleet.store.job_tree import JobTree, load_job_tree
 
 
 def job_not_found(job_id: int) -> ApiError:
@@ -97,11 +102,13 @@ class JobService:
         self._signals.jobs_submitted.set()
 
     async def status(self, job_id: int) -> JobStatus:
-        """The full status of one job."""
-        tree = await self._store.read(load_job_tree, job_id)
+        """The full status of one job, with its test cases' counts."""
+        tree, report = await self._store.read(_status_parts, job_id)
         if tree is None:
             raise job_not_found(job_id)
-        return build_status(tree, self._server_id)
+        status = build_status(tree, self._server_id)
+        status.test_report = report
+        return status
 
     async def stop(self, job_id: int, requestor: str) -> JobState:
         """Ask a job to stop; 404 for an unknown job, 409 if it has finished already."""
@@ -144,3 +151,10 @@ class JobService:
         return JobList(
             server_id=self._server_id, jobs=[build_summary(j) for j in jobs], next_cursor=cursor
         )
+
+
+def _status_parts(conn: Connection, job_id: int) -> tuple[JobTree | None, TestReport | None]:
+    """A job's tree and test report, read together (nothing for a job being deleted)."""
+    if is_deleted(conn, job_id):
+        return None, None
+    return load_job_tree(conn, job_id), job_report(conn, job_id)

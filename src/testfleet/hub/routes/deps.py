@@ -22,6 +22,8 @@ Reader = Annotated[Principal, Depends(require(READ))]
 Operator = Annotated[Principal, Depends(require(OPERATE))]
 Admin = Annotated[Principal, Depends(require(ADMIN))]
 
+RowId = Annotated[int, Path(ge=1, le=INT64_MAX, description="A row's id (64-bit).")]
+"""Any id in a path: bounded to what the store holds, so a larger one is a 422."""
 JobId = Annotated[int, Path(ge=1, le=INT64_MAX, description="A job's id.")]
 TokenId = Annotated[int, Path(ge=1, le=INT64_MAX, description="A token's id.")]
 EventCursor = Annotated[int, Query(ge=0, le=INT64_MAX, description="Only events with a larger id.")]

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from testfleet.hub.descriptors import read_descriptor
+from testfleet.hub.descriptors import param_overrides, read_descriptor
 from testfleet.hub.errors import ApiError
 from testfleet.hub.feeds import PAGE, Batch, encode, event_record, history, selected
 from testfleet.hub.jobs.service import job_not_found
@@ -38,6 +38,7 @@ from testfleet.protocol.api import (
 from testfleet.protocol.states import JobState
 from testfleet.store import events as event_store
 from testfleet.store import jobs as job_store
+from testfleet.store.deletions import visible_job
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 T = TypeVar("T")
@@ -109,10 +110,23 @@ def _links_to_the_job() -> dict[str, Any]:
         },
     },
 )
-async def start_job(request: Request, response: Response, hub: HubDep, who: Operator) -> JobCreated:
+async def start_job(
+    request: Request,
+    response: Response,
+    hub: HubDep,
+    who: Operator,
+    param: Annotated[
+        list[str], Query(description="NAME=VALUE: overrides a descriptor parameter (repeat).")
+    ] = [],  # noqa: B006
+) -> JobCreated:
     key = _idempotency_key(request)
     content_type = request.headers.get("content-type", "")
-    descriptor = await read_descriptor(await request.body(), content_type)
+    descriptor = await read_descriptor(
+        await request.body(),
+        content_type,
+        param_overrides(param),
+        lambda name: f"query.param.{name}",
+    )
     if key is None:
         job_id = await within_event_timeout(hub, "Start", hub.jobs.submit(descriptor, who.name))
     else:
@@ -261,7 +275,7 @@ async def job_logs(
 
 
 async def _require_job(hub: Hub, job_id: int) -> None:
-    if await hub.store.read(job_store.get_job, job_id) is None:
+    if await hub.store.read(visible_job, job_id) is None:
         raise job_not_found(job_id)
 
 

@@ -1,0 +1,1 @@
+"""Test reports: JUnit XML artifacts read into test cases."""

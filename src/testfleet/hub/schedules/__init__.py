@@ -1,0 +1,1 @@
+"""Schedules: descriptors started on a cron timetable, once per fire across hubs."""

@@ -1,0 +1,1 @@
+"""Webhooks: signed deliveries of job and fleet events, retried in the background."""
