@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.hub.allocator import matches
+from testfleet.hub.matching import matches
 from testfleet.protocol.descriptor import DeviceRequest
 from testfleet.protocol.states import DeviceState
 from testfleet.protocol.wire import DeviceSpec, utcnow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from testfleet.hub.device_index import DeviceIndex
 from testfleet.hub.waiting import explain
 from testfleet.protocol.descriptor import DeviceRequest
 from testfleet.protocol.states import DeviceState
@@ -24,6 +25,13 @@ def device(name: str, state: DeviceState = DeviceState.FREE, **fields: object) -
     }
     values.update(fields)
     return DeviceRecord(**values)  # type: ignore[arg-type]
+
+
+def index_of(*devices: DeviceRecord) -> DeviceIndex:
+    index = DeviceIndex()
+    for record in devices:
+        index.put(record)
+    return index
 
 
 INVENTORY = [device("d1"), device("d2", kind="browser", capabilities={"browserName": "chrome"})]
@@ -51,17 +59,17 @@ INVENTORY = [device("d1"), device("d2", kind="browser", capabilities={"browserNa
     ],
 )
 def test_nothing_could_ever_match(want: dict[str, object], reason: str) -> None:
-    assert explain(DeviceRequest.model_validate(want), INVENTORY) == reason
+    assert explain(DeviceRequest.model_validate(want), index_of(*INVENTORY)) == reason
 
 
 def test_every_matching_device_is_taken() -> None:
     inventory = [device("d1", DeviceState.BUSY), device("d2", DeviceState.OFFLINE)]
-    assert explain(DeviceRequest(), inventory) == (
+    assert explain(DeviceRequest(), index_of(*inventory)) == (
         "waiting: all 2 matching device(s) are taken (1 busy, 1 offline); the test needs 1"
     )
 
 
 def test_an_empty_lab_says_so() -> None:
-    assert explain(DeviceRequest(labels={"pool": "a"}), []) == (
+    assert explain(DeviceRequest(labels={"pool": "a"}), DeviceIndex()) == (
         "waiting: no device has labels pool=a (known labels: none; no agent offers any device yet)"
     )

@@ -27,6 +27,7 @@ from testfleet.protocol.wire import (
     Initialized,
     Register,
     RunTask,
+    SetHeartbeat,
     StopTask,
 )
 
@@ -45,6 +46,8 @@ FATAL_CODES = frozenset(
 RESEND_CODES = frozenset({"seq_gap"})
 """Errors after which the agent connects again and sends its unacknowledged events anew."""
 _FLUSH_ON_EXIT = 3.0
+INITIALIZED_TIMEOUT = 60.0
+"""Seconds to wait for the hub to take a registration (it admits them a few at a time)."""
 
 
 class AgentRefused(Exception):
@@ -106,10 +109,10 @@ class Agent:
             self.connected.clear()
             if self._stopping.is_set():
                 break
-            delay = min(self.config.reconnect_max, self.config.reconnect_min * 2**attempt)
+            ceiling = min(self.config.reconnect_max, self.config.reconnect_min * 2**attempt)
             attempt += 1
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay * random.uniform(0.8, 1.2)):
+                async with asyncio.timeout(random.uniform(self.config.reconnect_min, ceiling)):
                     await self._stopping.wait()
         await self.executor.stop_all("agent shutting down")
         await self.uploader.aclose()
@@ -120,8 +123,8 @@ class Agent:
             self.config.websocket_url,
             additional_headers=headers,
             open_timeout=10,
-            ping_interval=5,
-            ping_timeout=10,
+            ping_interval=20,
+            ping_timeout=20,
             max_size=8 * 1024 * 1024,
         ) as websocket:
             await websocket.send(
@@ -166,7 +169,7 @@ class Agent:
                 await asyncio.gather(*loops, return_exceptions=True)
 
     async def _await_initialized(self, websocket: ClientConnection) -> Initialized:
-        async with asyncio.timeout(15):
+        async with asyncio.timeout(INITIALIZED_TIMEOUT):
             reply = HUB_MESSAGES.validate_json(await websocket.recv())
         if isinstance(reply, Error):
             if reply.code in FATAL_CODES:
@@ -212,6 +215,8 @@ class Agent:
                     self.executor.start(message)
                 case StopTask():
                     self.executor.stop(message.task_id, message.reason)
+                case SetHeartbeat():
+                    self._heartbeat = message.interval
                 case Error():
                     _log.error("hub: %s: %s", message.code, message.message)
                     if message.code in RESEND_CODES:

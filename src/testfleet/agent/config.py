@@ -42,7 +42,10 @@ class AgentConfig:
     slots: int = 1
     token: str | None = None
     reconnect_min: float = 0.2
-    reconnect_max: float = 3.0
+    reconnect_max: float = 10.0
+    """Reconnections back off exponentially from `reconnect_min` to `reconnect_max` seconds,
+    each a random time up to that ("full jitter"), so that a fleet whose hub restarted does
+    not come back all at once."""
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     state_dir: Path | None = None
     """Where the agent keeps its state [default: per name and hub, under $XDG_STATE_HOME]."""

@@ -18,10 +18,31 @@ from testfleet.protocol.version import API_VERSION
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 
 
-def agents(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+StateOption = Annotated[list[str], typer.Option("--state", help="Only in this state (repeat).")]
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{value!r}: give KEY=VALUE", param_hint=option)
+        pairs[key] = val
+    return pairs
+
+
+def agents(
+    ctx: typer.Context,
+    state: StateOption = [],  # noqa: B006
+    label: Annotated[
+        list[str], typer.Option("--label", help="Only with this label, KEY=VALUE (repeat).")
+    ] = [],  # noqa: B006
+    as_json: JsonFlag = False,
+) -> None:
     """List the agents the hub knows, online or not."""
+    labels = _pairs(label, "--label")
     with reporting_errors(), hub_client(ctx) as client:
-        result = client.agents()
+        result = client.agents(state, labels)
     if json_wanted(ctx, as_json):
         print_json(result)
     elif not result.agents:
@@ -30,10 +51,24 @@ def agents(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         output.stdout.print(agents_table(result.agents))
 
 
-def devices(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def devices(
+    ctx: typer.Context,
+    state: StateOption = [],  # noqa: B006
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only of this kind.")] = None,
+    label: Annotated[
+        list[str], typer.Option("--label", help="Only with this label, KEY=VALUE (repeat).")
+    ] = [],  # noqa: B006
+    capability: Annotated[
+        list[str],
+        typer.Option("--capability", help="Only offering this capability, KEY=VALUE (repeat)."),
+    ] = [],  # noqa: B006
+    as_json: JsonFlag = False,
+) -> None:
     """List the devices of all agents: host slots, browsers, phones."""
+    labels, capabilities = _pairs(label, "--label"), _pairs(capability, "--capability")
     with reporting_errors(), hub_client(ctx) as client:
-        result = client.devices()
+        result = client.devices(state, agent, kind, labels, capabilities)
     if json_wanted(ctx, as_json):
         print_json(result)
     elif not result.devices:

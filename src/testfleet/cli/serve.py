@@ -147,6 +147,14 @@ def register(app: typer.Typer) -> None:
                 "--agent-timeout", help="Seconds without a heartbeat before an agent is lost."
             ),
         ] = 5.0,
+        hub_timeout: Annotated[
+            float,
+            typer.Option(
+                "--hub-timeout",
+                help="Seconds another hub may be silent before its agents are declared lost "
+                "(several hubs on PostgreSQL).",
+            ),
+        ] = 30.0,
         max_running_jobs: Annotated[
             int,
             typer.Option(
@@ -217,6 +225,7 @@ def register(app: typer.Typer) -> None:
             insecure_no_auth=insecure_no_auth,
             event_timeout=event_timeout,
             agent_timeout=agent_timeout,
+            hub_timeout=hub_timeout,
             max_running_jobs=max_running_jobs,
             metrics_public=metrics_public,
             retain_days=retain_days,

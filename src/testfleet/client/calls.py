@@ -157,14 +157,37 @@ def logs(job_id: int, task_id: int | None = None, step: int | None = None) -> Ca
     )
 
 
-def agents() -> Call[AgentList]:
-    """`GET /api/v1/agents`."""
-    return Call("GET", f"{API}/agents", lambda r: responses.parse_model(r, AgentList))
+def agents(
+    states: Iterable[str] = (), labels: Mapping[str, str] | None = None, cursor: str | None = None
+) -> Call[AgentList]:
+    """`GET /api/v1/agents`: one page, filtered."""
+    params: Params = [("state", str(state)) for state in states]
+    params += [("label", f"{key}={value}") for key, value in (labels or {}).items()]
+    if cursor is not None:
+        params.append(("cursor", cursor))
+    return Call(
+        "GET", f"{API}/agents", lambda r: responses.parse_model(r, AgentList), params=params
+    )
 
 
-def devices() -> Call[DeviceList]:
-    """`GET /api/v1/devices`."""
-    return Call("GET", f"{API}/devices", lambda r: responses.parse_model(r, DeviceList))
+def devices(
+    states: Iterable[str] = (),
+    agent: str | None = None,
+    kind: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    capabilities: Mapping[str, str] | None = None,
+    cursor: str | None = None,
+) -> Call[DeviceList]:
+    """`GET /api/v1/devices`: one page, filtered."""
+    params: Params = [("state", str(state)) for state in states]
+    params += [("label", f"{key}={value}") for key, value in (labels or {}).items()]
+    params += [("capability", f"{key}={value}") for key, value in (capabilities or {}).items()]
+    params += [(key, value) for key, value in (("agent", agent), ("kind", kind)) if value]
+    if cursor is not None:
+        params.append(("cursor", cursor))
+    return Call(
+        "GET", f"{API}/devices", lambda r: responses.parse_model(r, DeviceList), params=params
+    )
 
 
 def create_token(name: str, role: Role, agent: str | None = None) -> Call[TokenCreated]:

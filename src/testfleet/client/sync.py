@@ -248,13 +248,39 @@ class Client(ResultsMethods, AutomationMethods):
                 raise WaitTimeout(job_id, status.state, timeout)
             time.sleep(min(settings.poll_interval(elapsed, interval), timeout - elapsed))
 
-    def agents(self) -> AgentList:
-        """The agents the hub knows."""
-        return self._call(calls.agents())
+    def agents(
+        self, states: Iterable[str] = (), labels: Mapping[str, str] | None = None
+    ) -> AgentList:
+        """The agents the hub knows (every page), filtered by state and labels."""
+        states = builtins.list(states)
+        first = self._call(calls.agents(states, labels))
+        cursor = first.next_cursor
+        while cursor is not None:
+            page = self._call(calls.agents(states, labels, cursor))
+            first.agents.extend(page.agents)
+            cursor = page.next_cursor
+        first.next_cursor = None
+        return first
 
-    def devices(self) -> DeviceList:
-        """The devices of all agents."""
-        return self._call(calls.devices())
+    def devices(
+        self,
+        states: Iterable[str] = (),
+        agent: str | None = None,
+        kind: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        capabilities: Mapping[str, str] | None = None,
+    ) -> DeviceList:
+        """The devices of the agents (every page), filtered."""
+        states = builtins.list(states)
+        first = self._call(calls.devices(states, agent, kind, labels, capabilities))
+        cursor = first.next_cursor
+        while cursor is not None:
+            call = calls.devices(states, agent, kind, labels, capabilities, cursor)
+            page = self._call(call)
+            first.devices.extend(page.devices)
+            cursor = page.next_cursor
+        first.next_cursor = None
+        return first
 
     def create_token(self, name: str, role: Role, agent: str | None = None) -> TokenCreated:
         """Create an API token; the answer is the only place its secret appears. An agent

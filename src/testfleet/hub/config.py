@@ -50,6 +50,9 @@ class HubConfig:
     event_timeout: float = 3.0
     heartbeat_interval: float = 1.0
     agent_timeout: float = 5.0
+    hub_timeout: float = 30.0
+    """Seconds a hub may be silent (its heartbeat row unwritten) before the other hubs
+    declare its agents lost; it beats every tenth of that."""
     device_lease_ttl: float = 60.0
     job_lease_ttl: float = 15.0
     stop_grace: float = 10.0
@@ -100,6 +103,7 @@ class HubConfig:
             "event_timeout",
             "heartbeat_interval",
             "agent_timeout",
+            "hub_timeout",
             "device_lease_ttl",
             "job_lease_ttl",
             "sse_keepalive",

@@ -35,6 +35,11 @@ class HubMetrics:
             "Agent messages answered with ERROR.",
             registry=self.registry,
         )
+        self.agents_lost = Counter(
+            "testfleet_agents_lost_total",
+            "Agents this hub declared lost.",
+            registry=self.registry,
+        )
         self.agents_connected = Gauge(
             "testfleet_agents_connected", "Agents connected to this hub.", registry=self.registry
         )

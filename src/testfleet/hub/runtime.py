@@ -32,6 +32,7 @@ from testfleet.hub.loopwatch import LoopWatch
 from testfleet.hub.maintenance import Maintenance
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
+from testfleet.hub.presence import HubPresence
 from testfleet.hub.relay import Relay
 from testfleet.hub.reports.service import ReportReader
 from testfleet.hub.revocations import Revocations
@@ -57,11 +58,15 @@ class Hub:
         plans = JobPlans()
         task_index = TaskIndex()
         self.runners = runners = RunnerRegistry()
-        self.connections = connections = Connections(metrics)
+        self.connections = connections = Connections(
+            metrics, config.heartbeat_interval, config.agent_timeout
+        )
         self.relay = relay = Relay(store, metrics)
         self.delivery = delivery = Delivery(store, connections, relay, plans)
         self.news = news = JobNews(signals, relay, runners)
-        self.allocator = allocator = DeviceAllocator(store, signals, config.device_lease_ttl)
+        self.allocator = allocator = DeviceAllocator(
+            store, signals, config.device_lease_ttl, is_local=connections.__contains__
+        )
         self.jobs = JobService(server_id, store, signals, metrics, plans, news)
         runner_deps = RunnerDeps(
             store=store,
@@ -79,7 +84,6 @@ class Hub:
         self.feeds = JobFeeds(store, signals)
         self.sessions = AgentSessions(
             server_id=server_id,
-            heartbeat_interval=config.heartbeat_interval,
             store=store,
             connections=connections,
             delivery=delivery,
@@ -93,10 +97,14 @@ class Hub:
             server_id=server_id,
             heartbeat_interval=config.heartbeat_interval,
             agent_timeout=config.agent_timeout,
+            hub_timeout=config.hub_timeout,
             store=store,
             connections=connections,
             news=news,
+            signals=signals,
+            metrics=metrics,
         )
+        self.presence = HubPresence(store, server_id, config.hub_timeout / 10)
         self.loop_watch = LoopWatch(metrics)
         storage = DirectoryStorage(config.artifact_root)
         self.reports = ReportReader(store, storage)
@@ -120,6 +128,7 @@ class Hub:
             "leases": self.scheduler.keep_leases(),
             "allocator": self.allocator.run(),
             "agents": self.liveness.watch(),
+            "presence": self.presence.run(),
             "relay": self.relay.run(),
             "revocations": self.revocations.run(),
             "loop-watch": self.loop_watch.run(),

@@ -83,5 +83,6 @@ def build_server(
         ws_max_size=MAX_FRAME,
         access_log=False,
         ws="websockets-sansio",
+        backlog=8192,  # a fleet reconnecting at once (the kernel may cap it lower)
     )
     return HubServer(server_config, app, on_exit)

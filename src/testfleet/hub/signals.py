@@ -7,6 +7,7 @@ returns at once if the job changed in between: no wake-up is lost between read a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 
 class Signals:
@@ -16,6 +17,9 @@ class Signals:
         self._versions: dict[int, int] = {}
         self._events: dict[int, asyncio.Event] = {}
         self.devices = asyncio.Event()
+        self.changed_agents: set[int] = set()
+        self.released: set[str] = set()
+        self.released_jobs: set[int] = set()
         self.jobs_submitted = asyncio.Event()
 
     def job_version(self, job_id: int) -> int:
@@ -45,6 +49,33 @@ class Signals:
         except TimeoutError:
             pass
 
-    def devices_changed(self) -> None:
-        """Devices were freed or added: the allocator should look again."""
+    def devices_changed(self, *agent_ids: int) -> None:
+        """The devices of `agent_ids` changed in the store (added, gone, offline, back): the
+        allocator reads them again and looks at its requests."""
+        self.changed_agents.update(agent_ids)
         self.devices.set()
+
+    def devices_released(self, device_ids: Iterable[str]) -> None:
+        """This hub gave these devices back (committed): they are free unless offline."""
+        self.released.update(device_ids)
+        self.devices.set()
+
+    def job_released(self, job_id: int) -> None:
+        """This hub gave back every device job `job_id` held (committed)."""
+        self.released_jobs.add(job_id)
+        self.devices.set()
+
+    def take_changed_agents(self) -> set[int]:
+        """The agents whose devices changed in the store since the last call."""
+        changed, self.changed_agents = self.changed_agents, set()
+        return changed
+
+    def take_released(self) -> set[str]:
+        """The devices given back since the last call."""
+        released, self.released = self.released, set()
+        return released
+
+    def take_released_jobs(self) -> set[int]:
+        """The jobs that gave back all their devices since the last call."""
+        released, self.released_jobs = self.released_jobs, set()
+        return released

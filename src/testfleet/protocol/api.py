@@ -204,17 +204,19 @@ class AgentInfo(BaseModel):
 
 
 class AgentList(BaseModel):
-    """`GET /api/v1/agents`."""
+    """`GET /api/v1/agents`: a page of agents by name."""
 
     server_id: str
     agents: list[AgentInfo]
+    next_cursor: str | None = None
 
 
 class DeviceList(BaseModel):
-    """`GET /api/v1/devices`."""
+    """`GET /api/v1/devices`: a page of devices by id."""
 
     server_id: str
     devices: list[DeviceInfo]
+    next_cursor: str | None = None
 
 
 Role = Literal["admin", "operator", "viewer", "agent"]

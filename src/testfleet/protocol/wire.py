@@ -184,6 +184,13 @@ class StopTask(_Message):
     reason: str = "stopped"
 
 
+class SetHeartbeat(_Message):
+    """Heartbeat every `interval` seconds from now on (the hub adapts it to its fleet)."""
+
+    type: Literal["SET_HEARTBEAT"] = "SET_HEARTBEAT"
+    interval: float = Field(gt=0, le=3600)
+
+
 class Error(_Message):
     """Something the hub could not accept; `fatal` means the connection will close."""
 
@@ -194,7 +201,7 @@ class Error(_Message):
     fatal: bool = False
 
 
-HubMessageModel = Initialized | Ack | RunTask | StopTask | Error
+HubMessageModel = Initialized | Ack | RunTask | StopTask | SetHeartbeat | Error
 """Any message the hub sends to an agent."""
 
 HubMessage = Annotated[HubMessageModel, Field(discriminator="type")]

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from testfleet.protocol.states import RunState
 from testfleet.store import agents as agent_store
 from testfleet.store import devices as device_store
+from testfleet.store import hubs as hub_store
 from testfleet.store import tasks as task_store
 from testfleet.store import tokens as token_store
 from testfleet.store.events import add_events, event_row
@@ -97,20 +98,20 @@ def lose_agent(
     reason: str,
     now: datetime,
     hub: str,
-    heard_after: datetime,
+    hubs_alive_since: datetime,
     heard_until: datetime,
 ) -> LostAgent | None:
-    """Mark the agent and its devices offline and its open tasks incomplete.
+    """Mark the agent and its devices offline and its open tasks incomplete; `hub` is the
+    hub it was connected to as the judge knows it.
 
-    Changes nothing (None) if the agent registered again after `heard_until`, or is
-    connected to another hub that heard from it after `heard_after`.
+    Changes nothing (None) if the agent registered again after `heard_until`, or is now
+    connected to another hub that is alive (has beaten since `hubs_alive_since`).
     """
     agent = agent_store.get_agent(conn, agent_id, lock=True)
     if agent is not None:
         if agent.connected_at is not None and agent.connected_at > heard_until:
             return None
-        moved = agent.hub != hub and agent.last_seen is not None
-        if moved and agent.last_seen is not None and agent.last_seen >= heard_after:
+        if agent.hub != hub and hub_store.hub_alive(conn, agent.hub, hubs_alive_since):
             return None
     name = agent.name if agent is not None else str(agent_id)
     reason = f"agent {name!r} lost: {reason}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -42,28 +41,9 @@ def register_agent(
 
 
 def set_agent_offline(conn: Connection, agent_id: int) -> None:
-    """The agent is gone: offline, connected to no hub."""
-    conn.execute(
-        update(agents).where(agents.c.id == agent_id).values(state=AgentState.OFFLINE, hub=None)
-    )
-
-
-def touch_agents(conn: Connection, agent_ids: Sequence[int], seen_at: datetime) -> None:
-    """Record that the agents were heard from at `seen_at`.
-
-    An agent whose row another transaction holds right now is skipped (SKIP LOCKED): that is
-    nearly always the storing of its own events, which records `seen_at` too. Waiting made
-    this update, which touches every agent of the hub, a party to deadlocks.
-    """
-    if agent_ids:
-        free = (
-            select(agents.c.id)
-            .where(agents.c.id.in_(list(agent_ids)))
-            .with_for_update(skip_locked=True, key_share=True)
-        )
-        conn.execute(
-            update(agents).where(agents.c.id.in_(free.scalar_subquery())).values(last_seen=seen_at)
-        )
+    """The agent is judged gone: offline. Its `hub` stays: were that hub still to hear from
+    it, it restores the agent (`hubs.marked_lost_here`)."""
+    conn.execute(update(agents).where(agents.c.id == agent_id).values(state=AgentState.OFFLINE))
 
 
 def get_last_seq(conn: Connection, agent_id: int) -> int:
@@ -92,14 +72,6 @@ def set_last_seq(conn: Connection, agent_id: int, seq: int, seen_at: datetime) -
         ),
     )
     conn.execute(statement, {"agent_id": agent_id, "seq": seq, "seen": seen_at})
-
-
-def stale_agents(conn: Connection, seen_before: datetime) -> list[AgentRecord]:
-    """Online agents not heard from since `seen_before` (on any hub)."""
-    query = select(agents).where(
-        agents.c.state == AgentState.ONLINE, agents.c.last_seen < seen_before
-    )
-    return [AgentRecord.from_row(row) for row in conn.execute(query)]
 
 
 def list_agents(conn: Connection) -> list[AgentRecord]:

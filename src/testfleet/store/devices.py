@@ -139,6 +139,30 @@ def free_devices(conn: Connection) -> list[DeviceRecord]:
     return [DeviceRecord.from_row(row) for row in conn.execute(query)]
 
 
+def device_page(conn: Connection, after_id: str, limit: int) -> list[DeviceRecord]:
+    """Devices (not removed) with ids above `after_id`, by id: the inventory a page at a
+    time."""
+    query = (
+        _with_agent()
+        .where(devices.c.removed.is_(False), devices.c.id > after_id)
+        .order_by(devices.c.id)
+        .limit(limit)
+    )
+    return [DeviceRecord.from_row(row) for row in conn.execute(query)]
+
+
+def devices_of_agents(conn: Connection, agent_ids: Sequence[int]) -> list[DeviceRecord]:
+    """The devices (removed ones too) of these agents (at most a few hundred at once)."""
+    query = _with_agent().where(devices.c.agent_id.in_(list(agent_ids)))
+    return [DeviceRecord.from_row(row) for row in conn.execute(query)]
+
+
+def changed_since(conn: Connection, since: datetime) -> list[DeviceRecord]:
+    """Devices (removed ones too) that changed at or after `since`."""
+    query = _with_agent().where(devices.c.changed_at >= since)
+    return [DeviceRecord.from_row(row) for row in conn.execute(query)]
+
+
 def _ids_match(ids: Sequence[str]) -> tuple[str, Any, Any]:
     """The WHERE on device ids and its parameter: `=` for one id (the usual case: no
     statement to expand per call), `IN` for several."""
@@ -237,9 +261,10 @@ def release_job_devices(conn: Connection, job_id: int) -> int:
     return int(conn.execute(statement, {"job_id": job_id}).rowcount)
 
 
-def release_idle_job_devices(conn: Connection, job_id: int) -> int:
+def release_idle_job_devices(conn: Connection, job_id: int) -> list[str]:
     """Give back the devices a job holds that none of its unfinished tasks use (a runner
-    that died between claiming devices and creating tasks leaves such claims behind)."""
+    that died between claiming devices and creating tasks leaves such claims behind);
+    returns their ids."""
     busy = select(tasks.c.device_id).where(
         tasks.c.job_id == job_id, tasks.c.state.in_([RunState.PENDING, RunState.RUNNING])
     )
@@ -247,5 +272,6 @@ def release_idle_job_devices(conn: Connection, job_id: int) -> int:
         update(devices)
         .where(devices.c.holder_job_id == job_id, devices.c.id.not_in(busy))
         .values(_RELEASED)
+        .returning(devices.c.id)
     )
-    return int(result.rowcount)
+    return [str(device_id) for device_id in result.scalars()]

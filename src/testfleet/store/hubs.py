@@ -85,3 +85,16 @@ def restore_agent(conn: Connection, agent_id: int, server_id: str, now: datetime
             changed_at=now,
         )
     )
+
+
+def online_agents_of(conn: Connection, server_id: str, after_id: int = 0) -> list[int]:
+    """A page of the agents the store holds online on hub `server_id`, by id."""
+    query = (
+        select(agents.c.id)
+        .where(
+            agents.c.hub == server_id, agents.c.state == AgentState.ONLINE, agents.c.id > after_id
+        )
+        .order_by(agents.c.id)
+        .limit(PAGE)
+    )
+    return [int(agent_id) for agent_id in conn.execute(query).scalars()]

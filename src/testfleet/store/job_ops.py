@@ -205,6 +205,8 @@ class Renewal:
 
     expired: list[str]
     stopping: list[int]
+    taken_over: list[int]
+    """Jobs of this hub another hub took over (this hub's lease ran out: it was stalled)."""
 
 
 def renew_leases(
@@ -220,4 +222,8 @@ def renew_leases(
     device_store.renew_leases(conn, job_ids, now + timedelta(seconds=device_ttl))
     expired = device_store.expire_leases(conn, now)
     job_store.renew_job_leases(conn, owner, job_ids, now + timedelta(seconds=job_ttl))
-    return Renewal(expired=expired, stopping=job_store.stopping_jobs(conn, job_ids))
+    return Renewal(
+        expired=expired,
+        stopping=job_store.stopping_jobs(conn, job_ids),
+        taken_over=job_store.taken_over(conn, owner, job_ids),
+    )

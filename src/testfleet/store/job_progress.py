@@ -7,6 +7,7 @@ several together (see `hub/jobs/pending.py`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -165,7 +166,16 @@ def finish_job(
     _event(conn, job_id, "job_finished", now, state=state, error=error)
 
 
-def resume_job(conn: Connection, job_id: int) -> JobTree | None:
+@dataclass(frozen=True)
+class Resumed:
+    """A job taken over: its tree (None: unknown), and the devices it held for no task,
+    given back."""
+
+    tree: JobTree | None
+    released: list[str]
+
+
+def resume_job(conn: Connection, job_id: int) -> Resumed:
     """Load a job left by another runner, and give back devices it holds for no task."""
-    device_store.release_idle_job_devices(conn, job_id)
-    return load_job_tree(conn, job_id)
+    released = device_store.release_idle_job_devices(conn, job_id)
+    return Resumed(load_job_tree(conn, job_id), released)

@@ -274,6 +274,14 @@ def update_job(conn: Connection, job_id: int, **values: Any) -> None:
     update_row(conn, jobs, {"id": job_id}, values)
 
 
+def taken_over(conn: Connection, owner: str, job_ids: Sequence[int]) -> list[int]:
+    """Those of `job_ids` that another hub has taken over (this one's lease ran out)."""
+    if not job_ids:
+        return []
+    statement = select(jobs.c.id).where(jobs.c.id.in_(list(job_ids)), jobs.c.owner != owner)
+    return [int(job_id) for job_id in conn.execute(statement).scalars()]
+
+
 def stopping_jobs(conn: Connection, job_ids: Sequence[int]) -> list[int]:
     """Those of `job_ids` that someone asked to stop (state cancelling)."""
     if not job_ids:

@@ -42,6 +42,10 @@ class AgentConnection:
     socket: AgentSocket
     token_id: int | None = None
     """The credential it connected with (None when the hub runs without auth)."""
+    heartbeat: float = 1.0
+    """How often it was told to heartbeat (seconds)."""
+    timeout: float = 5.0
+    """Seconds of silence after which it is lost."""
     last_seen: float = field(default_factory=time.monotonic)
     outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     inbox: Inbox = field(default_factory=Inbox)
@@ -65,11 +69,33 @@ class AgentConnection:
 class Connections:
     """The connected agents by id, and since when the ones that dropped are gone."""
 
-    def __init__(self, metrics: HubMetrics) -> None:
+    def __init__(self, metrics: HubMetrics, heartbeat: float, timeout: float) -> None:
         self._metrics = metrics
+        self._heartbeat = heartbeat
+        self._timeout = timeout
         self._by_id: dict[int, AgentConnection] = {}
+        self._by_name: dict[str, AgentConnection] = {}
         self.disconnected_at: dict[int, float] = {}
         """Agents whose socket closed (monotonic time) and that have not come back."""
+        self._timeouts: dict[int, float] = {}
+
+    def heartbeat_interval(self) -> float:
+        """How often a newly registered agent should heartbeat: the configured interval, or
+        longer in a large fleet (a thousand agents a second at most, capped at 10 s), so
+        heartbeats stay a small share of the hub's work."""
+        return max(self._heartbeat, min(10.0, len(self._by_id) / 1000))
+
+    def timeout_for(self, interval: float) -> float:
+        """How long an agent heartbeating every `interval` seconds may be silent."""
+        return max(self._timeout, 3 * interval + 1)
+
+    def timeout_of(self, agent_id: int) -> float:
+        """The silence allowed to an agent whose socket closed."""
+        return self._timeouts.get(agent_id, self._timeout)
+
+    def forget_timeout(self, agent_id: int) -> float:
+        """Done judging an agent whose socket closed: its allowed silence, forgotten."""
+        return self._timeouts.pop(agent_id, self._timeout)
 
     def __contains__(self, agent_id: object) -> bool:
         return agent_id in self._by_id
@@ -90,22 +116,27 @@ class Connections:
 
     def named(self, name: str) -> AgentConnection | None:
         """The connection of the agent called `name`, if it is connected here."""
-        return next((c for c in self._by_id.values() if c.name == name), None)
+        return self._by_name.get(name)
 
     def add(self, connection: AgentConnection) -> None:
         """An agent registered on this hub (a previous connection of it is replaced)."""
         self._by_id[connection.agent_id] = connection
+        self._by_name[connection.name] = connection
         self.disconnected_at.pop(connection.agent_id, None)
+        self._timeouts.pop(connection.agent_id, None)
         self._metrics.agents_connected.set(len(self._by_id))
 
     def drop(self, connection: AgentConnection, *, lost: bool = False) -> None:
         """The connection ended; unless the agent is `lost` already, note when, so that it is
         declared lost if it does not come back in time."""
         connection.closed = True
+        if self._by_name.get(connection.name) is connection:
+            del self._by_name[connection.name]
         if self._by_id.get(connection.agent_id) is connection:
             del self._by_id[connection.agent_id]
             if not lost:
                 self.disconnected_at[connection.agent_id] = time.monotonic()
+                self._timeouts[connection.agent_id] = connection.timeout
         self._metrics.agents_connected.set(len(self._by_id))
 
     def send(self, agent_id: int, message: BaseModel) -> bool:

@@ -147,7 +147,7 @@ class Intake:
             self._answer(connection, "seq_gap", message)
         await asyncio.gather(*(self._news.changed(job_id) for job_id in applied.jobs))
         if applied.devices_changed:
-            self._signals.devices_changed()
+            self._signals.devices_changed(connection.agent_id)
 
     def _answer(self, connection: AgentConnection, code: str, message: str) -> None:
         """ERROR to the agent and a warning in the log, within the connection's budget."""

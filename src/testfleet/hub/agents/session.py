@@ -33,6 +33,7 @@ from testfleet.store.writer import is_unavailable
 
 _log = logging.getLogger(__name__)
 REGISTER_TIMEOUT = 10.0
+ADMITTED = 32  # registrations in progress at once; the others wait their turn
 YIELD_EVERY = 64  # frames read in a row before the reader lets other tasks run
 
 
@@ -43,7 +44,6 @@ class AgentSessions:
         self,
         *,
         server_id: str,
-        heartbeat_interval: float,
         store: Store,
         connections: Connections,
         delivery: Delivery,
@@ -54,7 +54,6 @@ class AgentSessions:
         revocations: Revocations,
     ) -> None:
         self._server_id = server_id
-        self._heartbeat_interval = heartbeat_interval
         self._store = store
         self._connections = connections
         self._delivery = delivery
@@ -63,6 +62,7 @@ class AgentSessions:
         self._metrics = metrics
         self._intake = intake
         self._revocations = revocations
+        self._admission = asyncio.Semaphore(ADMITTED)
 
     async def serve(self, socket: AgentSocket, who: Principal | None = None) -> None:
         """Run one agent connection from REGISTER to close; `who` is its credential."""
@@ -71,7 +71,11 @@ class AgentSessions:
             register = await self._receive_register(socket)
         except WebSocketDisconnect:
             return
-        connection = await self._register(socket, register, who) if register else None
+        if register is None:
+            connection = None
+        else:
+            async with self._admission:  # a reconnecting fleet registers a few at a time
+                connection = await self._register(socket, register, who)
         if connection is None:
             with contextlib.suppress(Exception):
                 await socket.close(code=1008)
@@ -165,12 +169,15 @@ class AgentSessions:
             await self._refuse(socket, Refusal("name_not_allowed", registration.reason), fatal=True)
             return None
         agent = registration.agent
+        heartbeat = self._connections.heartbeat_interval()
         connection = AgentConnection(
             agent_id=agent.id,
             name=register.name,
             instance_id=register.instance_id,
             socket=socket,
             token_id=who.token_id if who is not None else None,
+            heartbeat=heartbeat,
+            timeout=self._connections.timeout_for(heartbeat),
             last_seq=agent.last_seq,
         )
         self._connections.add(connection)
@@ -179,7 +186,7 @@ class AgentSessions:
                 agent_id=agent.id,
                 server_id=self._server_id,
                 last_seq=agent.last_seq,
-                heartbeat_interval=self._heartbeat_interval,
+                heartbeat_interval=heartbeat,
             )
         )
         await self._delivery.resend(registration.resend)
@@ -187,7 +194,7 @@ class AgentSessions:
             connection.send(StopTask(task_id=task_id, reason="the hub has already ended it"))
         for job_id in {task.job_id for task in registration.lost}:
             await self._news.changed(job_id)
-        self._signals.devices_changed()
+        self._signals.devices_changed(agent.id)
         _log.info(
             "agent %s registered with %d device(s), %d held task(s)",
             register.name,
@@ -235,6 +242,8 @@ class AgentSessions:
                 return
             connection.last_seen = time.monotonic()
             text = message.get("text")
+            if text == HEARTBEAT_FRAME:  # most frames of a large idle fleet: no parsing
+                continue
             parsed = parse_frame(text) if text is not None else _BINARY
             if isinstance(parsed, Refusal):
                 self._metrics.agent_errors.inc()
@@ -286,4 +295,5 @@ class AgentSessions:
             await socket.send_text(refusal.error(fatal=fatal).model_dump_json())
 
 
+HEARTBEAT_FRAME = Heartbeat().model_dump_json()
 _BINARY = Refusal("binary_frame", "frames must be JSON text, not binary")

@@ -7,7 +7,7 @@ handful of transactions; the store still holds every fact before anything depend
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection
 
@@ -26,20 +26,20 @@ class PendingWrites:
         self._signals = signals
         self._job_id = job_id
         self._deferred: list[Write] = []
-        self._frees_devices = False
+        self._frees: list[str] = []
 
-    def defer(self, write: Write, *, frees_devices: bool = False) -> None:
-        """Commit `write` with the next `commit`; `frees_devices` if it gives devices back."""
+    def defer(self, write: Write, *, frees: Sequence[str] = ()) -> None:
+        """Commit `write` with the next `commit`; `frees`: the devices it gives back."""
         self._deferred.append(write)
-        self._frees_devices |= frees_devices
+        self._frees.extend(frees)
 
     async def commit(self, *writes: Write) -> None:
         """Commit the deferred writes and `writes` in one transaction, then wake whoever
         waits on the job (and the allocator, if devices were given back)."""
         pending = [*self._deferred, *writes]
-        frees_devices = self._frees_devices
+        frees = self._frees
         self._deferred = []
-        self._frees_devices = False
+        self._frees = []
         if not pending:
             return
 
@@ -49,5 +49,5 @@ class PendingWrites:
 
         await self._store.write(work)
         self._signals.job_changed(self._job_id)
-        if frees_devices:
-            self._signals.devices_changed()
+        if frees:
+            self._signals.devices_released(frees)

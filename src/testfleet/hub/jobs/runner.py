@@ -50,8 +50,9 @@ class JobRunner:
         if claim is not None and claim.fresh and claim.descriptor is not None:
             descriptor, stop_requested = claim.descriptor, claim.stop_requested
         else:  # another runner may have left it half done
-            tree = await deps.store.write(job_progress.resume_job, self.job_id)
-            deps.signals.devices_changed()
+            resumed = await deps.store.write(job_progress.resume_job, self.job_id)
+            deps.signals.devices_released(resumed.released)
+            tree = resumed.tree
             if tree is None or tree.job.state.finished:
                 return
             descriptor, stop_requested = tree.job.descriptor, tree.job.stop_requested
@@ -90,7 +91,8 @@ class JobRunner:
         )
         deps.metrics.jobs_finished.labels(state=str(state)).inc()
         deps.signals.forget_job(self.job_id)
-        deps.signals.devices_changed()
+        if release_all:
+            deps.signals.job_released(self.job_id)
         deps.plans.forget(self.job_id)
         _log.info("job %d %s%s", self.job_id, state, f": {error}" if error else "")
 

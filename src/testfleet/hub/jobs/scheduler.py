@@ -127,6 +127,7 @@ class Scheduler:
         with contextlib.suppress(Exception):
             await self._store.write(job_ops.fail_job, job_id, error, utcnow())
             self._signals.job_changed(job_id)
+            self._signals.job_released(job_id)
 
     async def keep_leases(self) -> None:
         """Renew this hub's job and device leases; free devices whose holder died; notice
@@ -152,11 +153,16 @@ class Scheduler:
         for device in renewal.expired:
             _log.warning("the lease on device %s ran out; it is free again", device)
         if renewal.expired:
-            self._signals.devices_changed()
+            self._signals.devices_released(renewal.expired)
         for job_id in renewal.stopping:
             runner = self._runners.get(job_id)
             if runner is not None:
                 runner.request_stop()
+        for job_id in renewal.taken_over:
+            task = self._tasks.get(job_id)
+            if task is not None:  # the other hub runs it now: leave it alone
+                _log.warning("job %d was taken over by another hub; no longer running it", job_id)
+                task.cancel()
 
     async def shutdown(self) -> None:
         """Stop every runner without touching the jobs: the next hub carries on."""

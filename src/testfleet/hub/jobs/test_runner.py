@@ -25,7 +25,6 @@ from testfleet.protocol.descriptor import DeviceRequest, TestDescriptor
 from testfleet.protocol.durations import format_duration
 from testfleet.protocol.states import RunState
 from testfleet.protocol.wire import utcnow
-from testfleet.store import devices as device_store
 from testfleet.store import job_progress
 from testfleet.store import tasks as task_store
 from testfleet.store.records import TaskRecord, TestRecord
@@ -137,7 +136,7 @@ class TestRunner:
                 partial(
                     job_progress.release_devices, job_id=self.job.job_id, device_ids=device_ids
                 ),
-                frees_devices=True,
+                frees=device_ids,
             )
             self.job.holding.difference_update(device_ids)
 
@@ -198,8 +197,7 @@ class TestRunner:
 
     async def _explain(self, want: DeviceRequest) -> None:
         """Record why the test waits, if that changed."""
-        inventory = await self.job.deps.store.read(device_store.list_devices)
-        reason = explain(want, inventory)
+        reason = explain(want, self.job.deps.allocator.index)
         if reason != self.waiting:
             self.waiting = reason
             await self.job.writes.commit(

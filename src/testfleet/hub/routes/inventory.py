@@ -2,28 +2,57 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Query, WebSocket
 
 from testfleet.hub.auth import AGENT, authenticate
 from testfleet.hub.errors import ApiError
 from testfleet.hub.routes.deps import HubDep, Reader
-from testfleet.protocol.api import AgentInfo, AgentList, DeviceInfo, DeviceList
+from testfleet.protocol.api import AgentInfo, AgentList, DeviceInfo, DeviceList, ErrorDetail
+from testfleet.protocol.states import AgentState, DeviceState
 from testfleet.protocol.wire import Error
-from testfleet.store import agents as agent_store
-from testfleet.store import devices as device_store
+from testfleet.store.inventory_queries import (
+    AgentQuery,
+    DeviceQuery,
+    InventoryCursorError,
+    list_agents_page,
+    list_devices_page,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
 AGENT_WS_PATH = "/api/v1/agents/connect"
 
 
-@router.get("/agents", response_model=AgentList, summary="Every agent that ever registered")
-async def list_agents(hub: HubDep, _: Reader) -> AgentList:
-    agents, devices = await hub.store.read(
-        lambda conn: (agent_store.list_agents(conn), device_store.list_devices(conn))
+Pairs = Annotated[list[str], Query()]
+Limit = Annotated[int, Query(ge=1, le=5000, description="Items in a page.")]
+
+
+@router.get(
+    "/agents",
+    response_model=AgentList,
+    summary="Agents that ever registered, a page at a time (by name), filtered",
+)
+async def list_agents(
+    hub: HubDep,
+    _: Reader,
+    state: Annotated[list[AgentState], Query()] = [],  # noqa: B006
+    label: Annotated[
+        list[str], Query(description="KEY=VALUE: agents with this label (repeat: all).")
+    ] = [],  # noqa: B006
+    on_hub: Annotated[str | None, Query(alias="hub", max_length=200)] = None,
+    limit: Limit = 1000,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> AgentList:
+    query = AgentQuery(
+        states=[str(s) for s in state],
+        hub=on_hub,
+        labels=_pairs(label, "label"),
+        limit=limit,
+        cursor=cursor,
     )
-    per_agent = Counter(d.agent_id for d in devices)
+    page = await _page(hub.store.read(list_agents_page, query))
     return AgentList(
         server_id=hub.server_id,
         agents=[
@@ -34,18 +63,47 @@ async def list_agents(hub: HubDep, _: Reader) -> AgentList:
                 version=a.version,
                 labels=a.labels,
                 hub=a.hub,
-                last_seen=a.last_seen,
+                last_seen=page.heard.get(a.id),
                 connected_at=a.connected_at,
-                devices=per_agent[a.id],
+                devices=page.device_counts.get(a.id, 0),
             )
-            for a in agents
+            for a in page.agents
         ],
+        next_cursor=page.next_cursor,
     )
 
 
-@router.get("/devices", response_model=DeviceList, summary="Every device agents offer")
-async def list_devices(hub: HubDep, _: Reader) -> DeviceList:
-    devices = await hub.store.read(device_store.list_devices)
+@router.get(
+    "/devices",
+    response_model=DeviceList,
+    summary="Devices agents offer, a page at a time (by id), filtered",
+)
+async def list_devices(
+    hub: HubDep,
+    _: Reader,
+    state: Annotated[list[DeviceState], Query()] = [],  # noqa: B006
+    agent: Annotated[str | None, Query(max_length=100)] = None,
+    kind: Annotated[str | None, Query(max_length=50)] = None,
+    label: Annotated[
+        list[str], Query(description="KEY=VALUE: devices with this label (repeat: all).")
+    ] = [],  # noqa: B006
+    capability: Annotated[
+        list[str],
+        Query(description="KEY=VALUE: devices offering this capability (repeat: all)."),
+    ] = [],  # noqa: B006
+    limit: Limit = 1000,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> DeviceList:
+    query = DeviceQuery(
+        states=[str(s) for s in state],
+        agent=agent,
+        kind=kind,
+        labels=_pairs(label, "label"),
+        capabilities=_pairs(capability, "capability"),
+        limit=limit,
+        cursor=cursor,
+    )
+    devices, next_cursor = await _page(hub.store.read(list_devices_page, query))
     return DeviceList(
         server_id=hub.server_id,
         devices=[
@@ -62,7 +120,36 @@ async def list_devices(hub: HubDep, _: Reader) -> DeviceList:
             )
             for d in devices
         ],
+        next_cursor=next_cursor,
     )
+
+
+T = TypeVar("T")
+
+
+async def _page(reading: Awaitable[T]) -> T:
+    try:
+        return await reading
+    except InventoryCursorError as error:
+        raise ApiError(400, "invalid_cursor", str(error)) from None
+
+
+def _pairs(values: list[str], name: str) -> dict[str, str]:
+    """`["pool=a"]` -> `{"pool": "a"}`; 422 naming a value that is not KEY=VALUE."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            message = f"{value!r}: give KEY=VALUE"
+            location = f"query.{name}"
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"{location}: {message}",
+                [ErrorDetail(location=location, message=message)],
+            )
+        pairs[key] = val
+    return pairs
 
 
 @router.websocket("/agents/connect")

@@ -1,0 +1,231 @@
+"""A swarm of agents against one hub (or two on PostgreSQL): how the hub holds up as the fleet
+grows (issue 8). Prints one JSON line.
+
+The agents are the real `testfleet.agent.Agent` class, `--processes` processes of them, each
+with 1-4 host slots (seeded) and its real heartbeats; the steps' process guard is off (it
+would start a reaper per agent). Measured:
+
+- registration: from the first agent started to all of them online (and any that gave up);
+- idle: the hub's CPU (share of one core) and resident memory with the whole fleet connected;
+- `/healthz` latency (p50, p99, max), sampled every 50 ms throughout;
+- load: `--jobs` one-echo-step jobs at once: jobs/s, the hub's CPU per job, failed jobs;
+- the event loop's worst stall and stalls over 100 ms (`testfleet_event_loop_lag_seconds`),
+  agents declared lost.
+
+Usage: python -m benchmarks.swarm --agents 10000 [--jobs 1000] [--backend sqlite|postgresql]
+       [--hubs 1|2] [--processes 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+from tests.support.processes import Hub
+
+from benchmarks.harness import fresh_postgres, metric, percentile
+from benchmarks.jobs import throughput
+
+
+def run_agents(urls: list[str], first: int, count: int, seed: int, ready: Any, stop: Any) -> None:
+    """A worker process: `count` agents (spread over `urls`) until `stop` is set."""
+    from testfleet.agent import Agent, AgentConfig
+
+    async def main() -> None:
+        rng = random.Random(seed)
+        agents = [
+            Agent(
+                AgentConfig(
+                    hub_url=urls[n % len(urls)],
+                    name=f"swarm-{n:05d}",
+                    slots=rng.randint(1, 4),
+                    guard_processes=False,
+                    labels={"pool": "swarm"},
+                )
+            )
+            for n in range(first, first + count)
+        ]
+        running = [asyncio.create_task(agent.run()) for agent in agents]
+        online = 0
+        while online < count:
+            online = sum(agent.connected.is_set() for agent in agents)
+            ready.put(("online", first, online))
+            await asyncio.sleep(0.5)
+        await asyncio.to_thread(stop.wait)
+        for agent in agents:
+            agent.stop()
+        await asyncio.wait(running, timeout=20)
+
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    asyncio.run(main())
+
+
+class Sampler:
+    """/healthz latency of every hub, every 50 ms."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.latencies: list[float] = []
+        self.failures = 0
+
+    async def run(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            while True:
+                for url in self.urls:
+                    began = time.perf_counter()
+                    try:
+                        async with asyncio.timeout(10), session.get(f"{url}/healthz") as r:
+                            await r.read()
+                            self.failures += r.status != 200
+                    except (TimeoutError, aiohttp.ClientError):
+                        self.failures += 1
+                    self.latencies.append((time.perf_counter() - began) * 1000)
+                await asyncio.sleep(0.05)
+
+
+async def scrape(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as r:
+        return await r.text()
+
+
+def lag_stats(text: str) -> dict[str, float]:
+    """Stalls over 100 ms, and the largest bucket a stall fell in, from the histogram."""
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("testfleet_event_loop_lag_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            if le != "+Inf":
+                buckets[float(le)] = float(line.rsplit(" ", 1)[1])
+    total = metric(text, "testfleet_event_loop_lag_seconds_count")
+    under_100ms = buckets.get(0.1, total)
+    worst = max((le for le, count in buckets.items() if count < total), default=0.0)
+    return {"stalls_over_100ms": total - under_100ms, "worst_stall_bucket_s": worst}
+
+
+async def measure(
+    urls: list[str], pids: list[int], args: argparse.Namespace, ready: Any, started: float
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    sampler = Sampler(urls)
+    sampling = asyncio.create_task(sampler.run())
+    hubs = [psutil.Process(pid) for pid in pids]
+    online: dict[int, int] = {}
+    deadline = time.monotonic() + args.register_within
+    while sum(online.values()) < args.agents and time.monotonic() < deadline:
+        while not ready.empty():
+            _, first, count = ready.get()
+            online[first] = count
+        await asyncio.sleep(0.2)
+    result["registered"] = sum(online.values())
+    result["registration_s"] = round(time.monotonic() - started, 1)
+    await asyncio.sleep(5)  # settle
+    cpu_before = [sum(h.cpu_times()[:2]) for h in hubs]
+    await asyncio.sleep(args.idle)
+    idle_cpu = [
+        (sum(h.cpu_times()[:2]) - before) / args.idle
+        for h, before in zip(hubs, cpu_before, strict=True)
+    ]
+    result["idle_hub_cpu_share_of_a_core"] = [round(c, 3) for c in idle_cpu]
+    result["idle_hub_rss_mb"] = [round(h.memory_info().rss / 2**20, 1) for h in hubs]
+    if args.jobs:
+        load = await throughput(urls[0], pids[0], args.jobs, 64, limit_s=600)
+        result["jobs"] = load
+    result["hub_peak_rss_mb"] = [round(h.memory_info().rss / 2**20, 1) for h in hubs]
+    texts = [await scrape(url) for url in urls]
+    result["event_loop"] = [lag_stats(text) for text in texts]
+    result["agents_lost"] = sum(metric(text, "testfleet_agents_lost_total") for text in texts)
+    result["failed_jobs"] = sum(
+        metric(text, "testfleet_jobs_finished_total", 'state="failed"') for text in texts
+    )
+    sampling.cancel()
+    latencies = sampler.latencies or [0.0]
+    result["healthz_ms"] = {
+        "p50": round(statistics.median(latencies), 1),
+        "p99": round(percentile(latencies, 99), 1),
+        "max": round(max(latencies), 1),
+        "samples": len(latencies),
+        "failures": sampler.failures,
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--hubs", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
+    parser.add_argument("--register-within", type=float, default=300.0)
+    args = parser.parse_args()
+    if args.hubs > 1 and args.backend != "postgresql":
+        raise SystemExit("several hubs share a PostgreSQL store: add --backend postgresql")
+    result: dict[str, Any] = {
+        "agents": args.agents,
+        "hubs": args.hubs,
+        "backend": args.backend,
+        "cpus": os.cpu_count(),
+    }
+    with tempfile.TemporaryDirectory(prefix="tf-swarm-") as tmp:
+
+        def run(db_url: str | None) -> None:
+            hubs = [
+                Hub(Path(tmp) / f"hub{n}", db_url=db_url, extra=["--log-level", "warning"])
+                for n in range(args.hubs)
+            ]
+            for hub in hubs:
+                hub.workdir.mkdir(parents=True, exist_ok=True)
+                hub.start()
+            context = multiprocessing.get_context("spawn")
+            ready, stop = context.Queue(), context.Event()
+            share = -(-args.agents // args.processes)
+            urls = [hub.url for hub in hubs]
+            started = time.monotonic()
+            workers = [
+                context.Process(
+                    target=run_agents,
+                    args=(urls, p * share, min(share, args.agents - p * share), p, ready, stop),
+                )
+                for p in range(args.processes)
+                if p * share < args.agents
+            ]
+            for worker in workers:
+                worker.start()
+            try:
+                pids = [hub.process.pid for hub in hubs if hub.process is not None]
+                result.update(asyncio.run(measure(urls, pids, args, ready, started)))
+            finally:
+                stop.set()
+                for worker in workers:
+                    worker.join(60)
+                    if worker.is_alive():
+                        worker.kill()
+                for hub in hubs:
+                    hub.stop()
+
+        if args.backend == "postgresql":
+            with fresh_postgres() as url:
+                run(url)
+        else:
+            run(None)
+    json.dump(result, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
