@@ -31,7 +31,7 @@ from testfleet.store.db import Store
 
 _log = logging.getLogger(__name__)
 STALL = 1.0  # seconds between two looks that mean the hub was not looking
-SWEEP_PART = 1000  # connections looked at per tick
+SWEEP_PART = 250  # connections looked at per tick (a fleet of 10,000 every 4 s)
 
 
 class LivenessWatch:
