@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from testfleet import __version__
 from testfleet.hub.config import HubConfig
 from testfleet.hub.errors import install_error_handlers
-from testfleet.hub.routes import inventory, jobs, ops, tokens
+from testfleet.hub.routes import inventory, jobs, live, ops, overview, session, tokens, ui
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import ErrorBody
 from testfleet.protocol.version import API_VERSION, API_VERSION_HEADER, SERVER_ID_HEADER
@@ -37,15 +38,18 @@ def create_app(config: HubConfig) -> FastAPI:
             await hub.stop()
             await store.close()
 
-    app = FastAPI(
+    # /docs and /redoc from packaged files: they work without the internet.
+    app = FastAPIOffline(
         title="testfleet hub",
         version=__version__,
         lifespan=lifespan,
         description="Jobs, devices and agents of a test lab. See docs/api.md.",
+        static_url="/docs/static",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.server_id = config.effective_server_id
     install_error_handlers(app)
-    for module in (ops, jobs, inventory, tokens):
+    for module in (ops, jobs, inventory, tokens, overview, session, live, ui):
         app.include_router(module.router)
 
     app.add_middleware(ServerHeaders, server_id=config.effective_server_id)

@@ -24,6 +24,7 @@ from testfleet.hub.jobs.runner import JobRunner
 from testfleet.hub.jobs.runners import RunnerRegistry
 from testfleet.hub.jobs.scheduler import Scheduler
 from testfleet.hub.jobs.service import JobService
+from testfleet.hub.live.lab_watch import LabWatch
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
@@ -84,6 +85,7 @@ class Hub:
             connections=connections,
             news=news,
         )
+        self.lab_watch = LabWatch(store, signals)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -95,6 +97,7 @@ class Hub:
             "allocator": self.allocator.run(),
             "agents": self.liveness.watch(),
             "relay": self.relay.run(),
+            "lab-watch": self.lab_watch.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))

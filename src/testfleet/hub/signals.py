@@ -17,6 +17,8 @@ class Signals:
         self._events: dict[int, asyncio.Event] = {}
         self.devices = asyncio.Event()
         self.jobs_submitted = asyncio.Event()
+        self.lab = asyncio.Event()
+        """Set on any change here (jobs, devices); the lab watch clears it."""
 
     def job_version(self, job_id: int) -> int:
         """A number that changes whenever job `job_id` is signalled."""
@@ -25,6 +27,7 @@ class Signals:
     def job_changed(self, job_id: int) -> None:
         """Wake everything waiting on job `job_id`."""
         self._versions[job_id] = self._versions.get(job_id, 0) + 1
+        self.lab.set()
         event = self._events.pop(job_id, None)
         if event is not None:
             event.set()
@@ -48,3 +51,8 @@ class Signals:
     def devices_changed(self) -> None:
         """Devices were freed or added: the allocator should look again."""
         self.devices.set()
+        self.lab.set()
+
+    def lab_changed(self) -> None:
+        """Something a watcher of the lab may show changed (a job was submitted, say)."""
+        self.lab.set()

@@ -168,6 +168,7 @@ class DeviceRecord(Record):
     labels: dict[str, str]
     holder_job_id: int | None = None
     lease_expires_at: datetime | None = None
+    claimed_at: datetime | None = None
     removed: bool = False
     agent_name: str = ""
     agent_labels: dict[str, str] | None = None

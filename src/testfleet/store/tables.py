@@ -53,6 +53,9 @@ Index("ix_jobs_requestor", jobs.c.requestor)
 Index("ix_jobs_name", jobs.c.name)
 Index("ix_jobs_state_owner_id", jobs.c.state, jobs.c.owner, jobs.c.id)
 Index("ix_jobs_lease_expires_at", jobs.c.lease_expires_at)
+# The web UI's overview (jobs finished lately) and the job list's time filter.
+Index("ix_jobs_ended_at", jobs.c.ended_at)
+Index("ix_jobs_created_at", jobs.c.created_at)
 
 job_tags = Table(
     "job_tags",
@@ -114,6 +117,7 @@ devices = Table(
     Column("labels", JSON, nullable=False),
     Column("holder_job_id", BigId, ForeignKey("jobs.id", ondelete="SET NULL")),
     Column("lease_expires_at", UTCDateTime),
+    Column("claimed_at", UTCDateTime),  # since when its holder has it
     Column("removed", Boolean, nullable=False, default=False),
     UniqueConstraint("agent_id", "name"),
 )

@@ -59,6 +59,7 @@ async def list_devices(hub: HubDep, _: Reader) -> DeviceList:
                 labels=d.labels,
                 holder_job_id=d.holder_job_id,
                 lease_expires_at=d.lease_expires_at,
+                claimed_at=d.claimed_at,
             )
             for d in devices
         ],

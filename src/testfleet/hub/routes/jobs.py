@@ -10,17 +10,17 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from sqlalchemy import Connection
 
 from testfleet.hub.descriptors import check_descriptor, parse_body
 from testfleet.hub.errors import ApiError
 from testfleet.hub.jobs.service import job_not_found
+from testfleet.hub.live.job_feed import Ended, job_feed
 from testfleet.hub.routes.deps import HubDep, Operator, Reader
 from testfleet.hub.runtime import Hub
+from testfleet.hub.status import build_event
 from testfleet.protocol.api import (
     Acknowledged,
     EventList,
-    EventRecord,
     JobCreated,
     JobList,
     JobStatus,
@@ -28,7 +28,6 @@ from testfleet.protocol.api import (
 from testfleet.protocol.states import JobState
 from testfleet.store import events as event_store
 from testfleet.store import jobs as job_store
-from testfleet.store.records import JobRecord, StoredEvent
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 T = TypeVar("T")
@@ -94,6 +93,9 @@ async def list_jobs(
     tag: Annotated[list[str], Query()] = [],  # noqa: B006
     requestor: str | None = None,
     name: str | None = None,
+    name_contains: Annotated[
+        str | None, Query(max_length=200, description="Part of the name, any case")
+    ] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -104,6 +106,7 @@ async def list_jobs(
         tags=tag,
         requestor=requestor,
         name=name,
+        name_contains=name_contains or None,
         created_after=_aware(created_after, "created_after"),
         created_before=_aware(created_before, "created_before"),
         limit=limit,
@@ -153,6 +156,10 @@ async def job_events(
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     kind: Annotated[list[str], Query()] = [],  # noqa: B006
+    task_id: int | None = None,
+    tail: Annotated[
+        bool, Query(description="The newest `limit` matching events instead of the oldest")
+    ] = False,
     follow: bool = False,
 ) -> Response | EventList:
     await _require_job(hub, job_id)
@@ -163,12 +170,20 @@ async def job_events(
             headers={"Cache-Control": "no-cache"},
         )
     rows = await hub.store.read(
-        event_store.list_events, job_id, after=after, limit=limit, kinds=kind
+        event_store.list_events,
+        job_id,
+        after=after,
+        limit=limit,
+        kinds=kind,
+        task_id=task_id,
+        last=tail,
     )
-    records = [_record(row) for row in rows]
-    return EventList(
-        server_id=hub.server_id, events=records, next_after=records[-1].id if records else after
-    )
+    records = [build_event(row) for row in rows]
+    next_after = records[-1].id if records else after
+    if tail and not records:  # nothing matched: continue from the job's newest event
+        newest = await hub.store.read(event_store.list_events, job_id, limit=1, last=True)
+        next_after = max(after, newest[0].id) if newest else after
+    return EventList(server_id=hub.server_id, events=records, next_after=next_after)
 
 
 @router.get(
@@ -193,18 +208,6 @@ async def _require_job(hub: Hub, job_id: int) -> None:
         raise job_not_found(job_id)
 
 
-def _record(row: StoredEvent) -> EventRecord:
-    return EventRecord(
-        id=row.id,
-        kind=row.kind,
-        job_id=row.job_id,
-        task_id=row.task_id,
-        at=row.at,
-        data=row.data,
-        agent=row.agent_name,
-    )
-
-
 async def _follow(
     hub: Hub, request: Request, job_id: int, after: int, kinds: list[str]
 ) -> AsyncIterator[str]:
@@ -215,33 +218,19 @@ async def _follow(
     clock = asyncio.get_running_loop().time
     keepalive = hub.config.sse_keepalive
     last_sent = clock()
-    while True:
-        seen = hub.signals.job_version(job_id)
-        rows, job = await hub.store.read(_events_and_job, job_id, after, kinds)
-        for row in rows:
-            record = _record(row)
-            after = record.id
-            yield f"id: {record.id}\nevent: {record.kind}\ndata: {record.model_dump_json()}\n\n"
-        if job is None or (job.state.finished and not rows):
-            state = job.state if job is not None else "deleted"
-            yield f"event: end\ndata: {json.dumps({'state': state})}\n\n"
+    wait = min(_FOLLOW_POLL, keepalive)
+    async for item in job_feed(hub.store, hub.signals, job_id, after, kinds, wait=wait):
+        if isinstance(item, Ended):
+            yield f"event: end\ndata: {json.dumps({'state': item.state})}\n\n"
             return
-        if rows:
+        for row in item:
+            record = build_event(row)
+            yield f"id: {record.id}\nevent: {record.kind}\ndata: {record.model_dump_json()}\n\n"
             last_sent = clock()
+        if item:
             continue
         if await request.is_disconnected():
             return
         if clock() - last_sent >= keepalive:
             yield KEEPALIVE_COMMENT
             last_sent = clock()
-        quiet_left = keepalive - (clock() - last_sent)
-        await hub.signals.wait_job(job_id, seen, min(_FOLLOW_POLL, quiet_left))
-
-
-def _events_and_job(
-    conn: Connection, job_id: int, after: int, kinds: list[str]
-) -> tuple[list[StoredEvent], JobRecord | None]:
-    """The job, then its events: a job read as finished has its last events stored already
-    (the other order could miss them if the job ended between the two reads)."""
-    job = job_store.get_job(conn, job_id)
-    return event_store.list_events(conn, job_id, after=after, limit=1000, kinds=kinds), job

@@ -1,0 +1,33 @@
+"""web UI: indexes for the overview and the job list's time filter; devices' claimed_at
+
+Revision ID: ui_1
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import testfleet.store.types
+
+revision = "ui_1"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("devices") as batch:
+        batch.add_column(
+            sa.Column("claimed_at", testfleet.store.types.UTCDateTime(), nullable=True)
+        )
+    op.create_index(op.f("ix_jobs_ended_at"), "jobs", ["ended_at"])
+    op.create_index(op.f("ix_jobs_created_at"), "jobs", ["created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_jobs_created_at"), table_name="jobs")
+    op.drop_index(op.f("ix_jobs_ended_at"), table_name="jobs")
+    with op.batch_alter_table("devices") as batch:
+        batch.drop_column("claimed_at")
