@@ -3,7 +3,8 @@
 
 Each package comes from the npm registry through `npm pack`; its tarball must have the
 recorded integrity. The chosen file is copied to src/testfleet/ui/static/vendor/, with its
-bare imports (such as "preact") pointed at the sibling file, and its sha256 recorded. Run
+bare imports (such as "preact") pointed at the sibling file and its source-map comment
+dropped, and its sha256 recorded. Run
 it again after changing a version (and its integrity) in vendor.json: `make ui-vendor`.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -59,6 +61,8 @@ def main() -> int:
                 member = archive.extractfile(f"package/{entry['source']}")
                 assert member is not None, entry["source"]
                 text = member.read().decode()
+            # No source maps are shipped: drop the comment that would ask for one.
+            text = re.sub(r"\n//# sourceMappingURL=\S+\n?$", "\n", text)
             for bare, local in entry["imports"].items():
                 text = text.replace(f'from"{bare}"', f'from"{local}"')
                 text = text.replace(f'from "{bare}"', f'from "{local}"')

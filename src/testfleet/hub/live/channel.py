@@ -33,6 +33,7 @@ MAX_FOLLOWED = 20
 MAX_MESSAGE = 4096
 OUTBOX = 2000
 """Messages queued for a slow client; past that its followers wait (nothing is dropped)."""
+_TAGS = ("follow_job", "unfollow_job", "watch_lab")
 _messages: TypeAdapter[FollowJob | UnfollowJob | WatchLab] = TypeAdapter(ClientMessage)
 
 
@@ -83,7 +84,10 @@ class LiveChannel:
                 message = _messages.validate_json(text)
             except ValidationError as error:
                 first = error.errors()[0]
-                where = "/" + "/".join(str(p) for p in first["loc"])
+                loc = first["loc"]
+                if loc and loc[0] in _TAGS:  # the union's member, not a place in the message
+                    loc = loc[1:]
+                where = "/" + "/".join(str(p) for p in loc)
                 await self._error("invalid_message", first["msg"], where)
                 continue
             await self._handle(message)
