@@ -38,8 +38,10 @@ def create_app(config: HubConfig) -> FastAPI:
             await hub.stop()
             await store.close()
 
-    # /docs and /redoc from packaged files: they work without the internet.
+    # /docs from packaged files: it works without the internet. (ReDoc is left out: it
+    # loads its logo from its vendor's site.)
     app = FastAPIOffline(
+        redoc_url=None,
         title="testfleet hub",
         version=__version__,
         lifespan=lifespan,

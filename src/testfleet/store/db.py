@@ -187,7 +187,9 @@ class Store:
         except asyncio.CancelledError:
             request.abandoned = True
             # Nobody awaits it any more: its outcome (Abandoned, say) is not an error to report.
-            request.future.add_done_callback(lambda future: future.cancelled() or future.exception())
+            request.future.add_done_callback(
+                lambda future: future.cancelled() or future.exception()
+            )
             raise
 
     async def _in_thread(

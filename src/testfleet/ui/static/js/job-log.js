@@ -4,10 +4,14 @@ import { AnsiUp } from "../vendor/ansi_up.mjs";
 
 export const MAX_LINES = 2000;
 
-/** Turns log events into lines, keeping each task's colour state across chunks. */
+/**
+ * Turns log events into lines: each task keeps its colour state across chunks, and a line
+ * that a chunk leaves unfinished is continued by the next chunk of the same step and stream.
+ */
 export class LogLines {
   constructor() {
     this.painters = new Map();
+    this.open = new Map();
     this.lines = [];
   }
 
@@ -17,16 +21,23 @@ export class LogLines {
       painter = new AnsiUp();
       this.painters.set(event.task_id, painter);
     }
-    const text = (event.data.text || "").replace(/\n$/, "");
-    for (const [n, part] of text.split("\n").entries()) {
-      this.lines.push({
-        key: `${event.id}:${n}`,
-        task: event.task_id,
-        step: event.data.step_index,
-        stream: event.data.stream,
-        html: painter.ansi_to_html(part),
-      });
-    }
+    const { text = "", step_index: step, stream } = event.data;
+    const where = `${event.task_id}:${step}:${stream}`;
+    const parts = text.split("\n");
+    const finished = parts.at(-1) === "";
+    if (finished) parts.pop();
+    let line = this.open.get(where);
+    parts.forEach((part, n) => {
+      if (n === 0 && line) {
+        line.html += painter.ansi_to_html(part);
+        line.text += part;
+        return;
+      }
+      line = { key: `${event.id}:${n}`, task: event.task_id, step, stream, text: part };
+      line.html = painter.ansi_to_html(part);
+      this.lines.push(line);
+    });
+    this.open.set(where, finished ? null : line);
     if (this.lines.length > MAX_LINES) this.lines.splice(0, this.lines.length - MAX_LINES);
   }
 }
