@@ -25,7 +25,10 @@ tests:
         plugin: cmd
         params:
           executable: python3
-          args: ["-u", "-c", "import time\\nfor i in range(30):\\n    print('line', i); time.sleep(0.1)"]
+          args:
+            - -u
+            - -c
+            - "import time\\nfor i in range(30):\\n    print('line', i); time.sleep(0.1)"
 """
 
 

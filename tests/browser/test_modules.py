@@ -105,7 +105,8 @@ def test_log_chunks_become_lines_with_colours_kept_across_chunks(blank: Page) ->
         "job-log.js",
         """(m, chunks) => {
             const log = new m.LogLines();
-            chunks.forEach((text, i) => log.add({id: i + 1, task_id: 7, data: {text, step_index: 0, stream: "stdout"}}));
+            chunks.forEach((text, i) => log.add(
+                {id: i + 1, task_id: 7, data: {text, step_index: 0, stream: "stdout"}}));
             return log.lines.map((l) => [l.text, l.html]);
         }""",
         ["a\nb", "c\n\x1b[31mred", " still red\n<b>", "\x1b[0m\n"],

@@ -122,8 +122,8 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]error:[/red] {error}")
             raise typer.Exit(2) from None
         err.print(
-            f"testfleet hub on [bold]http://{host}:{port}[/bold] "
-            f"(auth {'on' if config.auth_enabled else 'off'})"
+            f"testfleet hub on [bold]http://{host}:{port}/ui/[/bold] "
+            f"(auth {'on' if config.auth_enabled else 'off'}; API docs at /docs)"
         )
         server.run()
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import mimetypes
+import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,35 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+
+
+ENTRY = "js/main.js"
+_STATIC_IMPORT = re.compile(
+    r"""(?:^|[;}\s])(?:import|export)\b[^;"'()]*?["'](\.{1,2}/[^"']+)["']"""
+)
+
+
+def import_graph(files: dict[str, bytes]) -> dict[str, list[str]]:
+    """Each module's static imports (paths below `static/`); `import()` is not followed."""
+    graph: dict[str, list[str]] = {}
+    for name, body in files.items():
+        if name.endswith((".js", ".mjs")):
+            folder = posixpath.dirname(name)
+            found = _STATIC_IMPORT.findall(body.decode())
+            graph[name] = sorted({posixpath.normpath(posixpath.join(folder, t)) for t in found})
+    return graph
+
+
+def imported_by(graph: dict[str, list[str]], entry: str) -> set[str]:
+    """`entry` and every module it imports, directly or not."""
+    seen: set[str] = set()
+    todo = [entry]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph.get(name, []))
+    return seen
 
 
 @dataclass(frozen=True)
@@ -68,7 +100,17 @@ class UiFiles:
         self.version = digest.hexdigest()[:12]
         self.base = f"/ui/static/{self.version}/"
         self.assets = {name: _asset(body, Path(name).suffix) for name, body in files.items()}
-        page = (root / INDEX).read_text().replace("{{base}}", self.base)
+        self.graph = import_graph(files)
+        preload = "\n".join(
+            f'<link rel="modulepreload" href="{self.base}{name}">'
+            for name in sorted(imported_by(self.graph, ENTRY))
+        )
+        data = json.dumps(self.graph, separators=(",", ":")).replace("</", "<\\/")
+        page = (root / INDEX).read_text().replace("{{preload}}", preload)
+        page = page.replace(
+            "{{graph}}", f'<script type="application/json" id="module-graph">{data}</script>'
+        )
+        page = page.replace("{{base}}", self.base)
         self.index = _asset(page.encode(), ".html")
 
     def asset(self, name: str) -> Asset | None:

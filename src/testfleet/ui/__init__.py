@@ -12,4 +12,7 @@ from pathlib import Path
 STATIC = Path(__file__).parent / "static"
 """The files the hub serves under `/ui/static/<version>/`."""
 INDEX = "index.html"
-"""The page every UI path answers with; `{{base}}` in it is the assets' versioned prefix."""
+"""The page every UI path answers with; `{{base}}` in it is the assets' versioned prefix and
+`{{preload}}` becomes a `modulepreload` link for every module that `js/main.js` imports, so
+that the browser fetches them all at once instead of import after import; `{{graph}}` the
+static imports of every module (JSON), with which the UI preloads a page's modules."""

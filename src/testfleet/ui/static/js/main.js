@@ -1,7 +1,7 @@
 // The UI starts here: who is signed in, then the page the address names.
 import { html, render, useEffect, useState } from "./html.js";
 import { api, onSignedOut } from "./api.js";
-import { match, navigate, useLocation } from "./router.js";
+import { currentPath, match, navigate, useLocation } from "./router.js";
 import { allowed, pages } from "./pages.js";
 import { Layout } from "./layout.js";
 import { Session, Empty } from "./components.js";
@@ -16,6 +16,24 @@ function resolve(path) {
 }
 
 const loaded = new Map();
+const graph = JSON.parse(document.getElementById("module-graph")?.textContent || "{}");
+
+/** Fetch a module and everything it imports at once (not import after import). */
+function preload(name, seen = new Set()) {
+  if (seen.has(name)) return;
+  seen.add(name);
+  const link = document.createElement("link");
+  link.rel = "modulepreload";
+  link.href = new URL(`../${name}`, import.meta.url).href;
+  document.head.append(link);
+  (graph[name] || []).forEach((needed) => preload(needed, seen));
+}
+
+/** A page's module, loaded once. */
+function load(page) {
+  preload(`js/${page.module}`);
+  return import(`./${page.module}`);
+}
 
 function usePageModule(page) {
   const [module, setModule] = useState(() => loaded.get(page));
@@ -25,7 +43,7 @@ function usePageModule(page) {
       return;
     }
     let current = true;
-    page.load().then((found) => {
+    load(page).then((found) => {
       loaded.set(page, found);
       if (current) setModule(found);
     });
@@ -55,22 +73,31 @@ function Page({ me, location }) {
   return html`<${View} params=${params} query=${location.query} me=${me} />`;
 }
 
+// Who is asking and the page's module, both on their way before the first render.
+const firstMe = api("/auth/me");
+firstMe.catch(() => null);
+const first = resolve(currentPath());
+if (first.page) load(first.page).then((found) => {
+  loaded.set(first.page, found);
+  found.prefetch?.(first.params, new URLSearchParams(location.search));
+});
+
 function App() {
   const [me, setMe] = useState(undefined);
   const [problem, setProblem] = useState(null);
   const location = useLocation();
-  const loadMe = () =>
-    api("/auth/me").then(
+  const loadMe = (first) =>
+    (first || api("/auth/me")).then(
       (found) => (setMe(found), setProblem(null)),
       (error) => (error.status === 401 ? setMe(null) : setProblem(error)),
     );
   useEffect(() => {
-    loadMe();
+    loadMe(firstMe);
     return onSignedOut(() => setMe(null));
   }, []);
   if (problem) {
     return html`<${Empty} title="The hub cannot be reached"><p>${problem.message}</p>
-      <button class="button" onClick=${loadMe}>Try again</button><//>`;
+      <button class="button" onClick=${() => loadMe()}>Try again</button><//>`;
   }
   if (me === undefined) return html`<p class="booting">Loading testfleet…</p>`;
   if (me === null) return html`<${SignIn} onSignedIn=${setMe} />`;

@@ -1,37 +1,38 @@
 // The page registry: every page of the UI, its path, its place in the navigation and who may
-// see it. A new page is one module in pages/ (a default-exported component) and one entry
-// here; see docs/ui.md.
+// see it. A new page is one module in pages/ (a default-exported component, and optionally
+// `prefetch(params, query)` to ask for its first data early) and one entry here; its module
+// (a path below js/) is loaded when the page is first shown. See docs/ui.md.
 
 export const pages = [
   {
     path: "/",
     title: "Overview",
     nav: "Overview",
-    load: () => import("./pages/overview.js"),
+    module: "pages/overview.js",
   },
   {
     path: "/jobs",
     title: "Jobs",
     nav: "Jobs",
-    load: () => import("./pages/jobs.js"),
+    module: "pages/jobs.js",
   },
   {
     path: "/jobs/:id",
     title: "Job",
-    load: () => import("./pages/job.js"),
+    module: "pages/job.js",
   },
   {
     path: "/agents",
     title: "Agents and devices",
     nav: "Agents & devices",
-    load: () => import("./pages/agents.js"),
+    module: "pages/agents.js",
   },
   {
     path: "/tokens",
     title: "Tokens",
     nav: "Tokens",
     roles: ["admin"],
-    load: () => import("./pages/tokens.js"),
+    module: "pages/tokens.js",
   },
 ];
 

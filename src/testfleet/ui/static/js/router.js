@@ -7,9 +7,11 @@ const listeners = new Set();
 /** The address of a UI path. */
 export const href = (path) => ROOT + (path === "/" ? "/" : path);
 
+/** The UI path the browser shows ("/jobs/12"). */
+export const currentPath = () => location.pathname.slice(ROOT.length).replace(/\/+$/, "") || "/";
+
 function here() {
-  const path = location.pathname.slice(ROOT.length).replace(/\/+$/, "") || "/";
-  return { path, query: new URLSearchParams(location.search) };
+  return { path: currentPath(), query: new URLSearchParams(location.search) };
 }
 
 /** Go to a UI path (with its query), adding to the history unless `replace`. */

@@ -1,7 +1,7 @@
 // Jobs: every job, newest first, filtered and paged (by cursor: fast at any history length),
 // updating live; start, stop and retry for operators.
 import { html, useEffect, useState } from "../html.js";
-import { api, query } from "../api.js";
+import { api, prefetch as prefetchGet, query } from "../api.js";
 import { canOperate, Empty, ErrorNote, State, Time, useLive, useNow } from "../components.js";
 import { JobActions } from "../job-actions.js";
 import { StartJob } from "../start-job.js";
@@ -57,12 +57,13 @@ function Filters({ filters }) {
 
 function request(filters, cursor) {
   const since = SECONDS[filters.since];
+  const minute = Math.floor(Date.now() / 60000) * 60000; // the same request for a minute
   return `/jobs${query({
     state: filters.state,
     tag: filters.tag,
     requestor: filters.requestor,
     name_contains: filters.name,
-    created_after: since ? new Date(Date.now() - since * 1000).toISOString() : "",
+    created_after: since ? new Date(minute - since * 1000).toISOString() : "",
     limit: PAGE,
     cursor,
   })}`;
@@ -90,6 +91,10 @@ function Rows({ jobs, now, onError, refresh }) {
 }
 
 const cursors = []; // the pages before this one, for "Newer"
+
+/** The first page's jobs, asked for while the UI still starts. */
+export const prefetch = (params, search) =>
+  prefetchGet(request(filtersOf(search), search.get("cursor") || ""));
 
 export default function Jobs({ query: search, me }) {
   const now = useNow();
