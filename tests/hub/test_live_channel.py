@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
+from testfleet.hub.live import job_feed
 from testfleet.hub.live.channel import MAX_FOLLOWED, LiveChannel
-from testfleet.protocol.wire import RunTask
+from testfleet.protocol.wire import LogChunk, RunTask
 from tests.support.inproc import WAIT, RunningHub, one_test_job, running_hub
 
 pytestmark = pytest.mark.anyio
@@ -52,8 +53,7 @@ async def channel(hub: RunningHub) -> AsyncIterator[Client]:
     client = Client()
     live = LiveChannel(
         client,  # type: ignore[arg-type]
-        store=hub.hub.store,
-        signals=hub.hub.signals,
+        feeds=hub.hub.job_feeds,
         lab=hub.hub.lab_watch,
         wait=0.2,
     )
@@ -145,3 +145,49 @@ async def test_a_channel_follows_a_bounded_number_of_jobs(tmp_path: Path) -> Non
             client.send({"type": "follow_job", "job_id": job_id})
         error = await client.next("error")
     assert error["code"] == "too_many"
+
+
+async def test_followers_of_one_job_share_one_reader(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as hub:
+        agent = await hub.agent("a1")
+        job_id = await hub.start(one_test_job())
+        task = await agent.expect(RunTask)
+        async with channel(hub) as one, channel(hub) as two, channel(hub) as three:
+            for client in (one, two, three):
+                client.send({"type": "follow_job", "job_id": job_id})
+                await client.next("event")
+            readers_while_following = len(hub.hub.job_feeds)
+            agent.finish(task, output="shared\n")
+            ends = [await client.next("job_end") for client in (one, two, three)]
+        await asyncio.sleep(0)
+        readers_after = len(hub.hub.job_feeds)
+    assert readers_while_following == 1
+    assert [end["state"] for end in ends] == ["completed"] * 3
+    assert readers_after == 0
+
+
+async def test_a_follower_behind_the_buffer_catches_up_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job_feed, "BUFFER", 3)
+    async with running_hub(tmp_path) as hub:
+        agent = await hub.agent("a1")
+        job_id = await hub.start(one_test_job())
+        task = await agent.expect(RunTask)
+        async with channel(hub) as ahead:
+            ahead.send({"type": "follow_job", "job_id": job_id})
+            seen = [(await ahead.next("event"))["event"]["id"]]
+            for n in range(25):  # faster than `ahead` reads: it falls behind the buffer of 3
+                agent.event(LogChunk(seq=1, task_id=task.task_id, step_index=0, text=f"{n}\n"))
+            agent.finish(task)
+            while (message := await ahead.received.get())["type"] == "event":
+                seen.append(message["event"]["id"])
+            stored = (await hub.api.get(f"/api/v1/jobs/{job_id}/events")).json()["events"]
+            async with channel(hub) as behind:
+                behind.send({"type": "follow_job", "job_id": job_id, "kinds": ["log"]})
+                got = []
+                while (message := await behind.received.get())["type"] == "event":
+                    got.append(message["event"]["id"])
+    assert seen == [e["id"] for e in stored]
+    assert got == [e["id"] for e in stored if e["kind"] == "log"]
+    assert len(got) == 25

@@ -24,6 +24,7 @@ from testfleet.hub.jobs.runner import JobRunner
 from testfleet.hub.jobs.runners import RunnerRegistry
 from testfleet.hub.jobs.scheduler import Scheduler
 from testfleet.hub.jobs.service import JobService
+from testfleet.hub.live.job_feed import JobFeeds
 from testfleet.hub.live.lab_watch import LabWatch
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
@@ -86,6 +87,7 @@ class Hub:
             news=news,
         )
         self.lab_watch = LabWatch(store, signals)
+        self.job_feeds = JobFeeds(store, signals)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 

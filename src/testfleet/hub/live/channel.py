@@ -7,14 +7,14 @@ runs out of its few HTTP connections per host (server-sent events would hold one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from testfleet.hub.live.job_feed import Ended, job_feed
+from testfleet.hub.live.job_feed import Ended, JobFeeds
 from testfleet.hub.live.lab_watch import LabWatch
-from testfleet.hub.signals import Signals
 from testfleet.hub.status import build_event
 from testfleet.protocol.lab import (
     ClientMessage,
@@ -26,7 +26,6 @@ from testfleet.protocol.lab import (
     UnfollowJob,
     WatchLab,
 )
-from testfleet.store.db import Store
 
 _log = logging.getLogger(__name__)
 MAX_FOLLOWED = 20
@@ -44,14 +43,12 @@ class LiveChannel:
         self,
         socket: WebSocket,
         *,
-        store: Store,
-        signals: Signals,
+        feeds: JobFeeds,
         lab: LabWatch,
         wait: float = 1.0,
     ) -> None:
         self._socket = socket
-        self._store = store
-        self._signals = signals
+        self._feeds = feeds
         self._lab = lab
         self._wait = wait
         self._outbox: asyncio.Queue[BaseModel] = asyncio.Queue(OUTBOX)
@@ -114,21 +111,15 @@ class LiveChannel:
             task.cancel()
 
     async def _follow(self, request: FollowJob) -> None:
-        feed = job_feed(
-            self._store,
-            self._signals,
-            request.job_id,
-            request.after,
-            request.kinds,
-            wait=self._wait,
-        )
+        feed = self._feeds.follow(request.job_id, request.after, request.kinds, wait=self._wait)
         try:
-            async for item in feed:
-                if isinstance(item, Ended):
-                    await self._outbox.put(JobEnded(job_id=request.job_id, state=item.state))
-                    break
-                for row in item:
-                    await self._outbox.put(JobEvent(event=build_event(row)))
+            async with contextlib.aclosing(feed):
+                async for item in feed:
+                    if isinstance(item, Ended):
+                        await self._outbox.put(JobEnded(job_id=request.job_id, state=item.state))
+                        break
+                    for row in item:
+                        await self._outbox.put(JobEvent(event=build_event(row)))
         except Exception as error:  # the store is away: say so; the client may follow again
             _log.warning("live follow of job %d failed: %r", request.job_id, error)
             await self._outbox.put(

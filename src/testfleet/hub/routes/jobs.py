@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
@@ -14,7 +15,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from testfleet.hub.descriptors import check_descriptor, parse_body
 from testfleet.hub.errors import ApiError
 from testfleet.hub.jobs.service import job_not_found
-from testfleet.hub.live.job_feed import Ended, job_feed
+from testfleet.hub.live.job_feed import Ended
 from testfleet.hub.routes.deps import HubDep, Operator, Reader
 from testfleet.hub.runtime import Hub
 from testfleet.hub.status import build_event
@@ -219,18 +220,19 @@ async def _follow(
     keepalive = hub.config.sse_keepalive
     last_sent = clock()
     wait = min(_FOLLOW_POLL, keepalive)
-    async for item in job_feed(hub.store, hub.signals, job_id, after, kinds, wait=wait):
-        if isinstance(item, Ended):
-            yield f"event: end\ndata: {json.dumps({'state': item.state})}\n\n"
-            return
-        for row in item:
-            record = build_event(row)
-            yield f"id: {record.id}\nevent: {record.kind}\ndata: {record.model_dump_json()}\n\n"
-            last_sent = clock()
-        if item:
-            continue
-        if await request.is_disconnected():
-            return
-        if clock() - last_sent >= keepalive:
-            yield KEEPALIVE_COMMENT
-            last_sent = clock()
+    async with contextlib.aclosing(hub.job_feeds.follow(job_id, after, kinds, wait=wait)) as feed:
+        async for item in feed:
+            if isinstance(item, Ended):
+                yield f"event: end\ndata: {json.dumps({'state': item.state})}\n\n"
+                return
+            for row in item:
+                record = build_event(row)
+                yield f"id: {record.id}\nevent: {record.kind}\ndata: {record.model_dump_json()}\n\n"
+                last_sent = clock()
+            if item:
+                continue
+            if await request.is_disconnected():
+                return
+            if clock() - last_sent >= keepalive:
+                yield KEEPALIVE_COMMENT
+                last_sent = clock()

@@ -31,8 +31,7 @@ async def live(websocket: WebSocket) -> None:
     await websocket.accept()
     channel = LiveChannel(
         websocket,
-        store=hub.store,
-        signals=hub.signals,
+        feeds=hub.job_feeds,
         lab=hub.lab_watch,
     )
     await channel.serve()
