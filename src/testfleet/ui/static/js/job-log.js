@@ -7,12 +7,17 @@ export const MAX_LINES = 2000;
 /**
  * Turns log events into lines: each task keeps its colour state across chunks, and a line
  * that a chunk leaves unfinished is continued by the next chunk of the same step and stream.
+ * Views are told once per frame which lines were added or continued.
  */
 export class LogLines {
   constructor() {
     this.painters = new Map();
     this.open = new Map();
     this.lines = [];
+    this.views = new Set();
+    this.added = [];
+    this.changed = new Set();
+    this.frame = null;
   }
 
   add(event) {
@@ -31,36 +36,81 @@ export class LogLines {
       if (n === 0 && line) {
         line.html += painter.ansi_to_html(part);
         line.text += part;
+        this.changed.add(line);
         return;
       }
-      line = { key: `${event.id}:${n}`, task: event.task_id, step, stream, text: part };
-      line.html = painter.ansi_to_html(part);
+      line = { task: event.task_id, step, stream, text: part, html: painter.ansi_to_html(part) };
       this.lines.push(line);
+      this.added.push(line);
     });
     this.open.set(where, finished ? null : line);
     if (this.lines.length > MAX_LINES) this.lines.splice(0, this.lines.length - MAX_LINES);
+    if (!this.frame && this.views.size) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  flush() {
+    this.frame = null;
+    const [added, changed] = [this.added, this.changed];
+    this.added = [];
+    this.changed = new Set();
+    this.views.forEach((view) => view(added, changed));
+  }
+
+  /** Call `view(added, changed)` once per frame with new lines; returns a stop. */
+  watch(view) {
+    this.views.add(view);
+    return () => this.views.delete(view);
   }
 }
 
-/** The lines, scrolled to the end while the reader is at the end. */
-export function LogView({ lines, source, empty }) {
+/**
+ * The lines (those `keep` accepts), kept in the DOM by hand, like a terminal: a new line is
+ * one appended node, never a re-render of the whole log. Scrolled to the end while the
+ * reader is at the end.
+ */
+export function LogView({ log, keep, source, empty }) {
   const box = useRef(null);
-  const pinned = useRef(true);
+  const state = useRef({ pinned: true, nodes: new WeakMap() });
   useEffect(() => {
-    if (pinned.current && box.current) box.current.scrollTop = box.current.scrollHeight;
-  });
+    const el = box.current;
+    const { nodes } = state.current;
+    const placeholder = document.createElement("div");
+    placeholder.className = "log-empty";
+    placeholder.textContent = empty;
+    const draw = (line) => {
+      const row = document.createElement("div");
+      row.className = `log-line ${line.stream}`;
+      const src = document.createElement("span");
+      src.className = "log-src";
+      src.textContent = source(line);
+      const text = document.createElement("span");
+      text.className = "log-text";
+      text.innerHTML = line.html;
+      row.append(src, text);
+      nodes.set(line, row);
+      return row;
+    };
+    const show = (added, changed) => {
+      changed.forEach((line) => {
+        const row = nodes.get(line);
+        if (row) row.lastChild.innerHTML = line.html;
+      });
+      const rows = added.filter(keep).map(draw);
+      if (rows.length) {
+        placeholder.remove();
+        el.append(...rows);
+        while (el.childElementCount > MAX_LINES) el.firstElementChild.remove();
+      }
+      if (state.current.pinned) el.scrollTop = el.scrollHeight;
+    };
+    el.replaceChildren(placeholder);
+    show(log.lines, new Set());
+    return log.watch(show);
+  }, [log, keep, empty]);
   const onScroll = () => {
     const el = box.current;
-    pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
+    state.current.pinned = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
   };
-  return html`<div class="log" ref=${box} onScroll=${onScroll} role="log" aria-live="off" data-testid="log">
-    ${lines.length
-      ? lines.map(
-          (line) => html`<div class=${`log-line ${line.stream}`} key=${line.key}>
-            <span class="log-src">${source(line)}</span>
-            <span class="log-text" dangerouslySetInnerHTML=${{ __html: line.html }}></span>
-          </div>`,
-        )
-      : html`<div class="log-empty">${empty}</div>`}
-  </div>`;
+  return html`<div class="log" ref=${box} onScroll=${onScroll} role="log" aria-live="off"
+    data-testid="log"></div>`;
 }

@@ -1,6 +1,6 @@
 // Job: its runs, tests, devices and steps as a timeline, the live tail of its log, the
 // reasons for anything waiting, failing or retried, and its descriptor.
-import { html, useEffect, useMemo, useRef, useState } from "../html.js";
+import { html, useCallback, useEffect, useMemo, useRef, useState } from "../html.js";
 import { api, query } from "../api.js";
 import { live } from "../live.js";
 import { canOperate, Empty, ErrorNote, State, Time, useNow } from "../components.js";
@@ -77,14 +77,19 @@ function names(job) {
   return tasks;
 }
 
-function Log({ job, lines, selected, onClear }) {
+function Log({ job, log, selected, onClear }) {
   const tasks = names(job);
-  const source = (line) => {
-    const task = tasks.get(line.task);
+  const latest = useRef(tasks);
+  latest.current = tasks;
+  const source = useCallback((line) => {
+    const task = latest.current.get(line.task);
     const step = task?.steps.find((s) => s.index === line.step);
     return `${task ? task.device_name : `task ${line.task}`} · ${step ? step.name : line.step ?? ""}`;
-  };
-  const shown = selected ? lines.filter((l) => l.task === selected.task_id && l.step === selected.step) : lines;
+  }, []);
+  const keep = useCallback(
+    (line) => !selected || (line.task === selected.task_id && line.step === selected.step),
+    [selected?.task_id, selected?.step],
+  );
   const task = selected && tasks.get(selected.task_id);
   const step = task?.steps.find((s) => s.index === selected.step);
   const download = `/api/v1/jobs/${job.job_id}/logs${selected ? query({ task_id: selected.task_id, step: selected.step }) : ""}`;
@@ -94,10 +99,10 @@ function Log({ job, lines, selected, onClear }) {
       <span class="muted small">${selected && task
         ? html`step <b>${step?.name}</b> on ${task.device_name}
             <button type="button" class="button ghost small" onClick=${onClear}>Show all steps</button>`
-        : `all steps${lines.length >= MAX_LINES ? `, last ${MAX_LINES} lines` : ""} · select a step to see only its lines`}</span>
+        : `all steps, the last ${MAX_LINES} lines at most · select a step to see only its lines`}</span>
       <a class="button small" href=${download} download=${`job-${job.job_id}${selected ? `-task-${selected.task_id}-step-${selected.step}` : ""}.log`}>Download full log</a>
     </div>
-    <${LogView} lines=${shown} source=${source}
+    <${LogView} log=${log} keep=${keep} source=${source}
       empty=${job.state === "queued" || job.state === "running" ? "No output yet; lines appear here as they are written." : "This job wrote no output."} />
   </section>`;
 }
@@ -105,23 +110,11 @@ function Log({ job, lines, selected, onClear }) {
 export default function Job({ params, me }) {
   const id = Number(params.id);
   const now = useNow();
-  const store = useMemo(() => new LogLines(), [id]);
-  const [lines, setLines] = useState([]);
+  const log = useMemo(() => new LogLines(), [id]);
   const [selected, setSelected] = useState(null);
   const [again, setAgain] = useState(false);
   const [actionError, setActionError] = useState(null);
-  const pending = useRef(null);
-  const onLog = (event) => {
-    store.add(event);
-    if (!pending.current) {
-      pending.current = requestAnimationFrame(() => {
-        pending.current = null;
-        setLines([...store.lines]);
-      });
-    }
-  };
-  const { job, error, refresh } = useJob(id, onLog);
-  useEffect(() => () => cancelAnimationFrame(pending.current), []);
+  const { job, error, refresh } = useJob(id, (event) => log.add(event));
   if (!Number.isInteger(id) || id < 1) return html`<${Empty} title="There is no such job" />`;
   if (!job) {
     return error?.status === 404
@@ -141,7 +134,7 @@ export default function Job({ params, me }) {
     <section class="panel"><${Facts} job=${job} now=${now} /></section>
     <section class="panel" data-testid="timeline"><h2>Runs, tests and steps</h2>
       <${Timeline} job=${job} selected=${selected} onSelect=${setSelected} now=${now} /></section>
-    <${Log} job=${job} lines=${lines} selected=${selected} onClear=${() => setSelected(null)} />
+    <${Log} job=${job} log=${log} selected=${selected} onClear=${() => setSelected(null)} />
     <section class="panel"><details><summary><h2 style="display:inline">Descriptor</h2></summary>
       <pre class="descriptor" data-testid="descriptor-yaml">${toYaml(job.descriptor)}</pre></details></section>`;
 }
