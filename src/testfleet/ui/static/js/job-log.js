@@ -70,13 +70,17 @@ export class LogLines {
  */
 export function LogView({ log, keep, source, empty }) {
   const box = useRef(null);
-  const state = useRef({ pinned: true, nodes: new WeakMap() });
+  const state = useRef({ pinned: true, nodes: new WeakMap(), placeholder: null });
+  useEffect(() => {
+    if (state.current.placeholder) state.current.placeholder.textContent = empty;
+  }, [empty]);
   useEffect(() => {
     const el = box.current;
     const { nodes } = state.current;
     const placeholder = document.createElement("div");
     placeholder.className = "log-empty";
     placeholder.textContent = empty;
+    state.current.placeholder = placeholder;
     const draw = (line) => {
       const row = document.createElement("div");
       row.className = `log-line ${line.stream}`;
@@ -106,7 +110,7 @@ export function LogView({ log, keep, source, empty }) {
     el.replaceChildren(placeholder);
     show(log.lines, new Set());
     return log.watch(show);
-  }, [log, keep, empty]);
+  }, [log, keep]);
   const onScroll = () => {
     const el = box.current;
     state.current.pinned = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
