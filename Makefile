@@ -48,7 +48,7 @@ browser: $(STAMP)
 
 ## screenshots: refresh the README's screenshots in docs/screenshots (browser tests)
 screenshots: $(STAMP)
-	TESTFLEET_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/browser -k screenshot
+	TESTFLEET_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/browser
 
 ## ui-vendor: fetch the UI's third-party modules again (pinned in src/testfleet/ui/vendor.json)
 ui-vendor:

@@ -34,7 +34,10 @@ tests:
 
 def test_the_overview_shows_the_apis_counts(page: Page, ui_hub: LiveHub) -> None:
     with ui_hub.client() as client:
-        wait_state(client, start(client, echo_job("overview-done", tags=["ui"])))
+        finished = [start(client, echo_job(f"nightly-{n}", tags=["nightly"])) for n in range(3)]
+        finished.append(start(client, cmd_job("flaky", "raise SystemExit(3)", tags=["nightly"])))
+        for job_id in finished:
+            wait_state(client, job_id)
         page.goto("/ui/")
         expect(page.get_by_test_id("finished-completed")).not_to_have_text("0")
         counts = client.get("/api/v1/overview").json()
