@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         ] = 2000,
         log_level: LOG_LEVEL = "info",
     ) -> None:
-        """Run the hub: the API, the job manager and the agents' endpoint."""
+        """Run the hub: the API, the web UI (at /ui/), the job manager and the agents' endpoint."""
         from testfleet.hub.config import HubConfig, default_data_dir
         from testfleet.hub.server import build_server
 
@@ -189,7 +189,8 @@ def register(app: typer.Typer) -> None:
         ] = 2,
         log_level: LOG_LEVEL = "warning",
     ) -> None:
-        """Run a hub with the SQLite store and one local agent, in one command."""
+        """Run a hub with the SQLite store and one local agent, in one command; the web UI is at
+        the address it prints first."""
         from testfleet.cli.up import run_up
 
         _logging(log_level)

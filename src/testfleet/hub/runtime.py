@@ -110,6 +110,7 @@ class Hub:
     async def stop(self) -> None:
         """Stop everything; running jobs stay running in the store for the next hub."""
         self.ready = False
+        self.job_feeds.close()
         await self.scheduler.shutdown()
         await self.connections.close_all()
         for task in self._background:

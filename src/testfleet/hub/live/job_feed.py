@@ -155,6 +155,13 @@ class JobFeeds:
     def __len__(self) -> int:
         return len(self._readers)
 
+    def close(self) -> None:
+        """Stop every reader (the hub is stopping; its followers are ending too)."""
+        for reader in self._readers.values():
+            if reader.task is not None:
+                reader.task.cancel()
+        self._readers.clear()
+
     async def follow(
         self, job_id: int, after: int, kinds: Sequence[str], *, wait: float
     ) -> AsyncGenerator[FeedItem, None]:
