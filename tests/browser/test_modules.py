@@ -115,3 +115,22 @@ def test_log_chunks_become_lines_with_colours_kept_across_chunks(blank: Page) ->
     assert texts == ["a", "bc", "\x1b[31mred still red", "<b>\x1b[0m"]
     assert "color:rgb(187,0,0)" in lines[2][1].replace(" ", "")
     assert "&lt;b&gt;" in lines[3][1]
+
+
+def test_a_log_view_hears_only_of_lines_after_it_drew_the_rest(blank: Page) -> None:
+    told = run(
+        blank,
+        "job-log.js",
+        """(m) => {
+            const log = new m.LogLines();
+            const event = (id, text) =>
+                ({id, task_id: 1, data: {text, step_index: 0, stream: "stdout"}});
+            log.add(event(1, "before the view\\n"));
+            const heard = [];
+            log.watch((added, changed) => heard.push(...added.map((l) => l.text)));
+            log.add(event(2, "after\\n"));
+            log.flush();
+            return [log.lines.map((l) => l.text), heard];
+        }""",
+    )
+    assert told == [["before the view", "after"], ["after"]]

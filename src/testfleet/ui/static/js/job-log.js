@@ -36,12 +36,12 @@ export class LogLines {
       if (n === 0 && line) {
         line.html += painter.ansi_to_html(part);
         line.text += part;
-        this.changed.add(line);
+        if (this.views.size) this.changed.add(line);
         return;
       }
       line = { task: event.task_id, step, stream, text: part, html: painter.ansi_to_html(part) };
       this.lines.push(line);
-      this.added.push(line);
+      if (this.views.size) this.added.push(line); // a view yet to come draws all `lines`
     });
     this.open.set(where, finished ? null : line);
     if (this.lines.length > MAX_LINES) this.lines.splice(0, this.lines.length - MAX_LINES);
@@ -56,8 +56,13 @@ export class LogLines {
     this.views.forEach((view) => view(added, changed));
   }
 
-  /** Call `view(added, changed)` once per frame with new lines; returns a stop. */
+  /** Call `view(added, changed)` once per frame with the lines new since it drew `lines`;
+   * returns a stop. */
   watch(view) {
+    if (this.frame) {
+      cancelAnimationFrame(this.frame);
+      this.flush(); // what is pending goes to the views there were, not to this one
+    }
     this.views.add(view);
     return () => this.views.delete(view);
   }
@@ -66,14 +71,21 @@ export class LogLines {
 /**
  * The lines (those `keep` accepts), kept in the DOM by hand, like a terminal: a new line is
  * one appended node, never a re-render of the whole log. Scrolled to the end while the
- * reader is at the end.
+ * reader is at the end. `sources` changes when `source(line)` may say something new.
  */
-export function LogView({ log, keep, source, empty }) {
+export function LogView({ log, keep, source, sources, empty }) {
   const box = useRef(null);
-  const state = useRef({ pinned: true, nodes: new WeakMap(), placeholder: null });
+  const state = useRef({ pinned: true, nodes: new WeakMap(), lines: new WeakMap(), placeholder: null });
   useEffect(() => {
     if (state.current.placeholder) state.current.placeholder.textContent = empty;
   }, [empty]);
+  useEffect(() => {
+    // Lines drawn before their task was known say "task N": name them again.
+    for (const row of box.current.children) {
+      const line = state.current.lines.get(row);
+      if (line) row.firstChild.textContent = source(line);
+    }
+  }, [sources]);
   useEffect(() => {
     const el = box.current;
     const { nodes } = state.current;
@@ -92,6 +104,7 @@ export function LogView({ log, keep, source, empty }) {
       text.innerHTML = line.html;
       row.append(src, text);
       nodes.set(line, row);
+      state.current.lines.set(row, line);
       return row;
     };
     const show = (added, changed) => {

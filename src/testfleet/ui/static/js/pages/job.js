@@ -102,7 +102,7 @@ function Log({ job, log, selected, onClear }) {
         : `all steps, the last ${MAX_LINES} lines at most · select a step to see only its lines`}</span>
       <a class="button small" href=${download} download=${`job-${job.job_id}${selected ? `-task-${selected.task_id}-step-${selected.step}` : ""}.log`}>Download full log</a>
     </div>
-    <${LogView} log=${log} keep=${keep} source=${source}
+    <${LogView} log=${log} keep=${keep} source=${source} sources=${[...tasks.keys()].join(",")}
       empty=${job.state === "queued" || job.state === "running" ? "No output yet; lines appear here as they are written." : "This job wrote no output."} />
   </section>`;
 }
