@@ -27,6 +27,7 @@ def sign_in(page: Page, token: str) -> None:
     page.goto("/ui/")
     page.get_by_label("Token").fill(token)
     page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("user-name")).to_be_visible()  # the cookie is set
 
 
 def test_sign_in_shows_who_and_sign_out_forgets(fresh: Page, auth_hub: LiveHub) -> None:

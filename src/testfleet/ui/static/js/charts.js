@@ -52,7 +52,7 @@ export function OutcomeBars({ points }) {
 
 /** Mean run time per bucket (a line through the buckets that had finished jobs). */
 export function DurationLine({ points }) {
-  const top = Math.max(1, ...points.map((p) => p.mean_seconds || 0));
+  const top = Math.max(0.01, ...points.map((p) => p.mean_seconds || 0)) * 1.15;
   return html`<${Frame} label="Mean job run time per hour" top=${top} format=${duration} points=${points}>
     ${(step, inner) => {
       const at = (i, v) => [PAD.left + step * i + step / 2, PAD.top + inner - (v / top) * inner];
