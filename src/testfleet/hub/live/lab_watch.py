@@ -29,8 +29,15 @@ JOB_KINDS = frozenset(
 )
 """Events after which a list of jobs or their counts may read differently."""
 INVENTORY_KINDS = frozenset(
-    {"device_added", "device_removed", "agent_lost", "devices_acquired", "test_finished"}
-) | {"job_finished"}
+    {
+        "device_added",
+        "device_removed",
+        "agent_lost",
+        "devices_acquired",
+        "test_finished",  # its devices are given back
+        "job_finished",  # and any it still held
+    }
+)
 """Events after which agents or devices (or their claims) may read differently."""
 
 
