@@ -1,6 +1,6 @@
 // The UI starts here: who is signed in, then the page the address names.
 import { html, render, useEffect, useState } from "./html.js";
-import { api, onSignedOut } from "./api.js";
+import { api, onSignedOut, prefetch } from "./api.js";
 import { currentPath, match, navigate, useLocation } from "./router.js";
 import { allowed, pages } from "./pages.js";
 import { Layout } from "./layout.js";
@@ -77,10 +77,11 @@ function Page({ me, location }) {
 const firstMe = api("/auth/me");
 firstMe.catch(() => null);
 const first = resolve(currentPath());
-if (first.page) load(first.page).then((found) => {
-  loaded.set(first.page, found);
-  found.prefetch?.(first.params, new URLSearchParams(location.search));
-});
+if (first.page) {
+  const path = first.page.data?.(first.params, new URLSearchParams(location.search));
+  if (path) prefetch(path);
+  load(first.page).then((found) => loaded.set(first.page, found));
+}
 
 function App() {
   const [me, setMe] = useState(undefined);

@@ -1,7 +1,11 @@
 // The page registry: every page of the UI, its path, its place in the navigation and who may
-// see it. A new page is one module in pages/ (a default-exported component, and optionally
-// `prefetch(params, query)` to ask for its first data early) and one entry here; its module
-// (a path below js/) is loaded when the page is first shown. See docs/ui.md.
+// see it. A new page is one module in pages/ (a default-exported component) and one entry
+// here; its module (a path below js/) is loaded when the page is first shown. An entry's
+// optional `data(params, query)` names the API path of the page's first data, asked for while
+// the UI still starts (the page's own first `api()` of that path takes the answer). See
+// docs/ui.md.
+
+import { jobsPath } from "./jobs-query.js";
 
 export const pages = [
   {
@@ -15,6 +19,7 @@ export const pages = [
     title: "Jobs",
     nav: "Jobs",
     module: "pages/jobs.js",
+    data: (params, search) => jobsPath(search),
   },
   {
     path: "/jobs/:id",

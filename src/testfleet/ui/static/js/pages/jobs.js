@@ -1,7 +1,8 @@
 // Jobs: every job, newest first, filtered and paged (by cursor: fast at any history length),
 // updating live; start, stop and retry for operators.
 import { html, useEffect, useState } from "../html.js";
-import { api, prefetch as prefetchGet, query } from "../api.js";
+import { api, query } from "../api.js";
+import { FILTERS, WINDOWS, filtersOf, jobsRequest as request } from "../jobs-query.js";
 import { canOperate, Empty, ErrorNote, State, Time, useLive, useNow } from "../components.js";
 import { JobActions } from "../job-actions.js";
 import { StartJob } from "../start-job.js";
@@ -9,14 +10,6 @@ import { Link, navigate } from "../router.js";
 import { duration, elapsed } from "../format.js";
 
 const STATES = ["queued", "running", "paused", "cancelling", "completed", "failed", "cancelled"];
-const WINDOWS = { "": "Any time", "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days" };
-const SECONDS = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
-const FILTERS = ["state", "tag", "requestor", "name", "since"];
-const PAGE = 50;
-
-function filtersOf(search) {
-  return Object.fromEntries(FILTERS.map((key) => [key, search.get(key) || ""]));
-}
 
 function go(filters, cursor, replace) {
   const search = query({ ...filters, cursor });
@@ -55,20 +48,6 @@ function Filters({ filters }) {
   </form>`;
 }
 
-function request(filters, cursor) {
-  const since = SECONDS[filters.since];
-  const minute = Math.floor(Date.now() / 60000) * 60000; // the same request for a minute
-  return `/jobs${query({
-    state: filters.state,
-    tag: filters.tag,
-    requestor: filters.requestor,
-    name_contains: filters.name,
-    created_after: since ? new Date(minute - since * 1000).toISOString() : "",
-    limit: PAGE,
-    cursor,
-  })}`;
-}
-
 function Rows({ jobs, now, onError, refresh }) {
   return html`<div class="table-wrap"><table data-testid="jobs-table">
     <thead><tr>
@@ -92,9 +71,6 @@ function Rows({ jobs, now, onError, refresh }) {
 
 const cursors = []; // the pages before this one, for "Newer"
 
-/** The first page's jobs, asked for while the UI still starts. */
-export const prefetch = (params, search) =>
-  prefetchGet(request(filtersOf(search), search.get("cursor") || ""));
 
 export default function Jobs({ query: search, me }) {
   const now = useNow();
