@@ -3,11 +3,13 @@ import { html, useEffect, useRef } from "./html.js";
 import { AnsiUp } from "../vendor/ansi_up.mjs";
 
 export const MAX_LINES = 2000;
+const FLUSH_MS = 50;
 
 /**
  * Turns log events into lines: each task keeps its colour state across chunks, and a line
  * that a chunk leaves unfinished is continued by the next chunk of the same step and stream.
- * Views are told once per frame which lines were added or continued.
+ * Views are told which lines were added or continued: at once when lines are sparse, at
+ * most every FLUSH_MS while they pour in.
  */
 export class LogLines {
   constructor() {
@@ -17,7 +19,8 @@ export class LogLines {
     this.views = new Set();
     this.added = [];
     this.changed = new Set();
-    this.frame = null;
+    this.timer = null;
+    this.flushed = 0;
   }
 
   add(event) {
@@ -45,24 +48,25 @@ export class LogLines {
     });
     this.open.set(where, finished ? null : line);
     if (this.lines.length > MAX_LINES) this.lines.splice(0, this.lines.length - MAX_LINES);
-    if (!this.frame && this.views.size) this.frame = requestAnimationFrame(() => this.flush());
+    if (!this.timer && this.views.size) {
+      const wait = Math.max(0, this.flushed + FLUSH_MS - performance.now());
+      this.timer = setTimeout(() => this.flush(), wait);
+    }
   }
 
   flush() {
-    this.frame = null;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.flushed = performance.now();
     const [added, changed] = [this.added, this.changed];
     this.added = [];
     this.changed = new Set();
     this.views.forEach((view) => view(added, changed));
   }
 
-  /** Call `view(added, changed)` once per frame with the lines new since it drew `lines`;
-   * returns a stop. */
+  /** Call `view(added, changed)` with the lines new since it drew `lines`; returns a stop. */
   watch(view) {
-    if (this.frame) {
-      cancelAnimationFrame(this.frame);
-      this.flush(); // what is pending goes to the views there were, not to this one
-    }
+    if (this.timer) this.flush(); // what is pending goes to the views there were, not this one
     this.views.add(view);
     return () => this.views.delete(view);
   }
