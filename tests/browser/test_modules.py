@@ -134,3 +134,86 @@ def test_a_log_view_hears_only_of_lines_after_it_drew_the_rest(blank: Page) -> N
         }""",
     )
     assert told == [["before the view", "after"], ["after"]]
+
+
+def _task(task_id: int, attempt: int, state: str, error: str | None, step: dict[str, Any]) -> Any:
+    return {
+        "task_id": task_id,
+        "device_id": f"a:slot-{attempt}",
+        "device_name": f"slot-{attempt}",
+        "agent": "a",
+        "state": state,
+        "attempt": attempt,
+        "started_at": None,
+        "ended_at": None,
+        "error": error,
+        "steps": [step],
+    }
+
+
+def test_the_timeline_says_why_in_words(blank: Page) -> None:
+    failed_step = {
+        "index": 0,
+        "name": "run",
+        "plugin": "cmd",
+        "state": "failed",
+        "exit_code": 3,
+        "started_at": None,
+        "ended_at": None,
+        "error": None,
+    }
+    lost_step = {**failed_step, "state": "incomplete", "exit_code": None}
+    job = {
+        "state": "running",
+        "created_at": "2026-01-01T00:00:00Z",
+        "final_reporters": [],
+        "runs": [
+            {
+                "number": 1,
+                "state": "running",
+                "started_at": None,
+                "ended_at": None,
+                "reporters": [],
+                "tests": [
+                    {
+                        "index": 0,
+                        "name": "flaky",
+                        "state": "failed",
+                        "attempts": 2,
+                        "started_at": None,
+                        "ended_at": None,
+                        "error": "0/1 tasks passed",
+                        "tasks": [
+                            _task(1, 1, "failed", None, failed_step),
+                            _task(2, 2, "incomplete", "agent 'a' lost", lost_step),
+                        ],
+                    },
+                    {
+                        "index": 1,
+                        "name": "waits",
+                        "state": "pending",
+                        "attempts": 0,
+                        "started_at": None,
+                        "ended_at": None,
+                        "error": None,
+                        "tasks": [],
+                        "waiting": "waiting: no device has labels pool=nope",
+                    },
+                ],
+            }
+        ],
+    }
+    text = blank.evaluate(
+        """async (job) => {
+            const {html, render} = await import("/ui/static/dev/js/html.js");
+            const {Timeline} = await import("/ui/static/dev/js/job-timeline.js");
+            const box = document.createElementNS("http://www.w3.org/1999/xhtml", "div");
+            render(html`<${Timeline} job=${job} onSelect=${() => {}} now=${Date.now()} />`, box);
+            return box.textContent;
+        }""",
+        job,
+    )
+    assert "Retried after attempt 1 on slot-1: step run exited with code 3" in text
+    assert "agent 'a' lost" in text
+    assert "0/1 tasks passed" in text
+    assert "waiting: no device has labels pool=nope" in text
