@@ -6,15 +6,20 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= .testfleet
 PORT ?= 8470
 
-.PHONY: up test check lint typecheck unit integration bench clean
+.PHONY: up test check lint typecheck unit integration browser bench bench-ui screenshots \
+	lock ui-vendor clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[hub,dev]'
+# uv installs exactly the versions in uv.lock (and installs itself with pip when missing);
+# plain pip is the fallback (TESTFLEET_NO_UV=1 forces it).
+$(STAMP): pyproject.toml uv.lock scripts/install-venv
+	scripts/install-venv $(VENV) $(PYTHON)
 	touch $(STAMP)
 
-## up: start the hub (SQLite in $(DATA_DIR)) and one local agent; Ctrl-C stops both
+## lock: update uv.lock after changing the dependencies in pyproject.toml
+lock:
+	scripts/uv lock --python $(PYTHON)
+
+## up: start the hub (SQLite in $(DATA_DIR)) and one local agent, UI at /ui/; Ctrl-C stops both
 up: $(STAMP)
 	$(BIN)/testfleet up --data-dir $(DATA_DIR) --port $(PORT)
 
@@ -37,6 +42,18 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 
+## browser: the web UI's tests in Debian's Chromium (Playwright)
+browser: $(STAMP)
+	$(BIN)/python -m pytest tests/browser
+
+## screenshots: refresh the README's screenshots in docs/screenshots (browser tests)
+screenshots: $(STAMP)
+	TESTFLEET_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/browser
+
+## ui-vendor: fetch the UI's third-party modules again (pinned in src/testfleet/ui/vendor.json)
+ui-vendor:
+	$(PYTHON) scripts/ui-vendor.py
+
 PEERS := .venv-peers/.installed
 
 $(PEERS): benchmarks/peers/requirements-buildbot.txt
@@ -47,6 +64,11 @@ $(PEERS): benchmarks/peers/requirements-buildbot.txt
 ## bench: the figures in docs/performance.md (with the Buildbot peer, in its own venv)
 bench: $(STAMP) $(PEERS)
 	$(BIN)/python -m benchmarks.run_all
+
+## bench-ui: the web UI's figures (first paint, asset weight, live event latency)
+bench-ui: $(STAMP)
+	$(BIN)/python -m benchmarks.ui_first_paint
+	$(BIN)/python -m benchmarks.ui_live_events
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -53,7 +53,7 @@ def test_up_runs_jobs_stops_cleanly_and_resumes(
             process.send_signal(stop_signal)
             _out, err = process.communicate(timeout=20)
         assert process.returncode == 0, err
-        assert f"http://127.0.0.1:{port}" in err
+        assert err.splitlines()[0] == f"testfleet is up: open http://127.0.0.1:{port}/ui/"
         again = _up(tmp_path, port)
         try:
             _wait_ready(client, again)

@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "steps": {"protocol"},
     "client": {"protocol"},
     "agent": {"protocol", "steps", "client"},
-    "hub": {"protocol", "store", "steps"},
+    "hub": {"protocol", "store", "steps", "ui"},
+    "ui": set(),
     "cli": None,
 }
 

@@ -209,7 +209,7 @@ def register(app: typer.Typer) -> None:
         ] = "20G",
         log_level: LOG_LEVEL = "info",
     ) -> None:
-        """Run the hub: the API, the job manager and the agents' endpoint."""
+        """Run the hub: the API, the web UI (at /ui/), the job manager and the agents' endpoint."""
         from testfleet.cli import datadir
         from testfleet.hub.config import HubConfig, default_data_dir
         from testfleet.hub.server import build_server
@@ -245,8 +245,8 @@ def register(app: typer.Typer) -> None:
             with held:
                 check_store(config.database_url, "--db")
                 err.print(
-                    f"testfleet hub on [bold]{url}[/bold] "
-                    f"(auth {'on' if config.auth_enabled else 'off'})"
+                    f"testfleet hub on [bold]{url}/ui/[/bold] "
+                    f"(auth {'on' if config.auth_enabled else 'off'}; API docs at /docs)"
                 )
                 server.run()
         except datadir.DataDirBusy as error:
@@ -330,7 +330,8 @@ def register(app: typer.Typer) -> None:
         ] = 2,
         log_level: LOG_LEVEL = "warning",
     ) -> None:
-        """Run a hub with the SQLite store and one local agent, in one command."""
+        """Run a hub with the SQLite store and one local agent, in one command; the web UI is at
+        the address it prints first."""
         from testfleet.cli.up import run_up
 
         _logging(log_level)

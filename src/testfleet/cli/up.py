@@ -105,7 +105,8 @@ def _serve(config: HubConfig, url: str, slots: int, log_level: str) -> int:
                 return 1
             await asyncio.sleep(0.05)
         running_agent = asyncio.create_task(agent.run())
-        err.print(f"testfleet is up: [bold]{url}[/bold]  (API {url}/api/v1, docs {url}/docs)")
+        err.print(f"testfleet is up: open [bold]{url}/ui/[/bold]")
+        err.print(f"API {url}/api/v1   API docs {url}/docs")
         err.print(
             f"data directory: {config.data_dir}   auth: "
             f"{'on' if config.auth_enabled else 'off'}   local agent: "

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,10 +24,14 @@ from testfleet.hub.routes import (
     deletions,
     inventory,
     jobs,
+    live,
     ops,
+    overview,
     schedules,
+    session,
     testcases,
     tokens,
+    ui,
     webhooks,
 )
 from testfleet.hub.runtime import Hub
@@ -57,11 +62,16 @@ def create_app(config: HubConfig) -> FastAPI:
             await hub.stop()
             await store.close()
 
-    app = FastAPI(
+    # /docs from packaged files: it works without the internet. (ReDoc is left out: it
+    # loads its logo from its vendor's site.)
+    app = FastAPIOffline(
+        redoc_url=None,
         title="testfleet hub",
         version=__version__,
         lifespan=lifespan,
         description="Jobs, devices and agents of a test lab. See docs/api.md.",
+        static_url="/docs/static",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.server_id = config.effective_server_id
     install_error_handlers(app)
@@ -75,6 +85,10 @@ def create_app(config: HubConfig) -> FastAPI:
         testcases,
         webhooks,
         schedules,
+        overview,
+        session,
+        live,
+        ui,
     ):
         app.include_router(module.router, max_body_size=MAX_BODY_BYTES)
 

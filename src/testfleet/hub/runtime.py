@@ -21,13 +21,14 @@ from testfleet.hub.artifacts.service import ArtifactLimits, ArtifactService
 from testfleet.hub.artifacts.storage import DirectoryStorage
 from testfleet.hub.config import HubConfig
 from testfleet.hub.delivery import Delivery
-from testfleet.hub.feeds import JobFeeds
 from testfleet.hub.jobs.context import RunnerDeps
 from testfleet.hub.jobs.news import JobNews
 from testfleet.hub.jobs.runner import JobRunner
 from testfleet.hub.jobs.runners import RunnerRegistry
 from testfleet.hub.jobs.scheduler import Scheduler
 from testfleet.hub.jobs.service import JobService
+from testfleet.hub.live.job_feed import JobFeeds
+from testfleet.hub.live.lab_watch import LabWatch
 from testfleet.hub.loopwatch import LoopWatch
 from testfleet.hub.maintenance import Maintenance
 from testfleet.hub.metrics import HubMetrics
@@ -81,7 +82,6 @@ class Hub:
         )
         self.scheduler = Scheduler(config, store, signals, runners, partial(JobRunner, runner_deps))
         self.revocations = revocations = Revocations(store)
-        self.feeds = JobFeeds(store, signals)
         self.sessions = AgentSessions(
             server_id=server_id,
             store=store,
@@ -118,6 +118,8 @@ class Hub:
         self.webhooks = WebhookDispatcher(server_id, store, config.webhook_retry_for)
         self.schedules = Schedules(store, signals)
         self.maintenance = Maintenance(config, store, storage)
+        self.lab_watch = LabWatch(store, signals)
+        self.job_feeds = JobFeeds(store, signals)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -135,6 +137,7 @@ class Hub:
             "webhooks": self.webhooks.run(),
             "schedules": self.schedules.run(),
             "maintenance": self.maintenance.run(),
+            "lab-watch": self.lab_watch.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))
@@ -145,6 +148,7 @@ class Hub:
     async def stop(self) -> None:
         """Stop everything; running jobs stay running in the store for the next hub."""
         self.ready = False
+        self.job_feeds.close()
         await self.scheduler.shutdown()
         await self.connections.close_all()
         for task in self._background:

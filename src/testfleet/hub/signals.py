@@ -21,6 +21,8 @@ class Signals:
         self.released: set[str] = set()
         self.released_jobs: set[int] = set()
         self.jobs_submitted = asyncio.Event()
+        self.lab = asyncio.Event()
+        """Set on any change here (jobs, devices); the lab watch clears it."""
 
     def job_version(self, job_id: int) -> int:
         """A number that changes whenever job `job_id` is signalled."""
@@ -29,6 +31,7 @@ class Signals:
     def job_changed(self, job_id: int) -> None:
         """Wake everything waiting on job `job_id`."""
         self._versions[job_id] = self._versions.get(job_id, 0) + 1
+        self.lab.set()
         event = self._events.pop(job_id, None)
         if event is not None:
             event.set()
@@ -54,16 +57,19 @@ class Signals:
         allocator reads them again and looks at its requests."""
         self.changed_agents.update(agent_ids)
         self.devices.set()
+        self.lab.set()
 
     def devices_released(self, device_ids: Iterable[str]) -> None:
         """This hub gave these devices back (committed): they are free unless offline."""
         self.released.update(device_ids)
         self.devices.set()
+        self.lab.set()
 
     def job_released(self, job_id: int) -> None:
         """This hub gave back every device job `job_id` held (committed)."""
         self.released_jobs.add(job_id)
         self.devices.set()
+        self.lab.set()
 
     def take_changed_agents(self) -> set[int]:
         """The agents whose devices changed in the store since the last call."""
@@ -79,3 +85,7 @@ class Signals:
         """The jobs that gave back all their devices since the last call."""
         released, self.released_jobs = self.released_jobs, set()
         return released
+
+    def lab_changed(self) -> None:
+        """Something a watcher of the lab may show changed (a job was submitted, say)."""
+        self.lab.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from testfleet.protocol.api import (
+    EventRecord,
     JobStatus,
     JobSummary,
     ReporterResult,
@@ -14,7 +15,7 @@ from testfleet.protocol.api import (
     TestStatus,
 )
 from testfleet.store.job_tree import JobTree
-from testfleet.store.records import JobRecord
+from testfleet.store.records import JobRecord, StoredEvent
 
 
 def build_summary(job: JobRecord) -> JobSummary:
@@ -99,4 +100,17 @@ def build_status(tree: JobTree, server_id: str) -> JobStatus:
         runs=runs,
         final_reporters=[ReporterResult.model_validate(r) for r in job.final_reporters or []],
         descriptor=job.descriptor,
+    )
+
+
+def build_event(row: StoredEvent) -> EventRecord:
+    """An event as the API shows it."""
+    return EventRecord(
+        id=row.id,
+        kind=row.kind,
+        job_id=row.job_id,
+        task_id=row.task_id,
+        at=row.at,
+        data=row.data,
+        agent=row.agent_name,
     )

@@ -187,6 +187,8 @@ class DeviceInfo(BaseModel):
     labels: dict[str, str]
     holder_job_id: int | None = None
     lease_expires_at: datetime | None = None
+    claimed_at: datetime | None = None
+    """Since when its holder has it (busy devices)."""
 
 
 class AgentInfo(BaseModel):

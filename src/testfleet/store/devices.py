@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, select, update
@@ -184,10 +184,11 @@ def claim_devices(conn: Connection, ids: Sequence[str], job_id: int, lease_until
                 holder_job_id=bindparam("b_job"),
                 lease_expires_at=bindparam("b_lease"),
                 changed_at=utc_now(),
+                claimed_at=bindparam("b_now"),
             )
         ),
     )
-    params = {"b_ids": value, "b_job": job_id, "b_lease": lease_until}
+    params = {"b_ids": value, "b_job": job_id, "b_lease": lease_until, "b_now": datetime.now(UTC)}
     if len(ids) == 1:
         return bool(conn.execute(statement, params).rowcount == 1)
     savepoint = conn.begin_nested()
@@ -201,6 +202,7 @@ def claim_devices(conn: Connection, ids: Sequence[str], job_id: int, lease_until
 _RELEASED = {
     "holder_job_id": None,
     "lease_expires_at": None,
+    "claimed_at": None,
     "state": case((devices.c.state == DeviceState.BUSY, DeviceState.FREE), else_=devices.c.state),
     "changed_at": utc_now(),
 }

@@ -99,18 +99,24 @@ def list_events(
     after: int = 0,
     limit: int = 500,
     kinds: Sequence[str] = (),
+    task_id: int | None = None,
+    last: bool = False,
 ) -> list[StoredEvent]:
-    """A job's events with id > `after`, oldest first, with the sending agent's name."""
+    """A job's events with id > `after`, oldest first, with the sending agent's name; with
+    `last`, the newest `limit` of them (still oldest first)."""
     query = (
         select(events, agents.c.name.label("agent_name"))
         .outerjoin(agents, agents.c.id == events.c.agent_id)
         .where(events.c.job_id == job_id, events.c.id > after)
-        .order_by(events.c.id)
+        .order_by(events.c.id.desc() if last else events.c.id)
         .limit(limit)
     )
     if kinds:
         query = query.where(events.c.kind.in_(kinds))
-    return [StoredEvent.from_row(row) for row in conn.execute(query)]
+    if task_id is not None:
+        query = query.where(events.c.task_id == task_id)
+    found = [StoredEvent.from_row(row) for row in conn.execute(query)]
+    return found[::-1] if last else found
 
 
 def last_event_id(conn: Connection, job_id: int) -> int:

@@ -31,6 +31,7 @@ class JobQuery:
     tags: Sequence[str] = ()
     requestor: str | None = None
     name: str | None = None
+    name_contains: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     limit: int = 50
@@ -137,6 +138,8 @@ def list_jobs(conn: Connection, query: JobQuery) -> tuple[list[JobRecord], str |
         statement = statement.where(jobs.c.requestor == query.requestor)
     if query.name:
         statement = statement.where(jobs.c.name == query.name)
+    if query.name_contains:
+        statement = statement.where(jobs.c.name.icontains(query.name_contains, autoescape=True))
     if query.created_after:
         statement = statement.where(jobs.c.created_at >= query.created_after)
     if query.created_before:

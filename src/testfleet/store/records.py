@@ -169,6 +169,7 @@ class DeviceRecord(Record):
     labels: dict[str, str]
     holder_job_id: int | None = None
     lease_expires_at: datetime | None = None
+    claimed_at: datetime | None = None
     removed: bool = False
     changed_at: datetime | None = None
     agent_name: str = ""

@@ -55,8 +55,9 @@ Index("ix_jobs_requestor", jobs.c.requestor)
 Index("ix_jobs_name", jobs.c.name)
 Index("ix_jobs_state_owner_id", jobs.c.state, jobs.c.owner, jobs.c.id)
 Index("ix_jobs_lease_expires_at", jobs.c.lease_expires_at)
-Index("ix_jobs_ended_at", jobs.c.ended_at)  # retention
+Index("ix_jobs_ended_at", jobs.c.ended_at)  # retention, and the overview's recent jobs
 Index("ix_jobs_retried_from", jobs.c.retried_from)  # a deleted job's retries are unlinked
+Index("ix_jobs_created_at", jobs.c.created_at)  # the job list's time filter
 
 job_tags = Table(
     "job_tags",
@@ -140,6 +141,7 @@ devices = Table(
     Column("labels", JSON, nullable=False),
     Column("holder_job_id", BigId, ForeignKey("jobs.id", ondelete="SET NULL")),
     Column("lease_expires_at", UTCDateTime),
+    Column("claimed_at", UTCDateTime),  # since when its holder has it
     Column("removed", Boolean, nullable=False, default=False),
     # When the row last changed: hubs refresh their index of devices from it.
     Column("changed_at", UTCDateTime),

@@ -100,6 +100,7 @@ class JobService:
         self._plans.remember(job_id, descriptor)
         self._metrics.jobs_submitted.inc()
         self._signals.jobs_submitted.set()
+        self._signals.lab_changed()
 
     async def status(self, job_id: int) -> JobStatus:
         """The full status of one job, with its test cases' counts."""

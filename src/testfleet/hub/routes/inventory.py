@@ -117,6 +117,7 @@ async def list_devices(
                 labels=d.labels,
                 holder_job_id=d.holder_job_id,
                 lease_expires_at=d.lease_expires_at,
+                claimed_at=d.claimed_at,
             )
             for d in devices
         ],

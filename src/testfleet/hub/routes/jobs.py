@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from asyncio import FIRST_COMPLETED
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -15,8 +16,8 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from testfleet.hub.descriptors import param_overrides, read_descriptor
 from testfleet.hub.errors import ApiError
-from testfleet.hub.feeds import PAGE, Batch, encode, event_record, history, selected
 from testfleet.hub.jobs.service import job_not_found
+from testfleet.hub.live.job_feed import Ended
 from testfleet.hub.routes.deps import (
     EventCursor,
     HubDep,
@@ -27,6 +28,7 @@ from testfleet.hub.routes.deps import (
     TaskFilter,
 )
 from testfleet.hub.runtime import Hub
+from testfleet.hub.status import build_event
 from testfleet.protocol.api import (
     Acknowledged,
     ErrorDetail,
@@ -39,9 +41,11 @@ from testfleet.protocol.states import JobState
 from testfleet.store import events as event_store
 from testfleet.store import jobs as job_store
 from testfleet.store.deletions import visible_job
+from testfleet.store.records import StoredEvent
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 T = TypeVar("T")
+REVOCATION_CHECK = 0.5  # seconds: a quiet followed stream looks this often for a revoked token
 KEEPALIVE_COMMENT = ": keep-alive\n\n"
 """Sent on a followed stream after `HubConfig.sse_keepalive` seconds without an event: an SSE
 comment, which clients ignore, so that proxies with idle timeouts do not cut the stream."""
@@ -168,6 +172,9 @@ async def list_jobs(
     tag: Annotated[list[str], Query()] = [],  # noqa: B006
     requestor: str | None = None,
     name: str | None = None,
+    name_contains: Annotated[
+        str | None, Query(max_length=200, description="Part of the name, any case")
+    ] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -178,6 +185,7 @@ async def list_jobs(
         tags=tag,
         requestor=requestor,
         name=name,
+        name_contains=name_contains or None,
         created_after=_aware(created_after, "created_after"),
         created_before=_aware(created_before, "created_before"),
         limit=limit,
@@ -236,6 +244,10 @@ async def job_events(
     after: EventCursor = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     kind: Annotated[list[str], Query()] = [],  # noqa: B006
+    task_id: TaskFilter = None,
+    tail: Annotated[
+        bool, Query(description="The newest `limit` matching events instead of the oldest")
+    ] = False,
     follow: bool = False,
 ) -> Response | EventList:
     await _require_job(hub, job_id)
@@ -246,12 +258,20 @@ async def job_events(
             headers={"Cache-Control": "no-cache"},
         )
     rows = await hub.store.read(
-        event_store.list_events, job_id, after=after, limit=limit, kinds=kind
+        event_store.list_events,
+        job_id,
+        after=after,
+        limit=limit,
+        kinds=kind,
+        task_id=task_id,
+        last=tail,
     )
-    records = [event_record(row) for row in rows]
-    return EventList(
-        server_id=hub.server_id, events=records, next_after=records[-1].id if records else after
-    )
+    records = [build_event(row) for row in rows]
+    next_after = records[-1].id if records else after
+    if tail and not records:  # nothing matched: continue from the job's newest event
+        newest = await hub.store.read(event_store.list_events, job_id, limit=1, last=True)
+        next_after = max(after, newest[0].id) if newest else after
+    return EventList(server_id=hub.server_id, events=records, next_after=next_after)
 
 
 @router.get(
@@ -288,64 +308,43 @@ async def _follow(
     While the job is quiet, a keep-alive comment goes out every `sse_keepalive` seconds; a
     revoked token ends the stream with a `closed` event that says so.
     """
-    wanted = frozenset(kinds)
     clock = asyncio.get_running_loop().time
     keepalive = hub.config.sse_keepalive
+    last_sent = clock()
+    wait = min(REVOCATION_CHECK, keepalive)
     with hub.revocations.watch(token_id) as revoked:
-        async with hub.feeds.subscribe(job_id) as feed:
-            while True:  # what is stored already
-                rows, job = await hub.store.read(history, job_id, after, kinds)
-                for row in rows:
-                    frame = encode(row)
-                    after = frame.id
-                    yield frame.text
-                if len(rows) < PAGE:
-                    break
-            if job is None or job.state.finished:
-                yield _end(str(job.state) if job is not None else "deleted")
-                return
-            last_sent = clock()
-            while True:
+        follow = hub.job_feeds.follow(job_id, after, kinds, wait=wait)
+        async with contextlib.aclosing(follow) as feed:
+            async for item in feed:
                 if revoked.is_set():
                     yield _closed("the token was revoked")
                     return
-                quiet_left = max(0.0, keepalive - (clock() - last_sent))
-                batch = await _next(feed, revoked, quiet_left)
-                if batch is None:
-                    if not revoked.is_set():
-                        yield KEEPALIVE_COMMENT
-                        last_sent = clock()
-                    continue
-                if isinstance(batch, str):
-                    if batch != "lagging":
-                        yield _end(batch)
-                    return  # a lagging follower reconnects and catches up from the store
-                for frame in selected(batch, wanted, after):
-                    after = frame.id
-                    yield frame.text
+                if isinstance(item, Ended):
+                    yield f"event: end\ndata: {json.dumps({'state': item.state})}\n\n"
+                    return
+                for row in item:
+                    yield _sse(row)
                     last_sent = clock()
-
-
-async def _next(feed: asyncio.Queue[Batch], revoked: asyncio.Event, seconds: float) -> Batch | None:
-    """The feed's next batch; None after `seconds`, or once the token is revoked."""
-    if not feed.empty():
-        return feed.get_nowait()
-    getting = asyncio.ensure_future(feed.get())
-    ending = asyncio.ensure_future(revoked.wait())
-    try:
-        await asyncio.wait({getting, ending}, timeout=seconds, return_when=FIRST_COMPLETED)
-    finally:
-        ending.cancel()
-        if not getting.done():
-            getting.cancel()
-    if getting.done() and not getting.cancelled():
-        return getting.result()
-    return None
-
-
-def _end(state: str) -> str:
-    return f"event: end\ndata: {json.dumps({'state': state})}\n\n"
+                if not item and clock() - last_sent >= keepalive:
+                    yield KEEPALIVE_COMMENT
+                    last_sent = clock()
 
 
 def _closed(reason: str) -> str:
     return f"event: closed\ndata: {json.dumps({'reason': reason})}\n\n"
+
+
+_encoded: OrderedDict[int, str] = OrderedDict()
+ENCODED_KEPT = 4096
+
+
+def _sse(row: StoredEvent) -> str:
+    """An event as a server-sent event, encoded once for every follower on this hub."""
+    text = _encoded.get(row.id)
+    if text is None:
+        record = build_event(row)
+        text = f"id: {record.id}\nevent: {record.kind}\ndata: {record.model_dump_json()}\n\n"
+        _encoded[row.id] = text
+        if len(_encoded) > ENCODED_KEPT:
+            _encoded.popitem(last=False)
+    return text

@@ -1,0 +1,166 @@
+""" "The lab changed": one watcher per hub reads what changed and tells every subscriber.
+
+The store is read once per change for all open pages together (never once per page), at
+most every `min_gap` seconds, and only while someone watches. Changes made on this hub wake
+the watcher at once; changes made on other hubs sharing the store are seen by a poll every
+`poll` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Connection, func, select
+
+from testfleet.hub.signals import Signals
+from testfleet.store.db import Store
+from testfleet.store.tables import agents, devices, events
+
+_log = logging.getLogger(__name__)
+Topic = Literal["jobs", "inventory"]
+ALL_TOPICS: tuple[Topic, ...] = ("jobs", "inventory")
+
+JOB_KINDS = frozenset(
+    {"job_queued", "job_started", "job_stop_requested", "job_retried", "job_finished"}
+)
+"""Events after which a list of jobs or their counts may read differently."""
+INVENTORY_KINDS = frozenset(
+    {
+        "device_added",
+        "device_removed",
+        "agent_lost",
+        "devices_acquired",
+        "test_finished",  # its devices are given back
+        "job_finished",  # and any it still held
+    }
+)
+"""Events after which agents or devices (or their claims) may read differently."""
+
+
+@dataclass(frozen=True)
+class LabPrint:
+    """What the watcher compares: the newest event, and the inventory's shape."""
+
+    newest_event: int
+    agents: tuple[tuple[str, int, str], ...]
+    devices: tuple[tuple[str, int], ...]
+
+
+def read_print(conn: Connection) -> LabPrint:
+    """The lab's fingerprint: three aggregate queries."""
+    newest = conn.execute(select(func.max(events.c.id))).scalar() or 0
+    agent_rows = conn.execute(
+        select(agents.c.state, func.count(), func.max(agents.c.connected_at)).group_by(
+            agents.c.state
+        )
+    )
+    device_rows = conn.execute(
+        select(devices.c.state, func.count())
+        .where(devices.c.removed.is_(False))
+        .group_by(devices.c.state)
+    )
+    return LabPrint(
+        newest_event=int(newest),
+        agents=tuple(sorted((str(s), int(n), str(t)) for s, n, t in agent_rows)),
+        devices=tuple(sorted((str(s), int(n)) for s, n in device_rows)),
+    )
+
+
+def kinds_between(conn: Connection, after: int, upto: int) -> set[str]:
+    """The kinds of the events with ids in (after, upto], logs left out."""
+    query = (
+        select(events.c.kind)
+        .where(events.c.id > after, events.c.id <= upto, events.c.kind != "log")
+        .distinct()
+    )
+    return {str(kind) for kind in conn.execute(query).scalars()}
+
+
+def _read(conn: Connection, before: LabPrint | None) -> tuple[LabPrint, list[Topic]]:
+    now = read_print(conn)
+    if before is None:
+        return now, list(ALL_TOPICS)
+    topics: list[Topic] = []
+    kinds = (
+        kinds_between(conn, before.newest_event, now.newest_event)
+        if now.newest_event > before.newest_event
+        else set()
+    )
+    if kinds & JOB_KINDS:
+        topics.append("jobs")
+    if kinds & INVENTORY_KINDS or (now.agents, now.devices) != (before.agents, before.devices):
+        topics.append("inventory")
+    return now, topics
+
+
+class LabSubscription:
+    """One watcher's pending topics; changes that come faster than it reads are merged."""
+
+    def __init__(self) -> None:
+        self._topics: set[Topic] = set()
+        self._ready = asyncio.Event()
+
+    def add(self, topics: list[Topic]) -> None:
+        """Record changed topics."""
+        self._topics.update(topics)
+        self._ready.set()
+
+    async def next(self) -> list[Topic]:
+        """The topics changed since the last call (waits for at least one)."""
+        await self._ready.wait()
+        self._ready.clear()
+        topics, self._topics = sorted(self._topics), set()
+        return topics
+
+
+class LabWatch:
+    """Tells subscribers when jobs or the inventory change."""
+
+    def __init__(
+        self, store: Store, signals: Signals, *, poll: float = 2.0, min_gap: float = 0.2
+    ) -> None:
+        self._store = store
+        self._signals = signals
+        self._poll = poll
+        self._min_gap = min_gap
+        self._subscribers: set[LabSubscription] = set()
+        self._print: LabPrint | None = None
+
+    def subscribe(self) -> LabSubscription:
+        """A new subscription (its first notice names every topic)."""
+        subscription = LabSubscription()
+        self._subscribers.add(subscription)
+        self._signals.lab_changed()
+        return subscription
+
+    def unsubscribe(self, subscription: LabSubscription) -> None:
+        """Stop telling `subscription`."""
+        self._subscribers.discard(subscription)
+
+    async def run(self) -> None:
+        """Read and tell, until cancelled."""
+        known: set[LabSubscription] = set()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll):
+                    await self._signals.lab.wait()
+            self._signals.lab.clear()
+            if not self._subscribers:
+                self._print = None
+                continue
+            joined = self._subscribers - known
+            known = set(self._subscribers)
+            try:
+                self._print, topics = await self._store.read(_read, self._print)
+            except Exception:  # the store is away: try again at the next poll
+                _log.warning("the lab watch cannot read the store", exc_info=True)
+                continue
+            for subscription in self._subscribers:
+                told = list(ALL_TOPICS) if subscription in joined else topics
+                if told:
+                    subscription.add(told)
+            await asyncio.sleep(self._min_gap)

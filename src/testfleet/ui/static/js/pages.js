@@ -1,0 +1,45 @@
+// The page registry: every page of the UI, its path, its place in the navigation and who may
+// see it. A new page is one module in pages/ (a default-exported component) and one entry
+// here; its module (a path below js/) is loaded when the page is first shown. An entry's
+// optional `data(params, query)` names the API path of the page's first data, asked for while
+// the UI still starts (the page's own first `api()` of that path takes the answer). See
+// docs/ui.md.
+
+import { jobsPath } from "./jobs-query.js";
+
+export const pages = [
+  {
+    path: "/",
+    title: "Overview",
+    nav: "Overview",
+    module: "pages/overview.js",
+  },
+  {
+    path: "/jobs",
+    title: "Jobs",
+    nav: "Jobs",
+    module: "pages/jobs.js",
+    data: (params, search) => jobsPath(search),
+  },
+  {
+    path: "/jobs/:id",
+    title: "Job",
+    module: "pages/job.js",
+  },
+  {
+    path: "/agents",
+    title: "Agents and devices",
+    nav: "Agents & devices",
+    module: "pages/agents.js",
+  },
+  {
+    path: "/tokens",
+    title: "Tokens",
+    nav: "Tokens",
+    roles: ["admin"],
+    module: "pages/tokens.js",
+  },
+];
+
+/** Whether `me` may see `page`. */
+export const allowed = (page, me) => !page.roles || page.roles.includes(me.role);
