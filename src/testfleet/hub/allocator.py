@@ -1,12 +1,24 @@
-"""Hand free devices to tests: first come, first served, each claim an atomic conditional update."""
+"""Hand free devices to tests and to gateway sessions: a fair queue (priority, then arrival),
+each claim an atomic conditional update in the store.
+
+Two kinds of waiters share one queue: a job's test (`acquire`: `count` devices matching a
+`DeviceRequest`, all or none) and a gateway session request (`acquire_for_session`: one
+device matching a predicate, with a priority; it fails at once when no device in the
+inventory could ever match). Either gives up by cancelling the call; a grant that crosses the
+cancellation is given back.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -14,11 +26,17 @@ from testfleet.hub.signals import Signals
 from testfleet.protocol.descriptor import DeviceRequest
 from testfleet.protocol.wire import utcnow
 from testfleet.store import devices as device_store
+from testfleet.store import driver_sessions as session_store
 from testfleet.store.db import Store
 from testfleet.store.records import DeviceRecord
 
 _log = logging.getLogger(__name__)
 _IDLE_POLL = 1.0
+
+DeviceMatch = Callable[[DeviceRecord], bool]
+"""Whether a device (with its agent's name and labels) will do."""
+Preference = Callable[[DeviceRecord], Any]
+"""A sort key among matching free devices: the lowest is taken."""
 
 
 @dataclass(frozen=True)
@@ -31,11 +49,37 @@ class Device:
     agent_name: str
 
 
+class NoDeviceCouldMatch(Exception):
+    """No device in the inventory (free, busy or offline) could ever satisfy a request."""
+
+    def __init__(self, offered: list[tuple[dict[str, Any], int]]) -> None:
+        self.offered = offered
+        """What the inventory holds: each distinct set of capabilities, with how many devices."""
+        if offered:
+            kinds = "; ".join(
+                f"{count} x {_describe(capabilities)}" for capabilities, count in offered
+            )
+            message = f"no device could ever match; the inventory offers: {kinds}"
+        else:
+            message = "no device could ever match: the inventory has no devices for this"
+        super().__init__(message)
+
+
+def _describe(capabilities: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v!r}" for k, v in sorted(capabilities.items())) + "}"
+
+
 @dataclass(eq=False)
 class _Request:
-    job_id: int
-    want: DeviceRequest
-    avoid: frozenset[str]
+    """One waiter: a job's test (`job_id`) or a gateway session (`session_row`)."""
+
+    match: DeviceMatch
+    count: int
+    prefer: Preference
+    rank: tuple[int, int]
+    """(-priority, arrival): the queue's order."""
+    job_id: int | None = None
+    session_row: int | None = None
     future: asyncio.Future[list[Device]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -69,7 +113,13 @@ class DeviceAllocator:
         self._store = store
         self._lease_ttl = lease_ttl
         self._waiting: list[_Request] = []
+        self._arrivals = itertools.count()
         self._wake = signals.devices
+
+    @property
+    def waiting(self) -> int:
+        """How many requests wait for devices on this hub."""
+        return len(self._waiting)
 
     async def acquire(
         self, job_id: int, want: DeviceRequest, avoid: Collection[str] = ()
@@ -78,8 +128,51 @@ class DeviceAllocator:
 
         Devices in `avoid` are taken only when no others match. Cancel the call to give up.
         """
-        request = _Request(job_id=job_id, want=want, avoid=frozenset(avoid))
-        self._waiting.append(request)
+        shun = frozenset(avoid)
+        request = _Request(
+            match=lambda row: matches(want, row),
+            count=want.count,
+            prefer=lambda row: row.id in shun,
+            rank=(0, next(self._arrivals)),
+            job_id=job_id,
+        )
+        return await self._wait(request)
+
+    async def acquire_for_session(
+        self,
+        session_row: int,
+        match: DeviceMatch,
+        *,
+        priority: int = 0,
+        prefer: Preference | None = None,
+    ) -> Device:
+        """Wait in the queue until one device matching `match` is claimed for the gateway
+        session `session_row` (a queued row of `driver_sessions`, which moves to `creating`).
+
+        Higher `priority` goes first, equal priorities in arrival order; among free matching
+        devices the one with the lowest `prefer` key is taken. Raises NoDeviceCouldMatch at
+        once when no device of the inventory, in any state, could ever match. Cancel the call
+        to leave the queue (the client went away, or its timeout passed).
+        """
+        inventory = await self._store.read(device_store.list_devices)
+        if not any(match(row) for row in inventory):
+            raise NoDeviceCouldMatch(_summary(row for row in inventory if row.url))
+        request = _Request(
+            match=match,
+            count=1,
+            prefer=prefer or (lambda row: row.id),
+            rank=(-priority, next(self._arrivals)),
+            session_row=session_row,
+        )
+        (device,) = await self._wait(request)
+        return device
+
+    def freed(self) -> None:
+        """Devices were given back (or added) elsewhere: look at the queue again now."""
+        self._wake.set()
+
+    async def _wait(self, request: _Request) -> list[Device]:
+        bisect.insort(self._waiting, request, key=lambda r: r.rank)
         self._wake.set()
         try:
             return await asyncio.shield(request.future)
@@ -87,8 +180,21 @@ class DeviceAllocator:
             if request in self._waiting:
                 self._waiting.remove(request)
             if request.future.done() and not request.future.cancelled():
-                await self.release(job_id, [d.id for d in request.future.result()])
+                await self._give_back(request, request.future.result())
             raise
+
+    async def _give_back(self, request: _Request, devices: list[Device]) -> None:
+        if request.job_id is not None:
+            await self.release(request.job_id, [d.id for d in devices])
+        elif request.session_row is not None:
+            await self._store.write(
+                session_store.finish,
+                request.session_row,
+                "the client left the queue",
+                utcnow(),
+                state=session_store.FAILED,
+            )
+            self._wake.set()
 
     async def release(self, job_id: int, device_ids: Sequence[str]) -> None:
         """Give devices back."""
@@ -123,11 +229,11 @@ class DeviceAllocator:
             if request.future.done():
                 self._waiting.remove(request)
                 continue
-            candidates = [row for row in free if matches(request.want, row)]
-            if len(candidates) < request.want.count:
+            candidates = [row for row in free if request.match(row)]
+            if len(candidates) < request.count:
                 continue
-            candidates.sort(key=lambda row: row.id in request.avoid)
-            chosen = candidates[: request.want.count]
+            candidates.sort(key=request.prefer)
+            chosen = candidates[: request.count]
             taken = {row.id for row in chosen}
             free = [row for row in free if row.id not in taken]
             grants.append((request, chosen))
@@ -136,7 +242,9 @@ class DeviceAllocator:
         if not grants:
             return
         claimed = await self._store.write(
-            _claim, [(r.job_id, [row.id for row in c]) for r, c in grants], lease_until
+            _claim,
+            [(r.job_id, r.session_row, [row.id for row in c]) for r, c in grants],
+            lease_until,
         )
         granted = [grant for grant, ok in zip(grants, claimed, strict=True) if ok]
         if len(granted) < len(grants):  # another hub was faster: try again next round
@@ -148,16 +256,33 @@ class DeviceAllocator:
                 for row in chosen
             ]
             if request.future.done():  # the waiter gave up meanwhile
-                await self.release(request.job_id, [d.id for d in devices])
+                await self._give_back(request, devices)
             else:
                 request.future.set_result(devices)
 
 
+def _summary(rows: Iterable[DeviceRecord]) -> list[tuple[dict[str, Any], int]]:
+    """Each distinct set of capabilities among `rows` with how many devices offer it, most
+    common first."""
+    kinds: dict[str, dict[str, Any]] = {}
+    counts: Counter[str] = Counter()
+    for row in rows:
+        key = repr(sorted(row.capabilities.items()))
+        kinds.setdefault(key, row.capabilities)
+        counts[key] += 1
+    return [(kinds[key], count) for key, count in counts.most_common()]
+
+
 def _claim(
-    conn: Connection, wanted: list[tuple[int, list[str]]], lease_until: datetime
+    conn: Connection, wanted: list[tuple[int | None, int | None, list[str]]], lease_until: datetime
 ) -> list[bool]:
-    """Claim each job's devices all-or-nothing; returns which claims succeeded."""
+    """Claim each waiter's devices all-or-nothing (a job's with a lease, a gateway session's
+    with its session row); returns which claims succeeded."""
+    now = utcnow()
     results = []
-    for job_id, ids in wanted:
-        results.append(device_store.claim_devices(conn, ids, job_id, lease_until))
+    for job_id, session_row, ids in wanted:
+        if session_row is not None:
+            results.append(session_store.claim_device(conn, session_row, ids[0], now))
+        else:
+            results.append(device_store.claim_devices(conn, ids, job_id, lease_until))
     return results
