@@ -55,6 +55,14 @@ class HubConfig:
     max_running_jobs: int = 2000
     sse_keepalive: float = SSE_KEEPALIVE
     """No command-line flag: tests that run the hub in-process set it shorter."""
+    session_request_timeout: float = 300.0
+    """Seconds a new WebDriver session may wait in the queue for a device."""
+    session_idle_timeout: float = 60.0
+    """Seconds a WebDriver session may stay idle when the client names no newCommandTimeout."""
+    session_idle_max: float = 3600.0
+    """The longest newCommandTimeout a client may ask for."""
+    session_create_timeout: float = 120.0
+    """Seconds a node may take to create a driver session."""
 
     @property
     def database_url(self) -> str:
@@ -86,6 +94,10 @@ class HubConfig:
             "device_lease_ttl",
             "job_lease_ttl",
             "sse_keepalive",
+            "session_request_timeout",
+            "session_idle_timeout",
+            "session_idle_max",
+            "session_create_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")

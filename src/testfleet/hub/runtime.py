@@ -18,6 +18,7 @@ from testfleet.hub.agents.session import AgentSessions
 from testfleet.hub.allocator import DeviceAllocator
 from testfleet.hub.config import HubConfig
 from testfleet.hub.delivery import Delivery
+from testfleet.hub.gateway import GatewayService
 from testfleet.hub.jobs.context import RunnerDeps
 from testfleet.hub.jobs.news import JobNews
 from testfleet.hub.jobs.runner import JobRunner
@@ -84,6 +85,7 @@ class Hub:
             connections=connections,
             news=news,
         )
+        self.gateway = GatewayService(config, store, allocator, server_id, lambda: self.ready)
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -95,6 +97,7 @@ class Hub:
             "allocator": self.allocator.run(),
             "agents": self.liveness.watch(),
             "relay": self.relay.run(),
+            **self.gateway.loops(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))
@@ -112,3 +115,4 @@ class Hub:
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        await self.gateway.close()

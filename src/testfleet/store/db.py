@@ -116,6 +116,11 @@ def _migration_lock() -> asyncio.Lock:
     return lock
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class Store:
     """One database; `read()` and `write()` run a function in a transaction."""
 
@@ -186,6 +191,8 @@ class Store:
             return await asyncio.shield(request.future)
         except asyncio.CancelledError:
             request.abandoned = True
+            # Nobody awaits the outcome any more: retrieve it, or asyncio reports it unread.
+            request.future.add_done_callback(_retrieve)
             raise
 
     async def _in_thread(

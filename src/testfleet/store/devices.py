@@ -138,6 +138,12 @@ def list_devices(conn: Connection, *, include_removed: bool = False) -> list[Dev
     return [DeviceRecord.from_row(row) for row in conn.execute(query)]
 
 
+def get_device(conn: Connection, device_id: str) -> DeviceRecord | None:
+    """One device by id, with its agent's name and labels."""
+    row = conn.execute(_with_agent().where(devices.c.id == device_id)).first()
+    return DeviceRecord.from_row(row) if row is not None else None
+
+
 def free_devices(conn: Connection) -> list[DeviceRecord]:
     """Devices that can be claimed now, with their agent's name and labels."""
     query = (
