@@ -14,12 +14,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from testfleet import __version__
 from testfleet.agent.config import AgentConfig, host_slots
+from testfleet.agent.devices import Inventory, ProviderError, make_provider
 from testfleet.agent.executor import TaskExecutor
 from testfleet.agent.outbox import Outbox
 from testfleet.protocol.version import WIRE_VERSION
 from testfleet.protocol.wire import (
     HUB_MESSAGES,
     Ack,
+    DeviceSpec,
     Error,
     Heartbeat,
     Initialized,
@@ -45,8 +47,9 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.outbox = Outbox()
-        self.executor = TaskExecutor(self.outbox)
-        self.devices = host_slots(config.slots, config.labels)
+        providers = [make_provider(spec) for spec in config.providers]  # ProviderError
+        self.inventory = Inventory(self.outbox, host_slots(config.slots, config.labels), providers)
+        self.executor = TaskExecutor(self.outbox, self.inventory.environment)
         self.agent_id: int | None = None
         self.connected = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -56,8 +59,25 @@ class Agent:
         """Ask the agent to finish: running tasks are cancelled and reported."""
         self._stopping.set()
 
+    @property
+    def devices(self) -> list[DeviceSpec]:
+        """The devices offered now."""
+        return self.inventory.current()
+
     async def run(self) -> None:
-        """Stay connected until stopped; raises AgentRefused on a permanent refusal."""
+        """Start the device providers, then stay connected until stopped; raises AgentRefused
+        on a permanent refusal (or a provider that cannot start)."""
+        try:
+            await self.inventory.start()
+        except ProviderError as error:
+            await self.inventory.close()
+            raise AgentRefused(str(error)) from None
+        try:
+            await self._stay_connected()
+        finally:
+            await self.inventory.close()
+
+    async def _stay_connected(self) -> None:
         attempt = 0
         while not self._stopping.is_set():
             try:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -31,8 +32,11 @@ _REMEMBERED = 10_000
 class TaskExecutor:
     """The tasks this agent runs."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(
+        self, outbox: Outbox, environment: Callable[[str], dict[str, str]] = lambda _: {}
+    ) -> None:
         self.outbox = outbox
+        self._environment = environment
         self.running: dict[int, asyncio.Task[None]] = {}
         self._stop_reasons: dict[int, str] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -145,6 +149,7 @@ class TaskExecutor:
             device_name=message.device_name,
             log=log,
             timeout=step.timeout,
+            env=self._environment(message.device_name),
         )
         try:
             async with asyncio.timeout(step.timeout):

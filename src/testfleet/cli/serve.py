@@ -36,6 +36,16 @@ INSECURE = Annotated[
     typer.Option("--insecure-no-auth", help="Allow serving a non-loopback address without auth."),
 ]
 LOG_LEVEL = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+PROVIDERS = Annotated[
+    list[str],
+    typer.Option(
+        "--provider",
+        help="A device provider, NAME[:OPTIONS], repeatable: chromium[:count=N,...] (Chromium "
+        "with chromedriver), static:FILE (WebDriver endpoints from YAML/JSON), "
+        "android[:appium=URL] (phones from `adb devices -l`). See docs/devices.md.",
+        metavar="NAME[:OPTIONS]",
+    ),
+]
 
 
 def _logging(level: str) -> None:
@@ -88,6 +98,23 @@ def register(app: typer.Typer) -> None:
                 "--agent-timeout", help="Seconds without a heartbeat before an agent is lost."
             ),
         ] = 5.0,
+        session_request_timeout: Annotated[
+            float,
+            typer.Option(
+                "--session-request-timeout",
+                min=0.1,
+                help="Seconds a new WebDriver session waits in the queue for a device.",
+            ),
+        ] = 300.0,
+        session_idle_max: Annotated[
+            float,
+            typer.Option(
+                "--session-idle-max",
+                min=1,
+                help="The longest newCommandTimeout a WebDriver client may ask for (seconds; "
+                "60 when it asks for none).",
+            ),
+        ] = 3600.0,
         max_running_jobs: Annotated[
             int,
             typer.Option(
@@ -115,6 +142,8 @@ def register(app: typer.Typer) -> None:
             event_timeout=event_timeout,
             agent_timeout=agent_timeout,
             max_running_jobs=max_running_jobs,
+            session_request_timeout=session_request_timeout,
+            session_idle_max=session_idle_max,
         )
         try:
             server = build_server(config, log_level=log_level)
@@ -141,6 +170,7 @@ def register(app: typer.Typer) -> None:
         slots: Annotated[
             int, typer.Option("--slots", min=0, max=1024, help="Host slots to offer as devices.")
         ] = 1,
+        provider: PROVIDERS = [],  # noqa: B006
         token: Annotated[
             str | None,
             typer.Option("--token", envvar="TESTFLEET_TOKEN", help="An agent (or admin) token."),
@@ -150,6 +180,7 @@ def register(app: typer.Typer) -> None:
         """Run an agent: connect to the hub and run the tasks it gives this machine."""
         from testfleet.agent import Agent, AgentConfig, AgentRefused
         from testfleet.agent.config import default_name
+        from testfleet.agent.devices import ProviderError
 
         _logging(log_level)
         config = AgentConfig(
@@ -157,13 +188,17 @@ def register(app: typer.Typer) -> None:
             name=name or default_name(),
             labels=_labels(label),
             slots=slots,
+            providers=provider,
             token=token,
         )
         try:
             config.websocket_url  # noqa: B018 - validates the URL
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--hub") from None
-        agent = Agent(config)
+        try:
+            agent = Agent(config)
+        except ProviderError as error:
+            raise typer.BadParameter(str(error), param_hint="--provider") from None
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -187,6 +222,7 @@ def register(app: typer.Typer) -> None:
         slots: Annotated[
             int, typer.Option("--slots", min=1, max=1024, help="Host slots of the local agent.")
         ] = 2,
+        provider: PROVIDERS = [],  # noqa: B006
         log_level: LOG_LEVEL = "warning",
     ) -> None:
         """Run a hub with the SQLite store and one local agent, in one command."""
@@ -200,6 +236,7 @@ def register(app: typer.Typer) -> None:
             auth=auth,
             insecure_no_auth=insecure_no_auth,
             slots=slots,
+            providers=provider,
             log_level=log_level,
         )
         raise typer.Exit(code)

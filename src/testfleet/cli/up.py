@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from testfleet.agent import Agent, AgentConfig, AgentRefused
 from testfleet.agent.config import default_name
+from testfleet.agent.devices import ProviderError
 from testfleet.hub.config import HubConfig, default_data_dir
 from testfleet.hub.server import build_server
 from testfleet.protocol.wire import utcnow
@@ -46,6 +47,11 @@ async def _prepare_tokens(config: HubConfig) -> tuple[str | None, str | None]:
     return agent_secret, admin_secret
 
 
+def _report_agent_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        err.print(f"[red]error:[/red] the local agent stopped: {task.exception()}")
+
+
 def run_up(
     *,
     host: str,
@@ -55,6 +61,7 @@ def run_up(
     insecure_no_auth: bool,
     slots: int,
     log_level: str,
+    providers: list[str] | None = None,
 ) -> int:
     """Serve until Ctrl-C or SIGTERM; returns the exit code."""
     config = HubConfig(
@@ -72,9 +79,19 @@ def run_up(
     agent_token, admin_token = asyncio.run(_prepare_tokens(config))
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{url_host}:{port}"
-    agent = Agent(
-        AgentConfig(hub_url=url, name=f"{default_name()}-local", slots=slots, token=agent_token)
-    )
+    try:
+        agent = Agent(
+            AgentConfig(
+                hub_url=url,
+                name=f"{default_name()}-local",
+                slots=slots,
+                providers=list(providers or []),
+                token=agent_token,
+            )
+        )
+    except ProviderError as error:
+        err.print(f"[red]error:[/red] {error}")
+        return 2
     server = build_server(config, log_level=log_level, on_exit=[agent.stop])
 
     async def main() -> int:
@@ -84,11 +101,13 @@ def run_up(
                 return 1
             await asyncio.sleep(0.05)
         running_agent = asyncio.create_task(agent.run())
+        running_agent.add_done_callback(_report_agent_end)
         err.print(f"testfleet is up: [bold]{url}[/bold]  (API {url}/api/v1, docs {url}/docs)")
         err.print(
             f"data directory: {config.data_dir}   auth: "
             f"{'on' if config.auth_enabled else 'off'}   local agent: "
             f"{agent.config.name} with {slots} slot(s)"
+            + (f" and provider(s) {', '.join(agent.config.providers)}" if providers else "")
         )
         if admin_token:
             err.print("first admin token (shown once; keep it):")

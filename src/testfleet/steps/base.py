@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +27,10 @@ class StepContext:
     device_name: str
     log: Callable[[LogStream, str], Awaitable[None]]
     timeout: float | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Set for programs the step runs: the device's TESTFLEET_WEBDRIVER_URL (browsers, phones
+    behind Appium), TESTFLEET_DEVICE_CAPS (the capabilities to ask it for, JSON) and
+    TESTFLEET_DEVICE_NAME."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from testfleet.store import driver_sessions as session_store
 from testfleet.store.db import Store
 from testfleet.store.records import DeviceRecord, DriverSessionRecord
 
-
 _LEFT = "the client went away while waiting for a device"
 
 

@@ -140,8 +140,10 @@ class Gateway:
         if length is not None and length <= SMALL_BODY:
             body = await _read_body(receive, SMALL_BODY)
             length = len(body)
-        else:
+        elif length is not None or (b"transfer-encoding", b"chunked") in headers:
             body = _stream_body(receive)
+        else:  # no framing: no body (a GET, a DELETE)
+            body = b""
         try:
             answer = await self._nodes.forward(method, url, headers, body, length, send)
         except NodeUnreachable as unreachable:
