@@ -12,6 +12,7 @@ from testfleet.cli import inventory, serve
 from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
 from testfleet.cli.jobs import job_app
 from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
+from testfleet.cli.sessions import sessions_app
 from testfleet.cli.tokens import tokens_app
 from testfleet.client import DEFAULT_HUB, DEFAULT_TIMEOUT
 
@@ -60,6 +61,7 @@ app.add_typer(job_app, name="job")
 inventory.register(app)
 serve.register(app)
 app.add_typer(tokens_app, name="token")
+app.add_typer(sessions_app, name="sessions")
 
 
 def main() -> None:

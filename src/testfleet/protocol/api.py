@@ -178,6 +178,11 @@ class DeviceInfo(BaseModel):
     labels: dict[str, str]
     holder_job_id: int | None = None
     lease_expires_at: datetime | None = None
+    url: str | None = Field(None, description="The device's WebDriver endpoint, if it has one.")
+    holder_session_id: int | None = Field(
+        None, description="The gateway session holding it (see /api/v1/sessions/{id})."
+    )
+    last_used_at: datetime | None = None
 
 
 class AgentInfo(BaseModel):
