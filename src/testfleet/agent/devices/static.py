@@ -52,7 +52,8 @@ def load(path: Path) -> list[DeviceSpec]:
     try:
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as error:
-        raise ProviderError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {error}") from None
+        language = "JSON" if path.suffix == ".json" else "YAML"
+        raise ProviderError(f"{path}: not valid {language}: {error}") from None
     prefix = ""
     if isinstance(document, dict) and "devices" in document:
         document, prefix = document["devices"], "/devices"
