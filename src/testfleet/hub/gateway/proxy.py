@@ -1,6 +1,8 @@
-"""Forwarding to nodes' drivers: pooled keep-alive connections (httpcore, the transport under
-httpx, without the client layer's per-request cost), bodies streamed both ways, and the
-driver's answer passed to the client as it is: status, headers and bytes.
+"""Forwarding to nodes' drivers: pooled keep-alive connections, bodies streamed both ways, and
+the driver's answer passed to the client as it is: status, headers and bytes.
+
+The client is aiohttp's: its C HTTP parser costs a fraction of httpx/httpcore's pure-Python
+h11 per request, and every command of every session pays it (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -8,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
-import httpcore
+import aiohttp
+from multidict import CIMultiDict
 from starlette.types import Send
 
 _log = logging.getLogger(__name__)
@@ -37,8 +39,9 @@ SMALL_BODY = 256 * 1024
 ERROR_HEAD = 4096
 """How much of an error answer is kept to name the W3C error in the session's history."""
 
-_TIMEOUTS = {"connect": 10.0, "read": 900.0, "write": 60.0, "pool": 60.0}
+_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=900.0)
 """A driver command may run long (a page load), never forever."""
+_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
 class NodeUnreachable(Exception):
@@ -53,28 +56,43 @@ class Answer:
     head: bytes = b""
 
 
-def forwarded_headers(headers: list[tuple[bytes, bytes]], length: int | None) -> list[Any]:
+def forwarded_headers(headers: list[tuple[bytes, bytes]], length: int | None) -> CIMultiDict[str]:
     """The client's headers as the node gets them."""
-    kept = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
+    kept: CIMultiDict[str] = CIMultiDict(
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in headers
+        if k.lower() not in HOP_BY_HOP
+    )
     if length is not None:
-        kept.append((b"content-length", str(length).encode()))
+        kept["Content-Length"] = str(length)
     return kept
 
 
 class NodeClient:
-    """One pool of connections to every node, shared by all sessions of this hub."""
+    """One pool of connections to every node, shared by all sessions of this hub (made on
+    first use, in the running event loop)."""
 
     def __init__(self, max_connections: int = 2000) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
-            retries=1,
-        )
+        self._max = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._max, keepalive_timeout=30.0, enable_cleanup_closed=True
+                ),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                timeout=_TIMEOUT,
+            )
+        return self._session
 
     async def close(self) -> None:
         """Close every pooled connection."""
-        await self._pool.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def call(
         self,
@@ -84,21 +102,20 @@ class NodeClient:
         within: float = 30.0,
     ) -> tuple[int, bytes]:
         """A request of the hub's own (new session, screenshot, delete): status and body."""
-        headers = [(b"content-type", b"application/json; charset=utf-8")] if body else []
-        timeouts = {"connect": min(within, 10.0), "read": within, "write": within, "pool": 30.0}
+        headers = {"Content-Type": "application/json; charset=utf-8"} if body else {}
         try:
-            response = await self._pool.request(
+            async with self._http().request(
                 method,
                 url,
-                headers=forwarded_headers(headers, len(body) if body else None),
-                content=body or b"",
-                extensions={"timeout": timeouts},
-            )
-        except httpcore.TimeoutException as error:
-            raise NodeUnreachable(f"{url}: no answer within {within:g} s ({error})") from None
-        except (httpcore.NetworkError, httpcore.ProtocolError) as error:
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=within, connect=min(within, 10.0)),
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError:
+            raise NodeUnreachable(f"{url}: no answer within {within:g} s") from None
+        except aiohttp.ClientError as error:
             raise NodeUnreachable(f"{url}: {type(error).__name__}: {error}") from None
-        return response.status, response.content
 
     async def forward(
         self,
@@ -116,18 +133,16 @@ class NodeClient:
         """
         started = False
         try:
-            async with self._pool.stream(
-                method,
-                url,
-                headers=forwarded_headers(headers, length),
-                content=body,
-                extensions={"timeout": _TIMEOUTS},
+            async with self._http().request(
+                method, url, headers=forwarded_headers(headers, length), data=body or None
             ) as response:
                 status = response.status
-                size = _content_length(response.headers)
-                out = [(k.lower(), v) for k, v in response.headers if k.lower() not in HOP_BY_HOP]
+                size = response.content_length
+                out = [
+                    (k.lower(), v) for k, v in response.raw_headers if k.lower() not in HOP_BY_HOP
+                ]
                 if size is not None and size <= SMALL_BODY:
-                    content = await response.aread()
+                    content = await response.read()
                     out.append((b"content-length", str(len(content)).encode()))
                     started = True
                     await send({"type": "http.response.start", "status": status, "headers": out})
@@ -138,25 +153,15 @@ class NodeClient:
                 started = True
                 await send({"type": "http.response.start", "status": status, "headers": out})
                 head = b""
-                async for chunk in response.aiter_stream():
+                async for chunk in response.content.iter_any():
                     if status >= 400 and len(head) < ERROR_HEAD:
                         head += chunk[: ERROR_HEAD - len(head)]
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
                 return Answer(status, head)
-        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as error:
+        except _ERRORS as error:
             if not started:
                 raise NodeUnreachable(f"{url}: {type(error).__name__}: {error}") from None
             _log.warning("the answer of %s broke off: %s", url, error)
             await send({"type": "http.response.body", "body": b""})
             return Answer(502)
-
-
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    for key, value in headers:
-        if key.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
