@@ -203,6 +203,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--no-peers", action="store_true", help="Skip Appium and Grid (a quicker look)"
+    )
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tf-wd-bench-"))
     driver_port, endpoint_port, appium_port = free_port(), free_port(), free_port()
@@ -243,7 +246,8 @@ def main() -> None:
                 work / "endpoint.log",
             )
         )
-        if APPIUM.exists():
+        appium = APPIUM.exists() and not options.no_peers
+        if appium:
             stack.enter_context(
                 process(
                     [
@@ -281,7 +285,7 @@ def main() -> None:
         pick = {**CHROME, "tf:udids": ["chromedriver"], "tf:screenshot": False}
         result["chromedriver"] = compare(direct, through, CHROME, pick, options.commands)
         result["throughput"] = asyncio.run(throughput(hub.url, options.seconds))
-        if APPIUM.exists():
+        if appium:
             wait_until(
                 lambda: listening(f"http://127.0.0.1:{appium_port}/status"), 60, 0.2, "Appium"
             )
@@ -300,8 +304,11 @@ def main() -> None:
                 sequential=True,
             )
         else:
-            result["appium"] = {"skipped": f"no Appium at {APPIUM} (make appium)"}
-        result["grid"] = grid(work, direct, options.commands)
+            result["appium"] = {"skipped": f"no Appium at {APPIUM} (make appium), or --no-peers"}
+        if options.no_peers:
+            result["grid"] = {"skipped": "--no-peers"}
+        else:
+            result["grid"] = grid(work, direct, options.commands)
     print(json.dumps(result), flush=True)
 
 

@@ -38,7 +38,7 @@ def create_app(config: HubConfig) -> FastAPI:
             await hub.stop()
             await store.close()
 
-    app = FastAPI(
+    app = HubApp(
         title="testfleet hub",
         version=__version__,
         lifespan=lifespan,
@@ -49,26 +49,24 @@ def create_app(config: HubConfig) -> FastAPI:
     for module in (ops, jobs, inventory, sessions, tokens):
         app.include_router(module.router)
 
-    app.add_middleware(WebDriverGateway)
     app.add_middleware(ServerHeaders, server_id=config.effective_server_id)
     return app
 
 
-class WebDriverGateway:
-    """Hands WebDriver requests (`/session...`, `/status`, `/wd/hub/...`) straight to the
-    hub's gateway, ahead of the API's router: the fewest steps on every proxied command."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class HubApp(FastAPI):
+    """The hub's application. WebDriver requests (`/session...`, `/status`, `/wd/hub/...`)
+    go straight to the gateway, before any middleware or router: the fewest steps on every
+    proxied command (the gateway answers its own errors, in the W3C shape)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = gateway_path(scope["path"])
-            hub = getattr(scope["app"].state, "hub", None)
+            hub = getattr(self.state, "hub", None)
             if path is not None and hub is not None:
+                scope["app"] = self
                 await hub.gateway.gateway(scope, receive, send, path)
                 return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 class ServerHeaders:

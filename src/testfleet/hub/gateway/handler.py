@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from testfleet.hub.gateway.creator import SessionCreator
 from testfleet.hub.gateway.proxy import SMALL_BODY, NodeClient, NodeUnreachable
 from testfleet.hub.gateway.sessions import SessionEnder, SessionRoutes, gone
 from testfleet.hub.gateway.status import GridStatus
-from testfleet.hub.gateway.w3c import W3CError
+from testfleet.hub.gateway.w3c import W3CError, error_body
 from testfleet.protocol.version import REQUESTOR_HEADER
 from testfleet.protocol.wire import utcnow
 from testfleet.store import driver_sessions as session_store
@@ -102,6 +103,10 @@ class Gateway:
                 await self._forward(scope, receive, send, session_id, rest)
         except W3CError as error:
             await send_json(send, error.status, error.body(), _challenge(error))
+        except Exception as error:  # a bug or the store away: still a W3C answer
+            _log.exception("gateway: %s %s failed", method, path)
+            with contextlib.suppress(Exception):  # unless the answer had begun
+                await send_json(send, 500, error_body("unknown error", f"testfleet: {error!r}"))
 
     async def _requestor(self, scope: Scope) -> str:
         headers = dict(scope["headers"])
