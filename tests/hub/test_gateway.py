@@ -247,3 +247,29 @@ async def test_status_is_in_grids_shape(tmp_path: Path) -> None:
     (node,) = status["nodes"]
     assert node["availability"] == "UP" and len(node["slots"]) == 2
     assert sum(1 for slot in node["slots"] if slot["session"]) == 1
+
+
+async def test_with_auth_the_gateway_wants_an_operator_token(tmp_path: Path) -> None:
+    import base64
+
+    from testfleet.protocol.wire import utcnow
+    from testfleet.store import tokens
+
+    async with farm(tmp_path, auth=True) as (hub, _):
+        store = hub.hub.store
+        _, operator = await store.write(tokens.create_token, "ops", "operator", utcnow())
+        _, viewer = await store.write(tokens.create_token, "eyes", "viewer", utcnow())
+        anonymous = await new_session(hub.api)
+        as_viewer = await hub.api.post(
+            "/session", json=ASK_CHROME, headers={"Authorization": f"Bearer {viewer}"}
+        )
+        basic = base64.b64encode(f"ops:{operator}".encode()).decode()
+        as_operator = await hub.api.post(
+            "/session", json=ASK_CHROME, headers={"Authorization": f"Basic {basic}"}
+        )
+        status = await hub.api.get("/status")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Basic")
+    assert as_viewer.status_code == 401 and "may not drive" in as_viewer.json()["value"]["message"]
+    assert as_operator.status_code == 200, as_operator.text
+    assert status.status_code == 200  # /status is open, like Grid's

@@ -44,6 +44,17 @@ async def test_an_idle_session_is_ended_on_the_node_then_its_device_freed(tmp_pa
     assert commands["commands"][0]["status"] == 200
 
 
+async def test_a_command_under_way_keeps_its_session_from_going_idle(tmp_path: Path) -> None:
+    async with farm(tmp_path) as (hub, node):
+        created = await new_session(hub.api, asking(**{"tf:newCommandTimeout": 1}))
+        session_id = created.json()["value"]["sessionId"]
+        slow = await hub.api.get(f"/session/{session_id}/slow?seconds=2.5", timeout=10)
+        title = await hub.api.get(f"/session/{session_id}/title")
+    assert slow.json() == {"value": "done"}
+    assert title.json() == {"value": "Fake page"}
+    assert node.deleted == [] or node.deleted == [session_id]  # ended only after idling
+
+
 async def _when(value: Any, test: Any) -> Any:
     got = await value
     return got if test(got) else None

@@ -77,6 +77,9 @@ class FakeNode:
                 del self.sessions[session_id]
                 self.deleted.append(session_id)
                 return JSONResponse({"value": None})
+            if rest == "slow":
+                await asyncio.sleep(float(request.query_params.get("seconds", "2")))
+                return JSONResponse({"value": "done"})
             if rest == "title":
                 return JSONResponse({"value": "Fake page"})
             if rest == "screenshot":

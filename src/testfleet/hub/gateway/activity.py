@@ -53,8 +53,20 @@ class CommandLog:
         self._store = store
         self._commands: list[dict[str, Any]] = []
         self._touched: dict[int, _Touched] = {}
-        self._wake = asyncio.Event()
+        self._in_flight: dict[int, tuple[int, int]] = {}
+        """Sessions with commands under way: row -> (how many, idle timeout)."""
         self.dropped = 0
+
+    def began(self, row_id: int, idle_timeout: int) -> None:
+        """A command of the session is under way: it is not idle until the command ends."""
+        count, _ = self._in_flight.get(row_id, (0, idle_timeout))
+        self._in_flight[row_id] = (count + 1, idle_timeout)
+
+    def ended(self, row_id: int) -> None:
+        """The command that `began` has ended (recorded or not)."""
+        count, timeout = self._in_flight.pop(row_id, (1, 0))
+        if count > 1:
+            self._in_flight[row_id] = (count - 1, timeout)
 
     def record(
         self,
@@ -96,6 +108,8 @@ class CommandLog:
 
     async def flush(self) -> None:
         """Write what is buffered (kept for the next flush if the store fails)."""
+        for row_id, (_, timeout) in self._in_flight.items():
+            self.touch(row_id, timeout)
         if not self._commands and not self._touched:
             return
         commands, self._commands = self._commands, []

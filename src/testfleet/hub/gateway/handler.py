@@ -149,6 +149,7 @@ class Gateway:
             body = _stream_body(receive)
         else:  # no framing: no body (a GET, a DELETE)
             body = b""
+        self._log.began(route.row_id, route.idle_timeout)
         try:
             answer = await self._nodes.forward(method, url, headers, body, length, send)
         except NodeUnreachable as unreachable:
@@ -159,6 +160,8 @@ class Gateway:
             raise W3CError(
                 "unknown error", f"testfleet: the node of session {session_id}: {unreachable}"
             ) from None
+        finally:
+            self._log.ended(route.row_id)
         code = error_code(answer.head) if answer.status >= 400 else None
         duration = (time.perf_counter() - started) * 1000
         name = command_name(method, rest)
