@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
+import psutil
 from tests.support.processes import Agent, Hub, free_port, wait_until
 
 from benchmarks.harness import percentile
@@ -163,6 +164,22 @@ def listening(url: str) -> bool:
         return False
 
 
+def creation_overhead(endpoint: str, hub: str, samples: int = 30) -> dict[str, float]:
+    """New sessions on the minimal endpoint, direct and through the hub, alternately: the
+    hub's own cost of creating (and ending) a session, without a browser's noise."""
+    direct, through = Client(endpoint), Client(hub)
+    caps = {"browserName": "bench", "tf:screenshot": False}
+    times: dict[str, list[float]] = {"direct": [], "through": []}
+    for _ in range(samples):
+        took, _ = direct.new_session({"browserName": "bench"})
+        times["direct"].append(took)
+        took, session = through.new_session(caps)
+        times["through"].append(took)
+        through.call("DELETE", f"/session/{session}")
+    d, t = statistics.median(times["direct"]), statistics.median(times["through"])
+    return {"direct_ms": d, "through_ms": t, "added_ms": t - d}
+
+
 async def throughput(hub: str, seconds: float) -> dict[str, Any]:
     """Commands/s with `SESSIONS` sessions, each one client looping GET title."""
     connector = aiohttp.TCPConnector(limit=0)
@@ -284,7 +301,16 @@ def main() -> None:
         through = Client(f"{hub.url}/wd/hub")
         pick = {**CHROME, "tf:udids": ["chromedriver"], "tf:screenshot": False}
         result["chromedriver"] = compare(direct, through, CHROME, pick, options.commands)
+        result["new_session_minimal"] = creation_overhead(
+            f"http://127.0.0.1:{endpoint_port}", hub.url
+        )
+        assert hub.process is not None
+        hub_process = psutil.Process(hub.process.pid)
+        cpu_before = sum(hub_process.cpu_times()[:2])
         result["throughput"] = asyncio.run(throughput(hub.url, options.seconds))
+        cpu = sum(hub_process.cpu_times()[:2]) - cpu_before
+        commands = result["throughput"]["commands_per_s"] * result["throughput"]["seconds"]
+        result["throughput"]["hub_cpu_us_per_command"] = round(cpu / max(commands, 1) * 1e6)
         if appium:
             wait_until(
                 lambda: listening(f"http://127.0.0.1:{appium_port}/status"), 60, 0.2, "Appium"

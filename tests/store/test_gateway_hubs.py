@@ -3,12 +3,13 @@ and ended, through another (the session map is in the store)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from tests.hub.test_gateway import ASK_CHROME, browser, new_session
-from tests.support.inproc import running_hub
+from tests.support.inproc import eventually, running_hub
 from tests.support.w3c_node import fake_node
 
 pytestmark = pytest.mark.anyio
@@ -31,8 +32,14 @@ async def test_a_session_made_on_one_hub_is_driven_and_ended_through_another(
         deleted = await b.api.delete(f"/session/{session_id}")
         after = await a.api.get(f"/session/{session_id}/title")
         devices = (await b.api.get("/api/v1/devices")).json()["devices"]
+        held = (await new_session(a.api, ASK_CHROME)).json()["value"]["sessionId"]
+        waiting = asyncio.ensure_future(new_session(b.api, ASK_CHROME))
+        await eventually(lambda: b.hub.allocator.waiting == 1, "the request to queue on b")
+        await a.api.delete(f"/session/{held}")
+        served = await asyncio.wait_for(waiting, 10)
+    assert served.status_code == 200, served.text
     assert title.json() == {"value": "Fake page"}
     assert [(s["session_id"], s["hub"]) for s in listed] == [(session_id, "hub-a")]
-    assert deleted.status_code == 200 and node.deleted == [session_id]
+    assert deleted.status_code == 200 and node.deleted[0] == session_id
     assert after.status_code == 404  # through hub a too: the session is gone
     assert [d["state"] for d in devices] == ["free"]

@@ -85,7 +85,9 @@ class Hub:
             connections=connections,
             news=news,
         )
-        self.gateway = GatewayService(config, store, allocator, server_id, lambda: self.ready)
+        self.gateway = GatewayService(
+            config, store, allocator, server_id, lambda: self.ready, relay
+        )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 

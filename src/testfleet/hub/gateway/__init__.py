@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -17,9 +18,12 @@ from testfleet.hub.gateway.keeper import SessionKeeper
 from testfleet.hub.gateway.proxy import NodeClient
 from testfleet.hub.gateway.sessions import SessionEnder, SessionRoutes
 from testfleet.hub.gateway.status import GridStatus
+from testfleet.hub.relay import Relay
 from testfleet.store.db import Store
 
 __all__ = ["GatewayService", "gateway_path"]
+FREED = "devices_freed"
+"""Relay kind: a gateway session freed a device on some hub; waiting requests look again."""
 
 
 class GatewayService:
@@ -33,12 +37,22 @@ class GatewayService:
         allocator: DeviceAllocator,
         server_id: str,
         ready: Callable[[], bool],
+        relay: Relay,
     ) -> None:
         self.nodes = NodeClient()
         self.log = CommandLog(store)
         self.routes = SessionRoutes(store)
         self.ender = SessionEnder(store, self.nodes, self.routes, self.log)
         self.ender.on_freed.append(allocator.freed)
+        self._relay = relay
+        self._told: set[asyncio.Task[None]] = set()
+        if relay.enabled:  # a device freed here may serve a request waiting on another hub
+            self.ender.on_freed.append(self._tell_other_hubs)
+
+            async def freed_elsewhere(_: int) -> None:
+                allocator.freed()
+
+            relay.handle(FREED, freed_elsewhere)
         timeouts = Timeouts(
             request=config.session_request_timeout,
             create=config.session_create_timeout,
@@ -72,6 +86,11 @@ class GatewayService:
             log=self.log,
             status=GridStatus(store, server_id, ready, lambda: allocator.waiting),
         )
+
+    def _tell_other_hubs(self) -> None:
+        task = asyncio.create_task(self._relay.publish(FREED, 0))
+        self._told.add(task)
+        task.add_done_callback(self._told.discard)
 
     def loops(self) -> dict[str, Coroutine[Any, Any, None]]:
         """The background loops to start: name -> coroutine."""
