@@ -273,3 +273,34 @@ async def test_with_auth_the_gateway_wants_an_operator_token(tmp_path: Path) -> 
     assert as_viewer.status_code == 401 and "may not drive" in as_viewer.json()["value"]["message"]
     assert as_operator.status_code == 200, as_operator.text
     assert status.status_code == 200  # /status is open, like Grid's
+
+
+async def test_large_bodies_are_streamed_both_ways(tmp_path: Path) -> None:
+    async with farm(tmp_path) as (hub, _):
+        session_id = (await new_session(hub.api)).json()["value"]["sessionId"]
+        big = await hub.api.get(f"/session/{session_id}/big?size=3000000")
+        upload = b'{"file": "' + b"A" * 2_000_000 + b'"}'
+        echoed = await hub.api.post(
+            f"/session/{session_id}/echo",
+            content=upload,
+            headers={"content-type": "application/json"},
+        )
+    assert big.status_code == 200 and len(big.json()["value"]) == 3_000_000
+    assert echoed.status_code == 200 and echoed.content == upload
+
+
+async def test_a_node_gone_mid_session_is_named_and_dot_segments_are_refused(
+    tmp_path: Path,
+) -> None:
+    async with running_hub(tmp_path) as hub:
+        async with fake_node() as node:
+            await hub.agent("a1", slots=0, devices=[browser(node)])
+            session_id = (await new_session(hub.api)).json()["value"]["sessionId"]
+            sneaky = await hub.api.get(f"/session/{session_id}/%2E%2E/other/title")
+        gone = await hub.api.get(f"/session/{session_id}/title")
+    assert sneaky.status_code == 400
+    assert sneaky.json()["value"]["error"] == "invalid argument"
+    assert gone.status_code == 500
+    value = gone.json()["value"]
+    assert value["error"] == "unknown error"
+    assert node.url in value["message"]

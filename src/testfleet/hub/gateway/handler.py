@@ -96,6 +96,8 @@ class Gateway:
             if not path.startswith("/session/"):
                 raise W3CError("unknown command", f"{method} {path} is not a WebDriver command")
             session_id, _, rest = path[len("/session/") :].partition("/")
+            if any(part in (".", "..") for part in rest.split("/")):
+                raise W3CError("invalid argument", f"{path}: dot segments are not forwarded")
             rest = "/" + rest if rest else ""
             if method == "DELETE" and rest in ("", "/"):
                 await self._delete(session_id, send)
