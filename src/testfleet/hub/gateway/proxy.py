@@ -83,6 +83,7 @@ class NodeClient:
                     limit=self._max, keepalive_timeout=30.0, enable_cleanup_closed=True
                 ),
                 auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # one client's cookies are not another's
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
                 timeout=_TIMEOUT,
             )
