@@ -14,6 +14,7 @@ import binascii
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +124,8 @@ class SessionEnder:
         self._nodes = nodes
         self._routes = routes
         self._log = log
-        self.on_freed: list[Any] = []
+        self.on_freed: list[Callable[[], None]] = []
+        """Called after a session's device is freed (wake the queues)."""
 
     async def end(self, record: DriverSessionRecord, reason: str) -> tuple[int, bytes] | None:
         """End a session taken into `ending`: final screenshot, driver DELETE, device freed.
