@@ -30,10 +30,37 @@ def agents(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         output.stdout.print(agents_table(result.agents))
 
 
-def devices(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep, wanted = value.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=option)
+        pairs[key] = wanted
+    return pairs
+
+
+def devices(
+    ctx: typer.Context,
+    capability: Annotated[
+        list[str], typer.Option("--capability", help="KEY=VALUE it offers (repeatable).")
+    ] = [],  # noqa: B006
+    label: Annotated[
+        list[str], typer.Option("--label", help="KEY=VALUE it or its agent carries (repeatable).")
+    ] = [],  # noqa: B006
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="free, busy or offline.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="host, browser, phone, webdriver ...")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """List the devices of all agents: host slots, browsers, phones."""
+    caps, labels = _pairs(capability, "--capability"), _pairs(label, "--label")
     with reporting_errors(), hub_client(ctx) as client:
-        result = client.devices()
+        result = client.devices(
+            capabilities=caps, labels=labels, agent=agent, state=state, kind=kind
+        )
     if as_json:
         print_json(result)
     elif not result.devices:

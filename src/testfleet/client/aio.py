@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Self, TypeVar
 
@@ -240,9 +240,21 @@ class AsyncClient:
         """The agents the hub knows."""
         return await self._call(calls.agents())
 
-    async def devices(self) -> DeviceList:
-        """The devices of all agents."""
-        return await self._call(calls.devices())
+    async def devices(
+        self,
+        *,
+        capabilities: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        agent: str | None = None,
+        state: str | None = None,
+        kind: str | None = None,
+    ) -> DeviceList:
+        """The devices of all agents, filtered (capabilities and labels: each must hold)."""
+        return await self._call(
+            calls.devices(
+                capabilities=capabilities, labels=labels, agent=agent, state=state, kind=kind
+            )
+        )
 
     async def create_token(self, name: str, role: Role) -> TokenCreated:
         """Create an API token; the answer is the only place its secret appears."""

@@ -155,9 +155,21 @@ def agents() -> Call[AgentList]:
     return Call("GET", f"{API}/agents", lambda r: responses.parse_model(r, AgentList))
 
 
-def devices() -> Call[DeviceList]:
-    """`GET /api/v1/devices`."""
-    return Call("GET", f"{API}/devices", lambda r: responses.parse_model(r, DeviceList))
+def devices(
+    *,
+    capabilities: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    agent: str | None = None,
+    state: str | None = None,
+    kind: str | None = None,
+) -> Call[DeviceList]:
+    """`GET /api/v1/devices`, filtered (capabilities and labels: every one must hold)."""
+    params: Params = [("capability", f"{k}={v}") for k, v in (capabilities or {}).items()]
+    params += [("label", f"{k}={v}") for k, v in (labels or {}).items()]
+    params += [(k, v) for k, v in (("agent", agent), ("state", state), ("kind", kind)) if v]
+    return Call(
+        "GET", f"{API}/devices", lambda r: responses.parse_model(r, DeviceList), params=params
+    )
 
 
 def create_token(name: str, role: Role) -> Call[TokenCreated]:

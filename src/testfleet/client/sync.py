@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Self, TypeVar
 
@@ -233,9 +233,21 @@ class Client:
         """The agents the hub knows."""
         return self._call(calls.agents())
 
-    def devices(self) -> DeviceList:
-        """The devices of all agents."""
-        return self._call(calls.devices())
+    def devices(
+        self,
+        *,
+        capabilities: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        agent: str | None = None,
+        state: str | None = None,
+        kind: str | None = None,
+    ) -> DeviceList:
+        """The devices of all agents, filtered (capabilities and labels: each must hold)."""
+        return self._call(
+            calls.devices(
+                capabilities=capabilities, labels=labels, agent=agent, state=state, kind=kind
+            )
+        )
 
     def sessions(
         self,
