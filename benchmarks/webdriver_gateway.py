@@ -86,7 +86,7 @@ def compare(
     caps_direct: dict[str, Any],
     caps_other: dict[str, Any],
     commands: int,
-    creations: int = 5,
+    creations: int = 10,
     sequential: bool = False,
 ) -> dict[str, Any]:
     """Sessions created and commands run alternately on both; latencies in ms."""

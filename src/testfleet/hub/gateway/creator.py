@@ -79,7 +79,11 @@ class SessionCreator:
             now=utcnow(),
         )
         device = await self._wait_for_device(row_id, request, receive)
-        return await self._start_on(row_id, request, device)
+        try:
+            return await self._start_on(row_id, request, device)
+        except asyncio.CancelledError:  # the client left while the node created the session
+            await asyncio.shield(self._fail(row_id, _LEFT))
+            raise
 
     async def _wait_for_device(
         self, row_id: int, request: NewSession, receive: Any
