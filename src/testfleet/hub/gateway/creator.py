@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from starlette.types import Receive
+
 from testfleet.hub.allocator import DeviceAllocator, NoDeviceCouldMatch
 from testfleet.hub.gateway import matching
 from testfleet.hub.gateway.activity import CommandLog
@@ -64,7 +66,7 @@ class SessionCreator:
         self._timeouts = timeouts
         self._server_id = server_id
 
-    async def create(self, body: bytes, requestor: str, receive: Any) -> tuple[int, bytes]:
+    async def create(self, body: bytes, requestor: str, receive: Receive) -> tuple[int, bytes]:
         """Create a session for the request `body`; the W3C answer (status, body)."""
         request = parse_new_session(body)
         placement = request.placement
@@ -86,7 +88,7 @@ class SessionCreator:
             raise
 
     async def _wait_for_device(
-        self, row_id: int, request: NewSession, receive: Any
+        self, row_id: int, request: NewSession, receive: Receive
     ) -> DeviceRecord:
         prefer = matching.least_used_first if request.placement.least_used else None
         acquire = asyncio.ensure_future(

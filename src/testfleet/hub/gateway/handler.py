@@ -9,8 +9,7 @@ import binascii
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
 from starlette.types import Receive, Scope, Send
 
@@ -44,7 +43,9 @@ def gateway_path(path: str) -> str | None:
     return None
 
 
-async def send_json(send: Send, status: int, body: bytes, extra: list[Any] = ()) -> None:  # type: ignore[assignment]
+async def send_json(
+    send: Send, status: int, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     """Answer with a JSON body."""
     headers = [*_JSON, (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -16,7 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from starlette.types import Receive
 
 from testfleet.hub.gateway.activity import CommandLog
 from testfleet.hub.gateway.proxy import NodeClient, NodeUnreachable
@@ -198,7 +199,7 @@ class SessionEnder:
         return await self._store.read(session_store.get, record.id)
 
 
-async def wait_disconnect(receive: Any) -> None:
+async def wait_disconnect(receive: Receive) -> None:
     """Return when the client of an ASGI request (whose body has been read) goes away."""
     while True:
         message = await receive()
