@@ -158,3 +158,19 @@ async def test_many_sessions_in_parallel_each_get_their_own_device(tmp_path: Pat
     assert len(devices) == 4
     assert set(states.values()) == {"free"}
     assert len(node.deleted) == 4
+
+
+async def test_least_used_picks_the_device_used_longest_ago(tmp_path: Path) -> None:
+    async def device_of(hub: Any, body: dict[str, Any]) -> str:
+        value = (await new_session(hub.api, body)).json()["value"]
+        await hub.api.delete(f"/session/{value['sessionId']}")
+        return str(value["capabilities"]["tf:device"])
+
+    async with farm(tmp_path, devices=2) as (hub, _):
+        first = await device_of(hub, ASK_CHROME)
+        again = await device_of(hub, ASK_CHROME)
+        least = await device_of(hub, asking(**{"tf:leastUsed": True}))
+        then = await device_of(hub, asking(**{"tf:leastUsed": True}))
+    assert first == again == "a1:chrome-0"  # by id without it
+    assert least == "a1:chrome-1"  # never used
+    assert then == "a1:chrome-0"  # now used longest ago
