@@ -70,6 +70,7 @@ async def test_a_session_is_created_on_a_matching_device_and_commands_pass_throu
         deleted = await hub.api.delete(f"/session/{session_id}")
         free = await device_states(hub)
         after = await hub.api.get(f"/session/{session_id}/title")
+        metrics = (await hub.api.get("/metrics")).text
 
     assert value["capabilities"]["tf:device"] == "a1:chrome-0"
     assert asked["goog:chromeOptions"] == {"args": ["--headless=new"]}  # the device's additions
@@ -87,6 +88,9 @@ async def test_a_session_is_created_on_a_matching_device_and_commands_pass_throu
     assert free == {"a1:chrome-0": "free"}
     assert after.status_code == 404
     assert after.json()["value"]["error"] == "invalid session id"
+    assert 'testfleet_webdriver_sessions_total{outcome="created"} 1.0' in metrics
+    assert "testfleet_webdriver_commands_total 3.0" in metrics
+    assert "testfleet_device_requests_waiting 0.0" in metrics
 
 
 @pytest.mark.parametrize(

@@ -174,3 +174,18 @@ async def test_least_used_picks_the_device_used_longest_ago(tmp_path: Path) -> N
     assert first == again == "a1:chrome-0"  # by id without it
     assert least == "a1:chrome-1"  # never used
     assert then == "a1:chrome-0"  # now used longest ago
+
+
+async def test_history_past_its_keeping_time_is_forgotten(tmp_path: Path) -> None:
+    async with farm(tmp_path, session_history_days=0.5 / 86400) as (hub, _):
+        old = (await new_session(hub.api)).json()["value"]["sessionId"]
+        await hub.api.get(f"/session/{old}/title")
+        await hub.api.delete(f"/session/{old}")
+        live = (await new_session(hub.api)).json()["value"]["sessionId"]
+        await asyncio.sleep(0.6)
+        pruned = await hub.hub.gateway.keeper.prune(force=True)
+        forgotten = await hub.api.get(f"/api/v1/sessions/{old}")
+        kept = await hub.api.get(f"/api/v1/sessions/{live}")
+    assert pruned == 1
+    assert forgotten.status_code == 404
+    assert kept.status_code == 200 and kept.json()["state"] == "active"

@@ -115,6 +115,14 @@ def register(app: typer.Typer) -> None:
                 "60 when it asks for none).",
             ),
         ] = 3600.0,
+        session_history_days: Annotated[
+            float,
+            typer.Option(
+                "--session-history-days",
+                min=0.001,
+                help="Days an ended WebDriver session's commands and screenshot are kept.",
+            ),
+        ] = 30.0,
         max_running_jobs: Annotated[
             int,
             typer.Option(
@@ -144,6 +152,7 @@ def register(app: typer.Typer) -> None:
             max_running_jobs=max_running_jobs,
             session_request_timeout=session_request_timeout,
             session_idle_max=session_idle_max,
+            session_history_days=session_history_days,
         )
         try:
             server = build_server(config, log_level=log_level)

@@ -63,6 +63,8 @@ class HubConfig:
     """The longest newCommandTimeout a client may ask for."""
     session_create_timeout: float = 120.0
     """Seconds a node may take to create a driver session."""
+    session_history_days: float = 30.0
+    """Days an ended WebDriver session (its commands, its screenshot) is kept."""
 
     @property
     def database_url(self) -> str:
@@ -98,6 +100,7 @@ class HubConfig:
             "session_idle_timeout",
             "session_idle_max",
             "session_create_timeout",
+            "session_history_days",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")

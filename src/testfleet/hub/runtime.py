@@ -86,7 +86,7 @@ class Hub:
             news=news,
         )
         self.gateway = GatewayService(
-            config, store, allocator, server_id, lambda: self.ready, relay
+            config, store, allocator, server_id, lambda: self.ready, relay, metrics.registry
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False

@@ -329,6 +329,26 @@ def commands_of(
     return [SessionCommandRecord.from_row(row) for row in conn.execute(query)]
 
 
+def prune_history(conn: Connection, ended_before: datetime, limit: int = 1000) -> int:
+    """Forget sessions that ended before `ended_before`, with their commands and screenshot
+    (at most `limit` sessions a call); returns how many."""
+    ids = list(
+        conn.execute(
+            select(driver_sessions.c.id)
+            .where(
+                driver_sessions.c.state.in_([ENDED, FAILED]),
+                driver_sessions.c.ended_at < ended_before,
+            )
+            .limit(limit)
+        ).scalars()
+    )
+    if ids:
+        conn.execute(session_commands.delete().where(session_commands.c.session_id.in_(ids)))
+        conn.execute(session_screenshots.delete().where(session_screenshots.c.session_id.in_(ids)))
+        conn.execute(driver_sessions.delete().where(driver_sessions.c.id.in_(ids)))
+    return len(ids)
+
+
 def save_screenshot(conn: Connection, row_id: int, png: bytes, now: datetime) -> None:
     """Keep the session's final screenshot (one per session)."""
     conn.execute(session_screenshots.delete().where(session_screenshots.c.session_id == row_id))

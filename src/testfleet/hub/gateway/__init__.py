@@ -9,12 +9,15 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from testfleet.hub.allocator import DeviceAllocator
 from testfleet.hub.config import HubConfig
 from testfleet.hub.gateway.activity import CommandLog
 from testfleet.hub.gateway.creator import SessionCreator, Timeouts
 from testfleet.hub.gateway.handler import Gateway, gateway_path
 from testfleet.hub.gateway.keeper import SessionKeeper
+from testfleet.hub.gateway.metrics import GatewayMetrics
 from testfleet.hub.gateway.proxy import NodeClient
 from testfleet.hub.gateway.sessions import SessionEnder, SessionRoutes
 from testfleet.hub.gateway.status import GridStatus
@@ -38,7 +41,9 @@ class GatewayService:
         server_id: str,
         ready: Callable[[], bool],
         relay: Relay,
+        registry: CollectorRegistry,
     ) -> None:
+        self.metrics = GatewayMetrics(registry, lambda: allocator.waiting)
         self.nodes = NodeClient()
         self.log = CommandLog(store)
         self.routes = SessionRoutes(store)
@@ -68,6 +73,7 @@ class GatewayService:
             log=self.log,
             timeouts=timeouts,
             server_id=server_id,
+            metrics=self.metrics,
         )
         self.keeper = SessionKeeper(
             store=store,
@@ -75,6 +81,7 @@ class GatewayService:
             routes=self.routes,
             ender=self.ender,
             abandon_after=timeouts.request + timeouts.create + 60.0,
+            keep_history=config.session_history_days * 86400,
         )
         self.gateway = Gateway(
             store=store,
@@ -84,6 +91,7 @@ class GatewayService:
             ender=self.ender,
             nodes=self.nodes,
             log=self.log,
+            metrics=self.metrics,
             status=GridStatus(store, server_id, ready, lambda: allocator.waiting),
         )
 

@@ -14,6 +14,7 @@ from starlette.types import Receive
 from testfleet.hub.allocator import DeviceAllocator, NoDeviceCouldMatch
 from testfleet.hub.gateway import matching
 from testfleet.hub.gateway.activity import CommandLog
+from testfleet.hub.gateway.metrics import GatewayMetrics
 from testfleet.hub.gateway.proxy import NodeClient, NodeUnreachable
 from testfleet.hub.gateway.sessions import (
     SessionEnder,
@@ -56,7 +57,9 @@ class SessionCreator:
         log: CommandLog,
         timeouts: Timeouts,
         server_id: str,
+        metrics: GatewayMetrics,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._allocator = allocator
         self._nodes = nodes
@@ -171,6 +174,7 @@ class SessionCreator:
             raise W3CError("session not created", "the session was killed while being created")
         record = await self._store.read(session_store.get, row_id)
         assert record is not None
+        self._metrics.sessions.labels("created").inc()
         route = route_of(record)
         self._routes.add(route)
         self._log.touch(row_id, route.idle_timeout)
@@ -187,6 +191,7 @@ class SessionCreator:
         return 200, json.dumps(answer).encode()
 
     async def _fail(self, row_id: int, reason: str) -> None:
+        self._metrics.sessions.labels("failed").inc()
         await self._store.write(
             session_store.finish, row_id, reason, utcnow(), state=session_store.FAILED
         )

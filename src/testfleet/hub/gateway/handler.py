@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from testfleet.hub.gateway.activity import CommandLog, command_name, error_code
 from testfleet.hub.gateway.creator import SessionCreator
+from testfleet.hub.gateway.metrics import GatewayMetrics
 from testfleet.hub.gateway.proxy import SMALL_BODY, NodeClient, NodeUnreachable
 from testfleet.hub.gateway.sessions import SessionEnder, SessionRoutes, gone
 from testfleet.hub.gateway.status import GridStatus
@@ -65,8 +66,10 @@ class Gateway:
         ender: SessionEnder,
         nodes: NodeClient,
         log: CommandLog,
+        metrics: GatewayMetrics,
         status: GridStatus,
     ) -> None:
+        self._commands = metrics.commands
         self._store = store
         self._auth = auth_enabled
         self._creator = creator
@@ -168,6 +171,7 @@ class Gateway:
         code = error_code(answer.head) if answer.status >= 400 else None
         duration = (time.perf_counter() - started) * 1000
         name = command_name(method, rest)
+        self._commands.inc()
         self._log.record(
             route.row_id, route.idle_timeout, at, method, name, answer.status, code, duration
         )

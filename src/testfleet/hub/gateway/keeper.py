@@ -19,6 +19,8 @@ from testfleet.store.records import DriverSessionRecord
 
 _log = logging.getLogger(__name__)
 TICK = 1.0
+PRUNE_EVERY = 600.0
+"""Seconds between looks for session history past its keeping time."""
 
 
 class SessionKeeper:
@@ -32,12 +34,15 @@ class SessionKeeper:
         routes: SessionRoutes,
         ender: SessionEnder,
         abandon_after: float,
+        keep_history: float,
     ) -> None:
         self._store = store
         self._nodes = nodes
         self._routes = routes
         self._ender = ender
         self._abandon_after = abandon_after
+        self._keep_history = keep_history
+        self._pruned_at = -PRUNE_EVERY
 
     async def run(self) -> None:
         """Until cancelled."""
@@ -64,6 +69,21 @@ class SessionKeeper:
         before = now - timedelta(seconds=self._abandon_after)
         if await self._store.write(session_store.take_stale_requests, before):
             self._freed()
+        await self.prune()
+
+    async def prune(self, force: bool = False) -> int:
+        """Forget sessions ended longer ago than the history is kept (every PRUNE_EVERY s)."""
+        clock = asyncio.get_running_loop().time()
+        if not force and clock - self._pruned_at < PRUNE_EVERY:
+            return 0
+        self._pruned_at = clock
+        cutoff = utcnow() - timedelta(seconds=self._keep_history)
+        pruned = 0
+        while count := await self._store.write(session_store.prune_history, cutoff):
+            pruned += count
+        if pruned:
+            _log.info("forgot %d session(s) ended before %s", pruned, cutoff.isoformat())
+        return pruned
 
     async def _clean_up(self, record: DriverSessionRecord) -> None:
         """A lost session's agent is back: end its driver session (if the node still has
