@@ -117,3 +117,27 @@ async def test_idle_sessions_are_taken_once_and_activity_moves_the_deadline(stor
     assert await store.write(sessions.take_idle, NOW + timedelta(seconds=16)) == []
     (stored,) = await store.read(sessions.commands_of, row)
     assert (stored.command, stored.status, stored.duration_ms) == ("GET /title", 200, 1.5)
+
+
+async def test_pruning_forgets_only_sessions_over_before_the_cutoff(store: Store) -> None:
+    await store.write(add_agent, "a1", 2)
+    old = await active_session(store, "old")
+    command = {
+        "session_id": old,
+        "at": NOW,
+        "method": "GET",
+        "command": "GET /",
+        "status": 200,
+        "error": None,
+        "duration_ms": 1.0,
+    }
+    await store.write(sessions.record_activity, [], [command])
+    await store.write(sessions.save_screenshot, old, b"png", NOW)
+    await store.write(sessions.finish, old, "done", NOW)
+    live = await store.write(request)
+    assert await store.write(sessions.prune_history, NOW) == 0
+    assert await store.write(sessions.prune_history, NOW + timedelta(seconds=1)) == 1
+    assert await store.read(sessions.get, old) is None
+    assert await store.read(sessions.commands_of, old) == []
+    assert await store.read(sessions.screenshot, old) is None
+    assert await store.read(sessions.get, live) is not None
