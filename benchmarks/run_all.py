@@ -82,6 +82,10 @@ def main() -> None:
             ),
             "single_p50_latency": round(theirs["single_p50_ms"] / ours["single_p50_ms"], 1),
         }
+    gateway = [sys.executable, "-m", "benchmarks.webdriver_gateway"]
+    results["webdriver_gateway"] = last_json_line(
+        gateway if not args.no_peer else [*gateway, "--no-peers"], 900
+    )
     print(json.dumps(results))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from testfleet.hub.allocator import NoDeviceCouldMatch
 from testfleet.hub.matching import matches
 from testfleet.protocol.descriptor import DeviceRequest
 from testfleet.protocol.states import DeviceState
@@ -137,3 +138,92 @@ async def test_a_request_for_several_devices_is_met_all_at_once(tmp_path: Path) 
 
     assert pair_waits  # one free device is not enough, and a later request may take it
     assert sorted(d.id for d in both) == ["a1:slot-0", "a2:slot-0"]
+
+
+# ---- gateway sessions: acquire_for_session ----------------------------------------------------
+
+
+async def session_rows(hub: RunningHub, count: int) -> list[int]:
+    """Queued gateway session requests."""
+    from testfleet.store import driver_sessions
+
+    return [
+        await hub.hub.store.write(
+            driver_sessions.open_request,
+            requestor="t",
+            requested={},
+            priority=0,
+            idle_timeout=60,
+            hub="h",
+            now=utcnow(),
+        )
+        for _ in range(count)
+    ]
+
+
+def browsers(count: int) -> list[DeviceSpec]:
+    return [
+        DeviceSpec(
+            name=f"b{i}", kind="browser", capabilities={"browserName": "chrome"}, url="http://x"
+        )
+        for i in range(count)
+    ]
+
+
+def chrome(row: DeviceRecord) -> bool:
+    return row.capabilities.get("browserName") == "chrome"
+
+
+async def test_session_requests_are_served_by_priority_then_arrival(tmp_path: Path) -> None:
+    from testfleet.store import driver_sessions
+
+    async with running_hub(tmp_path, max_running_jobs=0) as hub:
+        await hub.agent("a1", slots=0, devices=browsers(1))
+        holder, low, high, low2 = await session_rows(hub, 4)
+        allocator = hub.hub.allocator
+        first = await asyncio.wait_for(allocator.acquire_for_session(holder, chrome), 5)
+        order: list[int] = []
+
+        async def wait(row: int, priority: int) -> None:
+            await allocator.acquire_for_session(row, chrome, priority=priority)
+            order.append(row)
+            await hub.hub.store.write(driver_sessions.finish, row, "done", utcnow())
+            allocator.freed()
+
+        waiters = []
+        for row, priority in ((low, 0), (high, 9), (low2, 0)):
+            waiters.append(asyncio.ensure_future(wait(row, priority)))
+            await asyncio.sleep(0.05)
+        assert allocator.waiting == 3
+        await hub.hub.store.write(driver_sessions.finish, holder, "done", utcnow())
+        allocator.freed()
+        await asyncio.wait_for(asyncio.gather(*waiters), 5)
+
+    assert first.id == "a1:b0"
+    assert order == [high, low, low2]
+
+
+async def test_a_session_request_no_device_could_match_fails_at_once(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, max_running_jobs=0) as hub:
+        await hub.agent("a1", slots=1, devices=browsers(2))
+        (row,) = await session_rows(hub, 1)
+        with pytest.raises(NoDeviceCouldMatch) as raised:
+            await hub.hub.allocator.acquire_for_session(
+                row, lambda d: d.capabilities.get("browserName") == "firefox"
+            )
+    assert raised.value.offered == [({"browserName": "chrome"}, 2)]  # host slots have no URL
+    assert "2 x {browserName: 'chrome'}" in str(raised.value)
+
+
+async def test_a_cancelled_session_request_leaves_the_queue(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, max_running_jobs=0) as hub:
+        await hub.agent("a1", slots=0, devices=browsers(1))
+        holder, waiter = await session_rows(hub, 2)
+        allocator = hub.hub.allocator
+        await allocator.acquire_for_session(holder, chrome)
+        waiting = asyncio.ensure_future(allocator.acquire_for_session(waiter, chrome))
+        await asyncio.sleep(0.05)
+        queued = allocator.waiting
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+    assert (queued, allocator.waiting) == (1, 0)

@@ -194,6 +194,7 @@ class Agent:
     slots: int = 2
     labels: dict[str, str] = field(default_factory=dict)
     token: str | None = None
+    providers: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     process: Process | None = None
 
@@ -220,6 +221,8 @@ class Agent:
             ]
             for key, value in self.labels.items():
                 args += ["--label", f"{key}={value}"]
+            for provider in self.providers:
+                args += ["--provider", provider]
             env = {**self.env, **({"TESTFLEET_TOKEN": self.token} if self.token else {})}
             self.process = Process(args, self.workdir / f"agent-{self.name}.log", env)
         self.process.start()

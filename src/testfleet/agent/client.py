@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from testfleet import __version__
 from testfleet.agent.artifacts import ArtifactUploader
 from testfleet.agent.config import AgentConfig, host_slots
+from testfleet.agent.devices import Inventory, ProviderError, make_provider
 from testfleet.agent.executor import TaskExecutor
 from testfleet.agent.outbox import Outbox
 from testfleet.agent.processes import ProcessGuard, default_state_dir
@@ -22,6 +23,7 @@ from testfleet.protocol.version import WIRE_VERSION
 from testfleet.protocol.wire import (
     HUB_MESSAGES,
     Ack,
+    DeviceSpec,
     Error,
     Heartbeat,
     Initialized,
@@ -63,14 +65,16 @@ class Agent:
         state_dir = config.state_dir or default_state_dir(config.hub_url, config.name)
         self.processes = ProcessGuard(state_dir) if config.guard_processes else None
         self.uploader = ArtifactUploader(config.http_url, config.token)
+        providers = [make_provider(spec) for spec in config.providers]  # ProviderError
+        self.inventory = Inventory(self.outbox, host_slots(config.slots, config.labels), providers)
         self.executor = TaskExecutor(
             self.outbox,
             self.processes,
             uploader=self.uploader,
             work_root=config.work_root,
             keep_work=config.keep_work,
+            environment=self.inventory.environment,
         )
-        self.devices = host_slots(config.slots, config.labels)
         self.agent_id: int | None = None
         self.connected = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -80,8 +84,19 @@ class Agent:
         """Ask the agent to finish: running tasks are cancelled and reported."""
         self._stopping.set()
 
+    @property
+    def devices(self) -> list[DeviceSpec]:
+        """The devices offered now."""
+        return self.inventory.current()
+
     async def run(self) -> None:
-        """Stay connected until stopped; raises AgentRefused on a permanent refusal."""
+        """Start the device providers, then stay connected until stopped; raises AgentRefused
+        on a permanent refusal (or a provider that cannot start)."""
+        try:
+            await self.inventory.start()
+        except ProviderError as error:
+            await self.inventory.close()
+            raise AgentRefused(str(error)) from None
         if self.processes is not None:
             self.processes.start()
         try:
@@ -89,6 +104,7 @@ class Agent:
         finally:
             if self.processes is not None:
                 self.processes.stop()
+            await self.inventory.close()
 
     async def _stay_connected(self) -> None:
         attempt = 0

@@ -40,6 +40,8 @@ class AgentConfig:
     name: str = field(default_factory=default_name)
     labels: dict[str, str] = field(default_factory=dict)
     slots: int = 1
+    providers: list[str] = field(default_factory=list)
+    """Device providers, `NAME[:OPTIONS]` each (see `testfleet.agent.devices`)."""
     token: str | None = None
     reconnect_min: float = 0.2
     reconnect_max: float = 10.0

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import shutil
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -50,12 +51,14 @@ class TaskExecutor:
         uploader: ArtifactUploader | None = None,
         work_root: Path | None = None,
         keep_work: bool = False,
+        environment: Callable[[str], dict[str, str]] = lambda _: {},
     ) -> None:
         self.outbox = outbox
         self.processes = processes or Untracked()
         self.uploader = uploader
         self.work_root = work_root
         self.keep_work = keep_work
+        self._environment = environment
         self.running: dict[int, asyncio.Task[None]] = {}
         self._stop_reasons: dict[int, str] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -218,6 +221,7 @@ class TaskExecutor:
             timeout=step.timeout,
             processes=self.processes,
             workdir=workdir,
+            env=self._environment(message.device_name),
         )
         try:
             async with asyncio.timeout(step.timeout):

@@ -14,6 +14,7 @@ from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
 from testfleet.cli.globals import clean_metavars, hoist
 from testfleet.cli.jobs import job_app
 from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
+from testfleet.cli.sessions import sessions_app
 from testfleet.cli.tokens import tokens_app
 from testfleet.client import DEFAULT_HUB, DEFAULT_TIMEOUT
 
@@ -70,6 +71,7 @@ serve.register(app)
 app.add_typer(tokens_app, name="token")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(sessions_app, name="sessions")
 
 
 def main() -> None:

@@ -321,12 +321,14 @@ def agents_table(agents: Iterable[AgentInfo]) -> Table:
 def devices_table(devices: Iterable[DeviceInfo]) -> Table:
     """One row per device."""
     table = Table(box=box.SIMPLE_HEAD)
-    for column in ("id", "name", "agent", "kind", "state", "job"):
+    for column in ("id", "name", "agent", "kind", "state", "held by"):
         table.add_column(column, no_wrap=True)
     table.add_column("capabilities", overflow="fold")
     table.add_column("labels", overflow="fold")
     for device in devices:
-        job = "" if device.holder_job_id is None else str(device.holder_job_id)
+        job = "" if device.holder_job_id is None else f"job {device.holder_job_id}"
+        if device.holder_session_id is not None:
+            job = f"session {device.holder_session_id}"
         table.add_row(
             device.device_id,
             device.name,

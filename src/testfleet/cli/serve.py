@@ -37,6 +37,16 @@ INSECURE = Annotated[
     typer.Option("--insecure-no-auth", help="Allow serving a non-loopback address without auth."),
 ]
 LOG_LEVEL = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+PROVIDERS = Annotated[
+    list[str],
+    typer.Option(
+        "--provider",
+        help="A device provider, NAME[:OPTIONS], repeatable: chromium[:count=N,...] (Chromium "
+        "with chromedriver), static:FILE (WebDriver endpoints from YAML/JSON), "
+        "android[:appium=URL] (phones from `adb devices -l`). See docs/devices.md.",
+        metavar="NAME[:OPTIONS]",
+    ),
+]
 
 
 def _logging(level: str) -> None:
@@ -155,6 +165,31 @@ def register(app: typer.Typer) -> None:
                 "(several hubs on PostgreSQL).",
             ),
         ] = 30.0,
+        session_request_timeout: Annotated[
+            float,
+            typer.Option(
+                "--session-request-timeout",
+                min=0.1,
+                help="Seconds a new WebDriver session waits in the queue for a device.",
+            ),
+        ] = 300.0,
+        session_idle_max: Annotated[
+            float,
+            typer.Option(
+                "--session-idle-max",
+                min=1,
+                help="The longest newCommandTimeout a WebDriver client may ask for (seconds; "
+                "60 when it asks for none).",
+            ),
+        ] = 3600.0,
+        session_history_days: Annotated[
+            float,
+            typer.Option(
+                "--session-history-days",
+                min=0.001,
+                help="Days an ended WebDriver session's commands and screenshot are kept.",
+            ),
+        ] = 30.0,
         max_running_jobs: Annotated[
             int,
             typer.Option(
@@ -233,6 +268,9 @@ def register(app: typer.Typer) -> None:
             artifact_dir=artifact_dir,
             max_artifact_size=parse_size(max_artifact_size, "--max-artifact-size"),
             max_job_artifacts=parse_size(max_job_artifacts, "--max-job-artifacts"),
+            session_request_timeout=session_request_timeout,
+            session_idle_max=session_idle_max,
+            session_history_days=session_history_days,
         )
         try:
             server = build_server(config, log_level=log_level)
@@ -267,6 +305,7 @@ def register(app: typer.Typer) -> None:
         slots: Annotated[
             int, typer.Option("--slots", min=0, max=1024, help="Host slots to offer as devices.")
         ] = 1,
+        provider: PROVIDERS = [],  # noqa: B006
         token: Annotated[
             str | None,
             typer.Option("--token", envvar="TESTFLEET_TOKEN", help="An agent (or admin) token."),
@@ -289,6 +328,7 @@ def register(app: typer.Typer) -> None:
         """Run an agent: connect to the hub and run the tasks it gives this machine."""
         from testfleet.agent import Agent, AgentConfig, AgentRefused
         from testfleet.agent.config import default_name
+        from testfleet.agent.devices import ProviderError
 
         _logging(log_level)
         config = AgentConfig(
@@ -296,6 +336,7 @@ def register(app: typer.Typer) -> None:
             name=name or default_name(),
             labels=_labels(label),
             slots=slots,
+            providers=provider,
             token=token,
             work_dir=work_dir,
             keep_work=keep_work,
@@ -304,7 +345,10 @@ def register(app: typer.Typer) -> None:
             config.websocket_url  # noqa: B018 - validates the URL
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--hub") from None
-        agent = Agent(config)
+        try:
+            agent = Agent(config)
+        except ProviderError as error:
+            raise typer.BadParameter(str(error), param_hint="--provider") from None
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -328,6 +372,7 @@ def register(app: typer.Typer) -> None:
         slots: Annotated[
             int, typer.Option("--slots", min=1, max=1024, help="Host slots of the local agent.")
         ] = 2,
+        provider: PROVIDERS = [],  # noqa: B006
         log_level: LOG_LEVEL = "warning",
     ) -> None:
         """Run a hub with the SQLite store and one local agent, in one command; the web UI is at
@@ -342,6 +387,7 @@ def register(app: typer.Typer) -> None:
             auth=auth,
             insecure_no_auth=insecure_no_auth,
             slots=slots,
+            providers=provider,
             log_level=log_level,
         )
         raise typer.Exit(code)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from testfleet.agent import Agent, AgentConfig, AgentRefused
 from testfleet.agent.config import default_name
+from testfleet.agent.devices import ProviderError
 from testfleet.cli import datadir
 from testfleet.cli.serve import check_store
 from testfleet.hub.config import HubConfig, default_data_dir
@@ -58,6 +59,11 @@ async def _prepare_tokens(config: HubConfig) -> tuple[str | None, str | None]:
     return agent_secret, admin_secret
 
 
+def _report_agent_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        err.print(f"[red]error:[/red] the local agent stopped: {task.exception()}")
+
+
 def run_up(
     *,
     host: str,
@@ -67,6 +73,7 @@ def run_up(
     insecure_no_auth: bool,
     slots: int,
     log_level: str,
+    providers: list[str] | None = None,
 ) -> int:
     """Serve until Ctrl-C or SIGTERM; returns the exit code."""
     config = HubConfig(
@@ -85,17 +92,24 @@ def run_up(
     url = f"http://{url_host}:{port}"
     try:
         with datadir.hold(config.data_dir, url):
-            return _serve(config, url, slots, log_level)
+            return _serve(config, url, slots, log_level, list(providers or []))
     except datadir.DataDirBusy as error:
         err.print(f"[red]error:[/red] {error}")
         return 1
 
 
-def _serve(config: HubConfig, url: str, slots: int, log_level: str) -> int:
+def _serve(config: HubConfig, url: str, slots: int, log_level: str, providers: list[str]) -> int:
     """Serve the hub and its local agent until stopped."""
     check_store(config.database_url, "--data-dir")
     agent_token, admin_token = asyncio.run(_prepare_tokens(config))
-    agent = Agent(AgentConfig(hub_url=url, name=local_agent_name(), slots=slots, token=agent_token))
+    name = local_agent_name()
+    try:
+        agent = Agent(
+            AgentConfig(hub_url=url, name=name, slots=slots, providers=providers, token=agent_token)
+        )
+    except ProviderError as error:
+        err.print(f"[red]error:[/red] {error}")
+        return 2
     server = build_server(config, log_level=log_level, on_exit=[agent.stop])
 
     async def main() -> int:
@@ -105,12 +119,14 @@ def _serve(config: HubConfig, url: str, slots: int, log_level: str) -> int:
                 return 1
             await asyncio.sleep(0.05)
         running_agent = asyncio.create_task(agent.run())
+        running_agent.add_done_callback(_report_agent_end)
         err.print(f"testfleet is up: open [bold]{url}/ui/[/bold]")
         err.print(f"API {url}/api/v1   API docs {url}/docs")
         err.print(
             f"data directory: {config.data_dir}   auth: "
             f"{'on' if config.auth_enabled else 'off'}   local agent: "
             f"{agent.config.name} with {slots} slot(s)"
+            + (f" and provider(s) {', '.join(agent.config.providers)}" if providers else "")
         )
         if admin_token:
             err.print("first admin token (shown once; keep it):")

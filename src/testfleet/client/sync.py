@@ -10,7 +10,7 @@ from typing import Self, TypeVar
 
 import httpx
 
-from testfleet.client import calls, responses, retries, settings
+from testfleet.client import calls, responses, retries, session_calls, settings
 from testfleet.client.automation import AutomationMethods
 from testfleet.client.errors import ClientError, WaitTimeout
 from testfleet.client.reconnect import Reconnect
@@ -30,6 +30,7 @@ from testfleet.protocol.api import (
     TokenList,
     VersionInfo,
 )
+from testfleet.protocol.sessions import SessionCommands, SessionInfo, SessionList
 from testfleet.protocol.states import JobState
 
 T = TypeVar("T")
@@ -281,6 +282,26 @@ class Client(ResultsMethods, AutomationMethods):
             cursor = page.next_cursor
         first.next_cursor = None
         return first
+
+    def sessions(
+        self,
+        state: str = "live",
+        device: str | None = None,
+        agent: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> SessionList:
+        """WebDriver sessions through the gateway, newest first (`state`: live, all, or
+        states comma-separated)."""
+        return self._call(session_calls.list_sessions(state, device, agent, limit, cursor))
+
+    def kill_session(self, key: str) -> SessionInfo:
+        """End a session (by its number or WebDriver id): on its node, then its device."""
+        return self._call(session_calls.kill_session(key))
+
+    def session_commands(self, key: str, after: int = 0) -> SessionCommands:
+        """A session's commands in order."""
+        return self._call(session_calls.session_commands(key, after))
 
     def create_token(self, name: str, role: Role, agent: str | None = None) -> TokenCreated:
         """Create an API token; the answer is the only place its secret appears. An agent

@@ -1,41 +1,62 @@
-"""Hand free devices to tests: first come, first served, each claim an atomic conditional
-update in the store, candidates found in the hub's index of devices (`device_index.py`).
+"""Hand free devices to tests and to gateway sessions: a fair queue (priority, then arrival),
+each claim an atomic conditional update in the store, candidates found in the hub's index of
+devices (`device_index.py`).
+
+Two kinds of waiters share one queue: a job's test (`acquire`: `count` devices matching a
+`DeviceRequest`, all or none) and a gateway session request (`acquire_for_session`: one
+device matching a predicate, with a priority; it fails at once when no device in the
+inventory could ever match). Either gives up by cancelling the call; a grant that crosses the
+cancellation is given back. A request that cannot be met yet does not block later ones that
+can.
 
 The index learns of this hub's changes from the signals its writers send (devices released,
-jobs ended, agents whose devices changed: read again), and on PostgreSQL looks every second
-at the devices other hubs changed (by their `changed_at`, with a margin for transactions that
-commit late). A request that cannot be met yet does not block later ones that can.
+jobs ended, agents whose devices changed: read again) and, when a gateway session frees a
+device (`freed`), from the devices changed since its last look; on PostgreSQL it also looks
+every second at the devices other hubs changed (by their `changed_at`, with a margin for
+transactions that commit late).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 
 from testfleet.hub.device_index import DeviceIndex
+from testfleet.hub.matching import matches
 from testfleet.hub.signals import Signals
 from testfleet.protocol.descriptor import DeviceRequest
 from testfleet.protocol.states import DeviceState
 from testfleet.protocol.wire import utcnow
 from testfleet.store import devices as device_store
+from testfleet.store import driver_sessions as session_store
 from testfleet.store.db import Store
 from testfleet.store.records import DeviceRecord
 
+__all__ = ["Device", "DeviceAllocator", "DeviceMatch", "NoDeviceCouldMatch", "matches"]
 _log = logging.getLogger(__name__)
 IDLE_POLL = 1.0  # seconds between rounds when nothing signals a change
 REMOTE_POLL = 1.0  # seconds between looks at other hubs' changes (PostgreSQL)
 REMOTE_MARGIN = timedelta(seconds=3)  # how far back each look starts (late commits)
 LOAD_PAGE = 1000
 
+DeviceMatch = Callable[[DeviceRecord], bool]
+"""Whether a device (with its agent's name and labels) will do."""
+Preference = Callable[[DeviceRecord], Any]
+"""A sort key among matching free devices: the lowest is taken."""
+
 
 @dataclass(frozen=True)
 class Device:
-    """A device claimed for a job."""
+    """A device claimed for a job or a gateway session."""
 
     id: str
     name: str
@@ -43,18 +64,46 @@ class Device:
     agent_name: str
 
 
+class NoDeviceCouldMatch(Exception):
+    """No device in the inventory (free, busy or offline) could ever satisfy a request."""
+
+    def __init__(self, offered: list[tuple[dict[str, Any], int]]) -> None:
+        self.offered = offered
+        """What the inventory holds: each distinct set of capabilities, with how many devices."""
+        if offered:
+            kinds = "; ".join(
+                f"{count} x {_describe(capabilities)}" for capabilities, count in offered
+            )
+            message = f"no device could ever match; the inventory offers: {kinds}"
+        else:
+            message = "no device could ever match: the inventory has no devices for this"
+        super().__init__(message)
+
+
+def _describe(capabilities: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v!r}" for k, v in sorted(capabilities.items())) + "}"
+
+
 @dataclass(eq=False)
 class _Request:
-    job_id: int
-    want: DeviceRequest
-    avoid: frozenset[str]
+    """One waiter: a job's test (`job_id`, `want`) or a gateway session (`session_row`,
+    `match`)."""
+
+    rank: tuple[int, int]
+    """(-priority, arrival): the queue's order."""
+    job_id: int | None = None
+    want: DeviceRequest | None = None
+    avoid: frozenset[str] = frozenset()
+    session_row: int | None = None
+    match: DeviceMatch | None = None
+    prefer: Preference | None = None
     future: asyncio.Future[list[Device]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
 class DeviceAllocator:
-    """Matches waiting requests to free devices in arrival order."""
+    """Matches waiting requests to free devices, by priority then arrival."""
 
     def __init__(
         self,
@@ -69,9 +118,16 @@ class DeviceAllocator:
         self._lease_ttl = lease_ttl
         self._is_local = is_local
         self._waiting: list[_Request] = []
+        self._arrivals = itertools.count()
         self._wake = signals.devices
         self._loaded = asyncio.Event()
-        self._remote_since: datetime | None = None
+        self._changed_since: datetime | None = None
+        self._look_again = False
+
+    @property
+    def waiting(self) -> int:
+        """How many requests wait for devices on this hub."""
+        return len(self._waiting)
 
     async def acquire(
         self, job_id: int, want: DeviceRequest, avoid: Collection[str] = ()
@@ -80,8 +136,51 @@ class DeviceAllocator:
 
         Devices in `avoid` are taken only when no others match. Cancel the call to give up.
         """
-        request = _Request(job_id=job_id, want=want, avoid=frozenset(avoid))
-        self._waiting.append(request)
+        request = _Request(
+            rank=(0, next(self._arrivals)), job_id=job_id, want=want, avoid=frozenset(avoid)
+        )
+        return await self._wait(request)
+
+    async def acquire_for_session(
+        self,
+        session_row: int,
+        match: DeviceMatch,
+        *,
+        priority: int = 0,
+        prefer: Preference | None = None,
+    ) -> Device:
+        """Wait in the queue until one device matching `match` is claimed for the gateway
+        session `session_row` (a queued row of `driver_sessions`, which moves to `creating`).
+
+        Higher `priority` goes first, equal priorities in arrival order; among free matching
+        devices the one with the lowest `prefer` key is taken. Raises NoDeviceCouldMatch at
+        once when no device of the inventory, in any state, could ever match. Cancel the call
+        to leave the queue (the client went away, or its timeout passed).
+        """
+        await self._loaded.wait()
+        if not any(match(row) for row in self.index.devices()):
+            # The index may not have caught up with an agent that just registered: the store
+            # decides (read only when the index knows no match: rare, and then final).
+            inventory = await self._store.read(device_store.list_devices)
+            if not any(match(row) for row in inventory):
+                raise NoDeviceCouldMatch(_summary(row for row in inventory if row.url))
+        request = _Request(
+            rank=(-priority, next(self._arrivals)),
+            session_row=session_row,
+            match=match,
+            prefer=prefer or (lambda row: row.id),
+        )
+        (device,) = await self._wait(request)
+        return device
+
+    def freed(self) -> None:
+        """A gateway session gave a device back (here or on another hub): read the devices
+        changed since the last look, and look at the queue again."""
+        self._look_again = True
+        self._wake.set()
+
+    async def _wait(self, request: _Request) -> list[Device]:
+        bisect.insort(self._waiting, request, key=lambda r: r.rank)
         self._wake.set()
         try:
             return await asyncio.shield(request.future)
@@ -89,8 +188,21 @@ class DeviceAllocator:
             if request in self._waiting:
                 self._waiting.remove(request)
             if request.future.done() and not request.future.cancelled():
-                await self.release(job_id, [d.id for d in request.future.result()])
+                await self._give_back(request, request.future.result())
             raise
+
+    async def _give_back(self, request: _Request, devices: list[Device]) -> None:
+        if request.job_id is not None:
+            await self.release(request.job_id, [d.id for d in devices])
+        elif request.session_row is not None:
+            await self._store.write(
+                session_store.finish,
+                request.session_row,
+                "the client left the queue",
+                utcnow(),
+                state=session_store.FAILED,
+            )
+            self._signals.devices_released([d.id for d in devices])
 
     async def release(self, job_id: int, device_ids: Sequence[str]) -> None:
         """Give devices back."""
@@ -118,9 +230,11 @@ class DeviceAllocator:
             self._wake.clear()
             try:
                 await self._catch_up()
-                if self._store.is_postgres and loop.time() >= next_remote:
+                remote_due = self._store.is_postgres and loop.time() >= next_remote
+                if remote_due or self._look_again:
+                    self._look_again = False
                     next_remote = loop.time() + REMOTE_POLL
-                    await self._remote_changes()
+                    await self._read_changes()
                 if self._waiting:
                     await self._allocate()
             except Exception:
@@ -131,7 +245,7 @@ class DeviceAllocator:
         """Read the inventory a page at a time (never fleet-sized work at once)."""
         while True:
             try:
-                self._remote_since = utcnow()
+                self._changed_since = utcnow()
                 after = ""
                 while page := await self._store.read(device_store.device_page, after, LOAD_PAGE):
                     for record in page:
@@ -159,14 +273,23 @@ class DeviceAllocator:
             for agent_id in chunk:
                 self.index.replace_agent(agent_id, [r for r in records if r.agent_id == agent_id])
 
-    async def _remote_changes(self) -> None:
-        """Devices other hubs changed (PostgreSQL: several hubs share the inventory)."""
-        assert self._remote_since is not None
+    async def _read_changes(self) -> None:
+        """Devices changed since the last look: by other hubs (PostgreSQL: several hubs
+        share the inventory), or freed by gateway sessions."""
+        assert self._changed_since is not None
         started = utcnow()
-        since = self._remote_since - REMOTE_MARGIN
+        since = self._changed_since - REMOTE_MARGIN
         for record in await self._store.read(device_store.changed_since, since):
             self.index.put(record)
-        self._remote_since = started
+        self._changed_since = started
+
+    def _choose(self, request: _Request, taken: set[str]) -> list[DeviceRecord] | None:
+        if request.want is not None:
+            return self.index.find(request.want, request.avoid, taken, self._is_local)
+        assert request.match is not None and request.prefer is not None
+        match = request.match
+        candidates = [r for r in self.index.free_devices() if r.id not in taken and match(r)]
+        return [min(candidates, key=request.prefer)] if candidates else None
 
     async def _allocate(self) -> None:
         lease_until = utcnow() + timedelta(seconds=self._lease_ttl)
@@ -176,7 +299,7 @@ class DeviceAllocator:
             if request.future.done():
                 self._waiting.remove(request)
                 continue
-            chosen = self.index.find(request.want, request.avoid, taken, self._is_local)
+            chosen = self._choose(request, taken)
             if chosen is None:
                 continue
             taken.update(record.id for record in chosen)
@@ -186,10 +309,12 @@ class DeviceAllocator:
         if not grants:
             return
         claimed = await self._store.write(
-            _claim, [(r.job_id, [row.id for row in c]) for r, c in grants], lease_until
+            _claim,
+            [(r.job_id, r.session_row, [row.id for row in c]) for r, c in grants],
+            lease_until,
         )
         for (request, chosen), ok in zip(grants, claimed, strict=True):
-            if not ok:  # another hub was faster: read those devices again, and retry
+            if not ok:  # another hub was faster (or the session was given up): read again
                 self._signals.devices_changed(*{row.agent_id for row in chosen})
                 continue
             self._waiting.remove(request)
@@ -200,13 +325,33 @@ class DeviceAllocator:
                 for row in chosen
             ]
             if request.future.done():  # the waiter gave up meanwhile
-                await self.release(request.job_id, [d.id for d in devices])
+                await self._give_back(request, devices)
             else:
                 request.future.set_result(devices)
 
 
+def _summary(rows: Iterable[DeviceRecord]) -> list[tuple[dict[str, Any], int]]:
+    """Each distinct set of capabilities among `rows` with how many devices offer it, most
+    common first."""
+    kinds: dict[str, dict[str, Any]] = {}
+    counts: Counter[str] = Counter()
+    for row in rows:
+        key = repr(sorted(row.capabilities.items()))
+        kinds.setdefault(key, row.capabilities)
+        counts[key] += 1
+    return [(kinds[key], count) for key, count in counts.most_common()]
+
+
 def _claim(
-    conn: Connection, wanted: list[tuple[int, list[str]]], lease_until: datetime
+    conn: Connection, wanted: list[tuple[int | None, int | None, list[str]]], lease_until: datetime
 ) -> list[bool]:
-    """Claim each job's devices all-or-nothing; returns which claims succeeded."""
-    return [device_store.claim_devices(conn, ids, job_id, lease_until) for job_id, ids in wanted]
+    """Claim each waiter's devices all-or-nothing (a job's with a lease, a gateway session's
+    with its session row); returns which claims succeeded."""
+    now = utcnow()
+    results = []
+    for job_id, session_row, ids in wanted:
+        if session_row is not None:
+            results.append(session_store.claim_device(conn, session_row, ids[0], now))
+        else:
+            results.append(device_store.claim_devices(conn, ids, job_id, lease_until))
+    return results

@@ -11,13 +11,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from testfleet import __version__
+from testfleet.hub.api_docs import serve_api_docs
 from testfleet.hub.config import HubConfig
 from testfleet.hub.errors import install_error_handlers
+from testfleet.hub.gateway import gateway_path
 from testfleet.hub.guard import RequestGuard
 from testfleet.hub.routes import (
     artifacts,
@@ -29,6 +30,7 @@ from testfleet.hub.routes import (
     overview,
     schedules,
     session,
+    sessions,
     testcases,
     tokens,
     ui,
@@ -62,15 +64,13 @@ def create_app(config: HubConfig) -> FastAPI:
             await hub.stop()
             await store.close()
 
-    # /docs from packaged files: it works without the internet. (ReDoc is left out: it
-    # loads its logo from its vendor's site.)
-    app = FastAPIOffline(
+    app = HubApp(
+        docs_url=None,
         redoc_url=None,
         title="testfleet hub",
         version=__version__,
         lifespan=lifespan,
         description="Jobs, devices and agents of a test lab. See docs/api.md.",
-        static_url="/docs/static",
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.server_id = config.effective_server_id
@@ -80,6 +80,7 @@ def create_app(config: HubConfig) -> FastAPI:
         jobs,
         deletions,
         inventory,
+        sessions,
         tokens,
         artifacts,
         testcases,
@@ -91,6 +92,7 @@ def create_app(config: HubConfig) -> FastAPI:
         ui,
     ):
         app.include_router(module.router, max_body_size=MAX_BODY_BYTES)
+    serve_api_docs(app)
 
     app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     app.add_middleware(RequestGuard, server_id=config.effective_server_id)
@@ -114,6 +116,22 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components["JobDescriptor"] = descriptor
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+class HubApp(FastAPI):
+    """The hub's application. WebDriver requests (`/session...`, `/status`, `/wd/hub/...`)
+    go straight to the gateway, before any middleware or router: the fewest steps on every
+    proxied command (the gateway answers its own errors, in the W3C shape)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = gateway_path(scope["path"])
+            hub = getattr(self.state, "hub", None)
+            if path is not None and hub is not None:
+                scope["app"] = self
+                await hub.gateway.gateway(scope, receive, send, path)
+                return
+        await super().__call__(scope, receive, send)
 
 
 class ServerHeaders:

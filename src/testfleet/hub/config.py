@@ -71,6 +71,17 @@ class HubConfig:
     webhook_retry_for: float = 86400.0
     """Seconds a webhook delivery is retried for before it is given up."""
 
+    session_request_timeout: float = 300.0
+    """Seconds a new WebDriver session may wait in the queue for a device."""
+    session_idle_timeout: float = 60.0
+    """Seconds a WebDriver session may stay idle when the client names no newCommandTimeout."""
+    session_idle_max: float = 3600.0
+    """The longest newCommandTimeout a client may ask for."""
+    session_create_timeout: float = 120.0
+    """Seconds a node may take to create a driver session."""
+    session_history_days: float = 30.0
+    """Days an ended WebDriver session (its commands, its screenshot) is kept."""
+
     @property
     def artifact_root(self) -> Path:
         """Where artifacts are stored: `artifact_dir`, or `artifacts` in the data directory."""
@@ -107,6 +118,11 @@ class HubConfig:
             "device_lease_ttl",
             "job_lease_ttl",
             "sse_keepalive",
+            "session_request_timeout",
+            "session_idle_timeout",
+            "session_idle_max",
+            "session_create_timeout",
+            "session_history_days",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")

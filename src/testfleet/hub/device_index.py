@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from testfleet.hub.matching import matches
 from testfleet.protocol.descriptor import DeviceRequest
@@ -87,6 +87,10 @@ class DeviceIndex:
         """Every device (a snapshot, in no particular order)."""
         return iter([entry.record for entry in self._entries.values()])
 
+    def free_devices(self) -> Iterator[DeviceRecord]:
+        """The free devices, the least recently freed first (a snapshot)."""
+        return iter([self._entries[device_id].record for device_id in self._free])
+
     def put(self, record: DeviceRecord) -> None:
         """Add a device, or replace what the index knows of it."""
         self._unindex(record.id)
@@ -120,22 +124,7 @@ class DeviceIndex:
             return
         if state == DeviceState.FREE and entry.record.state == DeviceState.OFFLINE:
             state = DeviceState.OFFLINE
-        record = entry.record
-        self.put(
-            DeviceRecord(
-                id=record.id,
-                agent_id=record.agent_id,
-                name=record.name,
-                kind=record.kind,
-                state=state,
-                capabilities=record.capabilities,
-                labels=record.labels,
-                holder_job_id=holder,
-                removed=record.removed,
-                agent_name=record.agent_name,
-                agent_labels=record.agent_labels,
-            )
-        )
+        self.put(replace(entry.record, state=state, holder_job_id=holder))
 
     def find(
         self,

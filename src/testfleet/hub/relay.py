@@ -7,7 +7,8 @@ The relay only carries them: the services that send a kind also handle it (`hand
 - `task:ID`      a task was given to your agent: send it RUN_TASK (delivery);
 - `task_stop:ID` stop that task on your agent (delivery);
 - `job:ID`       that job's tasks changed (you run it): look again (job news);
-- `job_stop:ID`  someone asked to stop that job (you run it) (job news).
+- `job_stop:ID`  someone asked to stop that job (you run it) (job news);
+- `devices_freed:0` a gateway session freed a device: waiting requests look again (gateway).
 
 A hub acts on notifications one at a time, in the order they came, so a stop never overtakes
 the task it stops. Notifications are wake-ups: one lost (a listening connection down, a failed

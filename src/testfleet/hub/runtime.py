@@ -21,6 +21,7 @@ from testfleet.hub.artifacts.service import ArtifactLimits, ArtifactService
 from testfleet.hub.artifacts.storage import DirectoryStorage
 from testfleet.hub.config import HubConfig
 from testfleet.hub.delivery import Delivery
+from testfleet.hub.gateway import GatewayService
 from testfleet.hub.jobs.context import RunnerDeps
 from testfleet.hub.jobs.news import JobNews
 from testfleet.hub.jobs.runner import JobRunner
@@ -120,6 +121,9 @@ class Hub:
         self.maintenance = Maintenance(config, store, storage)
         self.lab_watch = LabWatch(store, signals)
         self.job_feeds = JobFeeds(store, signals)
+        self.gateway = GatewayService(
+            config, store, allocator, server_id, lambda: self.ready, relay, metrics.registry
+        )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -138,6 +142,7 @@ class Hub:
             "schedules": self.schedules.run(),
             "maintenance": self.maintenance.run(),
             "lab-watch": self.lab_watch.run(),
+            **self.gateway.loops(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))
@@ -156,3 +161,4 @@ class Hub:
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        await self.gateway.close()

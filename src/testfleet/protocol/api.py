@@ -189,6 +189,11 @@ class DeviceInfo(BaseModel):
     lease_expires_at: datetime | None = None
     claimed_at: datetime | None = None
     """Since when its holder has it (busy devices)."""
+    url: str | None = Field(None, description="The device's WebDriver endpoint, if it has one.")
+    holder_session_id: int | None = Field(
+        None, description="The gateway session holding it (see /api/v1/sessions/{id})."
+    )
+    last_used_at: datetime | None = None
 
 
 class AgentInfo(BaseModel):

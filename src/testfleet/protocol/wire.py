@@ -31,6 +31,17 @@ class DeviceSpec(_Message):
     kind: Text = Field("host", min_length=1, max_length=50)
     capabilities: dict[str, Any] = Field(default_factory=dict)
     labels: dict[Text, Text] = Field(default_factory=dict)
+    url: Text | None = Field(
+        None,
+        max_length=2000,
+        pattern=r"^https?://",
+        description="The device's WebDriver endpoint, for browsers and phones.",
+    )
+    session_capabilities: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Merged into every new-session request for the device (where its browser "
+        "binary is, its udid ...), besides `capabilities`.",
+    )
 
 
 # ---- agent -> hub ----------------------------------------------------------------------------

@@ -53,6 +53,10 @@ class StepContext:
     workdir: Path | None = None
     """The task's working directory (steps run there; artifact globs are relative to it).
     None: the agent's own working directory."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Set for programs the step runs: the device's TESTFLEET_WEBDRIVER_URL (browsers, phones
+    behind Appium), TESTFLEET_DEVICE_CAPS (the capabilities to ask it for, JSON) and
+    TESTFLEET_DEVICE_NAME."""
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class CmdStep(StepPlugin):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, **params.env},
+                env={**os.environ, **ctx.env, **params.env},
                 cwd=_cwd(ctx, params.cwd),
                 start_new_session=True,
             )

@@ -25,6 +25,8 @@ class DeviceOffer:
     kind: str
     capabilities: dict[str, Any]
     labels: dict[str, str]
+    url: str | None = None
+    session_capabilities: dict[str, Any] | None = None
 
 
 def device_id(agent_name: str, device_name: str) -> str:
@@ -45,9 +47,18 @@ def _upsert(conn: Connection) -> Any:
                 "kind": statement.excluded.kind,
                 "capabilities": statement.excluded.capabilities,
                 "labels": statement.excluded.labels,
+                "url": statement.excluded.url,
+                "session_capabilities": statement.excluded.session_capabilities,
                 "removed": False,
                 "state": case(
-                    (devices.c.holder_job_id.is_(None), DeviceState.FREE), else_=DeviceState.BUSY
+                    (
+                        and_(
+                            devices.c.holder_job_id.is_(None),
+                            devices.c.holder_session_id.is_(None),
+                        ),
+                        DeviceState.FREE,
+                    ),
+                    else_=DeviceState.BUSY,
                 ),
                 "changed_at": utc_now(),
             },
@@ -64,6 +75,8 @@ def _offer_values(agent_id: int, agent_name: str, device: DeviceOffer) -> dict[s
         "kind": device.kind,
         "capabilities": device.capabilities,
         "labels": device.labels,
+        "url": device.url,
+        "session_capabilities": device.session_capabilities,
         "state": DeviceState.FREE,
         "removed": False,
     }
@@ -129,6 +142,12 @@ def list_devices(conn: Connection, *, include_removed: bool = False) -> list[Dev
     return [DeviceRecord.from_row(row) for row in conn.execute(query)]
 
 
+def get_device(conn: Connection, device_id: str) -> DeviceRecord | None:
+    """One device by id, with its agent's name and labels."""
+    row = conn.execute(_with_agent().where(devices.c.id == device_id)).first()
+    return DeviceRecord.from_row(row) if row is not None else None
+
+
 def free_devices(conn: Connection) -> list[DeviceRecord]:
     """Devices that can be claimed now, with their agent's name and labels."""
     query = (
@@ -171,8 +190,16 @@ def _ids_match(ids: Sequence[str]) -> tuple[str, Any, Any]:
     return "many", devices.c.id.in_(bindparam("b_ids", expanding=True)), list(ids)
 
 
-def claim_devices(conn: Connection, ids: Sequence[str], job_id: int, lease_until: datetime) -> bool:
-    """Claim all of `ids` for a job, or none: True if every one was still free."""
+def claim_devices(
+    conn: Connection,
+    ids: Sequence[str],
+    job_id: int | None,
+    lease_until: datetime | None,
+    *,
+    session_id: int | None = None,
+) -> bool:
+    """Claim all of `ids` for a job (or for gateway session `session_id`, whose claim has no
+    lease: the session's idle timeout ends it), or none: True if every one was still free."""
     shape, match, value = _ids_match(ids)
     statement = prepared(
         ("claim_devices", shape),
@@ -182,13 +209,20 @@ def claim_devices(conn: Connection, ids: Sequence[str], job_id: int, lease_until
             .values(
                 state=DeviceState.BUSY,
                 holder_job_id=bindparam("b_job"),
+                holder_session_id=bindparam("b_session"),
                 lease_expires_at=bindparam("b_lease"),
                 changed_at=utc_now(),
                 claimed_at=bindparam("b_now"),
             )
         ),
     )
-    params = {"b_ids": value, "b_job": job_id, "b_lease": lease_until, "b_now": datetime.now(UTC)}
+    params = {
+        "b_ids": value,
+        "b_job": job_id,
+        "b_session": session_id,
+        "b_lease": lease_until,
+        "b_now": datetime.now(UTC),
+    }
     if len(ids) == 1:
         return bool(conn.execute(statement, params).rowcount == 1)
     savepoint = conn.begin_nested()
@@ -201,6 +235,7 @@ def claim_devices(conn: Connection, ids: Sequence[str], job_id: int, lease_until
 
 _RELEASED = {
     "holder_job_id": None,
+    "holder_session_id": None,
     "lease_expires_at": None,
     "claimed_at": None,
     "state": case((devices.c.state == DeviceState.BUSY, DeviceState.FREE), else_=devices.c.state),
@@ -222,6 +257,19 @@ def release_devices(conn: Connection, ids: Sequence[str], job_id: int) -> int:
         ),
     )
     return int(conn.execute(statement, {"b_ids": value, "b_job": job_id}).rowcount)
+
+
+def release_session_device(conn: Connection, session_id: int) -> int:
+    """Give back the device gateway session `session_id` holds; an offline one stays offline."""
+    statement = prepared(
+        "release_session_device",
+        lambda: (
+            update(devices)
+            .where(devices.c.holder_session_id == bindparam("session"))
+            .values(_RELEASED)
+        ),
+    )
+    return int(conn.execute(statement, {"session": session_id}).rowcount)
 
 
 def renew_leases(conn: Connection, job_ids: Sequence[int], lease_until: datetime) -> None:

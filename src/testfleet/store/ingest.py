@@ -251,7 +251,12 @@ def _apply_device(
     if isinstance(event, DeviceAdded):
         d = event.device
         offer = device_store.DeviceOffer(
-            name=d.name, kind=d.kind, capabilities=d.capabilities, labels=d.labels
+            name=d.name,
+            kind=d.kind,
+            capabilities=d.capabilities,
+            labels=d.labels,
+            url=d.url,
+            session_capabilities=d.session_capabilities or None,
         )
         device_store.add_devices(conn, agent_id, agent_name, [offer])
     else:

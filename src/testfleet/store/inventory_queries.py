@@ -67,10 +67,14 @@ def list_devices_page(
         statement = statement.where(agents.c.name == query.agent)
     if query.kind:
         statement = statement.where(devices.c.kind == query.kind)
+    # As the allocator matches (hub/matching.py): case-insensitive, a device's own label first
+    # and its agent's otherwise.
     for key, value in query.labels.items():
-        statement = statement.where(devices.c.labels[key].as_string() == value)
+        label = func.coalesce(devices.c.labels[key].as_string(), agents.c.labels[key].as_string())
+        statement = statement.where(func.lower(label) == value.lower())
     for key, value in query.capabilities.items():
-        statement = statement.where(devices.c.capabilities[key].as_string() == value)
+        offered = devices.c.capabilities[key].as_string()
+        statement = statement.where(func.lower(offered) == value.lower())
     records = [DeviceRecord.from_row(row) for row in conn.execute(statement)]
     if len(records) > query.limit:
         return records[: query.limit], encode_cursor("d", records[query.limit - 1].id)

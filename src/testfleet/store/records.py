@@ -172,8 +172,54 @@ class DeviceRecord(Record):
     claimed_at: datetime | None = None
     removed: bool = False
     changed_at: datetime | None = None
+    url: str | None = None
+    session_capabilities: dict[str, Any] | None = None
+    holder_session_id: int | None = None
+    last_used_at: datetime | None = None
     agent_name: str = ""
     agent_labels: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSessionRecord(Record):
+    """A WebDriver session through the gateway: queued, being created, live, or over."""
+
+    id: int
+    session_id: str | None
+    state: str
+    requestor: str
+    requested: dict[str, Any]
+    capabilities: dict[str, Any] | None
+    priority: int
+    device_id: str | None
+    agent_id: int | None
+    node_url: str | None
+    browser: bool
+    hub: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    last_command_at: datetime | None
+    idle_timeout: int
+    idle_expires_at: datetime | None
+    commands: int
+    end_reason: str | None
+    agent_name: str | None = None
+    has_screenshot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCommandRecord(Record):
+    """One command of a gateway session, as the hub forwarded it."""
+
+    id: int
+    session_id: int
+    at: datetime
+    method: str
+    command: str
+    status: int
+    error: str | None
+    duration_ms: float
 
 
 @dataclass(frozen=True, slots=True)

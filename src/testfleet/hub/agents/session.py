@@ -213,6 +213,8 @@ class AgentSessions:
                 kind=d.kind,
                 capabilities=d.capabilities,
                 labels={**register.labels, **d.labels},
+                url=d.url,
+                session_capabilities=d.session_capabilities or None,
             )
             for d in register.devices
         ]

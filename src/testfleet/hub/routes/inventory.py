@@ -85,7 +85,8 @@ async def list_devices(
     agent: Annotated[str | None, Query(max_length=100)] = None,
     kind: Annotated[str | None, Query(max_length=50)] = None,
     label: Annotated[
-        list[str], Query(description="KEY=VALUE: devices with this label (repeat: all).")
+        list[str],
+        Query(description="KEY=VALUE: the device (or else its agent) has this label; repeat: all."),
     ] = [],  # noqa: B006
     capability: Annotated[
         list[str],
@@ -118,6 +119,9 @@ async def list_devices(
                 holder_job_id=d.holder_job_id,
                 lease_expires_at=d.lease_expires_at,
                 claimed_at=d.claimed_at,
+                url=d.url,
+                holder_session_id=d.holder_session_id,
+                last_used_at=d.last_used_at,
             )
             for d in devices
         ],

@@ -1,0 +1,64 @@
+"""The schema. Migrations in `migrations/versions` create exactly this (a test compares).
+
+One module per part: `core` (with the `metadata`), `sessions` (the WebDriver gateway),
+`results`. Importing this package registers every table in `metadata`."""
+
+from __future__ import annotations
+
+from testfleet.store.tables.core import (
+    agents,
+    devices,
+    events,
+    hubs,
+    idempotency_keys,
+    job_runs,
+    job_tags,
+    job_tests,
+    jobs,
+    metadata,
+    steps,
+    tasks,
+    tokens,
+)
+from testfleet.store.tables.results import (
+    artifacts,
+    event_cursors,
+    job_deletions,
+    schedules,
+    test_cases,
+    webhook_attempts,
+    webhook_deliveries,
+    webhooks,
+)
+from testfleet.store.tables.sessions import (
+    driver_sessions,
+    session_commands,
+    session_screenshots,
+)
+
+__all__ = [
+    "agents",
+    "artifacts",
+    "devices",
+    "driver_sessions",
+    "event_cursors",
+    "events",
+    "hubs",
+    "idempotency_keys",
+    "job_deletions",
+    "job_runs",
+    "job_tags",
+    "job_tests",
+    "jobs",
+    "metadata",
+    "schedules",
+    "session_commands",
+    "session_screenshots",
+    "steps",
+    "tasks",
+    "test_cases",
+    "tokens",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhooks",
+]
