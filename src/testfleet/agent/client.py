@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from testfleet import __version__
 from testfleet.agent.config import AgentConfig, host_slots
-from testfleet.agent.executor import TaskExecutor
+from testfleet.agent.executor import StepSite, TaskExecutor
 from testfleet.agent.outbox import Outbox
 from testfleet.protocol.version import WIRE_VERSION
 from testfleet.protocol.wire import (
@@ -45,7 +45,10 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.outbox = Outbox()
-        self.executor = TaskExecutor(self.outbox)
+        self.executor = TaskExecutor(
+            self.outbox,
+            StepSite(config.name, config.hub_url, config.token, config.cache_dir),
+        )
         self.devices = host_slots(config.slots, config.labels)
         self.agent_id: int | None = None
         self.connected = asyncio.Event()

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -28,11 +30,22 @@ _log = logging.getLogger(__name__)
 _REMEMBERED = 10_000
 
 
+@dataclass(frozen=True)
+class StepSite:
+    """What steps learn of the agent they run on: its name, its hub, its cache directory."""
+
+    agent_name: str = ""
+    hub_url: str | None = None
+    token: str | None = None
+    cache_dir: Path | None = None
+
+
 class TaskExecutor:
     """The tasks this agent runs."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, site: StepSite | None = None) -> None:
         self.outbox = outbox
+        self.site = site or StepSite()
         self.running: dict[int, asyncio.Task[None]] = {}
         self._stop_reasons: dict[int, str] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -145,6 +158,10 @@ class TaskExecutor:
             device_name=message.device_name,
             log=log,
             timeout=step.timeout,
+            agent_name=self.site.agent_name,
+            hub_url=self.site.hub_url,
+            token=self.site.token,
+            cache_dir=self.site.cache_dir,
         )
         try:
             async with asyncio.timeout(step.timeout):

@@ -97,9 +97,18 @@ def register(app: typer.Typer) -> None:
                 "the same PostgreSQL). 0: serve the API and agents only.",
             ),
         ] = 2000,
+        local_agent: Annotated[
+            str | None,
+            typer.Option(
+                "--local-agent",
+                help="The agent that runner local:exec runs plan instances on [default: the "
+                "only online agent].",
+                metavar="NAME",
+            ),
+        ] = None,
         log_level: LOG_LEVEL = "info",
     ) -> None:
-        """Run the hub: the API, the job manager and the agents' endpoint."""
+        """Run the hub: the API, the job manager, the sync service and the agents' endpoint."""
         from testfleet.hub.config import HubConfig, default_data_dir
         from testfleet.hub.server import build_server
 
@@ -115,6 +124,7 @@ def register(app: typer.Typer) -> None:
             event_timeout=event_timeout,
             agent_timeout=agent_timeout,
             max_running_jobs=max_running_jobs,
+            local_agent=local_agent,
         )
         try:
             server = build_server(config, log_level=log_level)
@@ -145,11 +155,19 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--token", envvar="TESTFLEET_TOKEN", help="An agent (or admin) token."),
         ] = None,
+        cache_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--cache-dir",
+                help="Where test plan sources, environments and instance work go "
+                "[default: $XDG_CACHE_HOME/testfleet or ~/.cache/testfleet].",
+            ),
+        ] = None,
         log_level: LOG_LEVEL = "info",
     ) -> None:
         """Run an agent: connect to the hub and run the tasks it gives this machine."""
         from testfleet.agent import Agent, AgentConfig, AgentRefused
-        from testfleet.agent.config import default_name
+        from testfleet.agent.config import default_cache_dir, default_name
 
         _logging(log_level)
         config = AgentConfig(
@@ -158,6 +176,7 @@ def register(app: typer.Typer) -> None:
             labels=_labels(label),
             slots=slots,
             token=token,
+            cache_dir=cache_dir or default_cache_dir(),
         )
         try:
             config.websocket_url  # noqa: B018 - validates the URL

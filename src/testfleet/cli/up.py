@@ -57,12 +57,14 @@ def run_up(
     log_level: str,
 ) -> int:
     """Serve until Ctrl-C or SIGTERM; returns the exit code."""
+    agent_name = f"{default_name()}-local"
     config = HubConfig(
         host=host,
         port=port,
         data_dir=data_dir or default_data_dir(),
         auth=auth,
         insecure_no_auth=insecure_no_auth,
+        local_agent=agent_name,
     )
     try:
         config.check()
@@ -73,7 +75,13 @@ def run_up(
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{url_host}:{port}"
     agent = Agent(
-        AgentConfig(hub_url=url, name=f"{default_name()}-local", slots=slots, token=agent_token)
+        AgentConfig(
+            hub_url=url,
+            name=agent_name,
+            slots=slots,
+            token=agent_token,
+            cache_dir=config.data_dir / "cache",
+        )
     )
     server = build_server(config, log_level=log_level, on_exit=[agent.stop])
 

@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testfleet.steps.plan.archive import Limits
 from testfleet.store.db import sqlite_url
 
 DEFAULT_PORT = 8470
@@ -55,6 +56,10 @@ class HubConfig:
     max_running_jobs: int = 2000
     sse_keepalive: float = SSE_KEEPALIVE
     """No command-line flag: tests that run the hub in-process set it shorter."""
+    local_agent: str | None = None
+    """The agent `local:exec` runs plan instances on (`testfleet up` names its own)."""
+    plan_limits: Limits = field(default_factory=Limits)
+    """How large a plan archive may be, packed and unpacked, and how well it may compress."""
 
     @property
     def database_url(self) -> str:

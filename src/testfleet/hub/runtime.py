@@ -28,6 +28,9 @@ from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
 from testfleet.hub.signals import Signals
+from testfleet.hub.sync.service import SyncService, engine_for
+from testfleet.hub.testplans.catalog import PlanCatalog
+from testfleet.hub.testplans.runs import PlanRuns
 from testfleet.store.db import Store
 from testfleet.store.ingest import TaskIndex
 
@@ -84,6 +87,17 @@ class Hub:
             connections=connections,
             news=news,
         )
+        self.sync = SyncService(server_id, engine_for(store))
+        self.plan_catalog = PlanCatalog(store, config.plan_limits)
+        self.plan_runs = PlanRuns(
+            server_id=server_id,
+            store=store,
+            catalog=self.plan_catalog,
+            jobs=self.jobs,
+            signals=signals,
+            sync=self.sync,
+            local_agent=config.local_agent,
+        )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -95,6 +109,8 @@ class Hub:
             "allocator": self.allocator.run(),
             "agents": self.liveness.watch(),
             "relay": self.relay.run(),
+            "sync": self.sync.run(),
+            "plan-runs": self.plan_runs.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))
@@ -106,6 +122,7 @@ class Hub:
         """Stop everything; running jobs stay running in the store for the next hub."""
         self.ready = False
         await self.scheduler.shutdown()
+        await self.plan_runs.stop()
         await self.connections.close_all()
         for task in self._background:
             task.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +28,11 @@ class StepContext:
     device_name: str
     log: Callable[[LogStream, str], Awaitable[None]]
     timeout: float | None = None
+    agent_name: str = ""
+    hub_url: str | None = None
+    token: str | None = None
+    cache_dir: Path | None = None
+    """Where a plugin may keep what it downloads or builds between tasks (test plans do)."""
 
 
 @dataclass(frozen=True)

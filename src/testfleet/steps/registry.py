@@ -11,9 +11,12 @@ from pydantic import ValidationError
 
 from testfleet.steps.base import StepParams, StepPlugin
 from testfleet.steps.builtin import CmdStep, EchoStep, SleepStep
+from testfleet.steps.plan.step import PlanStep
 
 ENTRY_POINT_GROUP = "testfleet.steps"
-_BUILTIN: dict[str, type[StepPlugin]] = {p.name: p for p in (CmdStep, EchoStep, SleepStep)}
+_BUILTIN: dict[str, type[StepPlugin]] = {
+    p.name: p for p in (CmdStep, EchoStep, SleepStep, PlanStep)
+}
 _log = logging.getLogger(__name__)
 
 
