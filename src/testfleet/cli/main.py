@@ -12,6 +12,7 @@ from testfleet.cli import inventory, serve
 from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
 from testfleet.cli.jobs import job_app
 from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
+from testfleet.cli.plans import plan_app
 from testfleet.cli.tokens import tokens_app
 from testfleet.client import DEFAULT_HUB, DEFAULT_TIMEOUT
 
@@ -57,6 +58,7 @@ def _options(
 
 
 app.add_typer(job_app, name="job")
+app.add_typer(plan_app, name="plan")
 inventory.register(app)
 serve.register(app)
 app.add_typer(tokens_app, name="token")
