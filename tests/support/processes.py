@@ -194,6 +194,7 @@ class Agent:
     slots: int = 2
     labels: dict[str, str] = field(default_factory=dict)
     token: str | None = None
+    extra: list[str] = field(default_factory=list)
     process: Process | None = None
 
     def start(self) -> Agent:
@@ -210,6 +211,7 @@ class Agent:
                 str(self.slots),
                 "--log-level",
                 "info",
+                *self.extra,
             ]
             for key, value in self.labels.items():
                 args += ["--label", f"{key}={value}"]
