@@ -1,5 +1,7 @@
-"""Every instance signals its vote and waits for all; `verdict = "no"` fails the instance,
-`verdict = "crash"` ends it without an outcome (a crash, with its stderr)."""
+"""Case `vote`: every instance signals its vote and waits for all; `verdict = "no"` fails
+the instance, `verdict = "crash"` ends it without an outcome (a crash, with its stderr).
+Case `linger`: instances wait for one more than there are, until `wait` runs out (for tests of
+lost agents and terminated runs)."""
 
 from __future__ import annotations
 
@@ -21,5 +23,10 @@ def vote(env: RunEnv, ctx: InitContext) -> None:
     env.record_message("voted yes")
 
 
+def linger(env: RunEnv, ctx: InitContext) -> None:
+    ctx.sync.signal_entry("lingering")
+    ctx.sync.barrier("lingering", env.test_instance_count + 1, timeout=float(env.params["wait"]))
+
+
 if __name__ == "__main__":
-    invoke_map({"vote": vote})
+    invoke_map({"vote": vote, "linger": linger})
