@@ -129,3 +129,4 @@ class Hub:
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        await self.sync.close()

@@ -66,9 +66,13 @@ class Subscription:
         """The next message as (seq, payload); StopAsyncIteration once cancelled."""
         if self._ended is not None:
             raise StopAsyncIteration
-        assert self._pending.queue is not None
-        async with asyncio.timeout(timeout):
-            item = await self._pending.queue.get()
+        queue = self._pending.queue
+        assert queue is not None
+        if queue.empty():
+            async with asyncio.timeout(timeout):
+                item = await queue.get()
+        else:
+            item = queue.get_nowait()
         if isinstance(item, SyncError):
             self._ended = item
             if item.code == "cancelled":
@@ -129,8 +133,7 @@ class SyncClient:
     def _request(self, message: dict[str, Any], *, stream: bool = False) -> tuple[int, _Pending]:
         if self._failure is not None:
             raise self._failure
-        self._next_id += 1
-        request_id = message["id"] = self._next_id
+        request_id = message["id"] = self._new_id()
         if message["type"] in ("SIGNAL_ENTRY", "PUBLISH"):
             message["key"] = f"{self.client_id}:{request_id}"
         pending = _Pending(message)
@@ -146,10 +149,10 @@ class SyncClient:
         request_id, pending = self._request(message)
         assert pending.future is not None
         try:
-            return await asyncio.shield(pending.future)
+            return await pending.future
         except asyncio.CancelledError:
-            if not pending.future.done():
-                await self._cancel(request_id)
+            if self._pending.pop(request_id, None) is not None and message["type"] == "BARRIER":
+                self._send({"type": "CANCEL", "id": self._new_id(), "target": request_id})
             raise
 
     async def signal_entry(self, state: str) -> int:
@@ -181,10 +184,13 @@ class SyncClient:
         pending.received = after
         return Subscription(self, request_id, pending)
 
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
     async def _cancel(self, request_id: int) -> None:
         if request_id in self._pending:
-            self._next_id += 1
-            self._send({"type": "CANCEL", "id": self._next_id, "target": request_id})
+            self._send({"type": "CANCEL", "id": self._new_id(), "target": request_id})
 
     # ---- the connection ------------------------------------------------------------------
 

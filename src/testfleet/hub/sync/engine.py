@@ -70,6 +70,10 @@ class SyncEngine(Protocol):
         """Whatever the engine does in the background, until cancelled."""
         ...
 
+    async def close(self) -> None:
+        """Let go of what the engine holds (connections)."""
+        ...
+
 
 class MemoryEngine:
     """The state in this hub's memory."""
@@ -154,3 +158,6 @@ class MemoryEngine:
 
     async def run(self) -> None:
         """Nothing in the background."""
+
+    async def close(self) -> None:
+        """Nothing to let go of."""

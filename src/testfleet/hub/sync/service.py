@@ -68,6 +68,10 @@ class SyncService:
         """Drop a finished run's state."""
         await self.engine.drop(run_id)
 
+    async def close(self) -> None:
+        """Let go of the engine's connections."""
+        await self.engine.close()
+
     async def run(self) -> None:
         """The engine's background work and the expiry of idle runs, until cancelled."""
         async with asyncio.TaskGroup() as group:
