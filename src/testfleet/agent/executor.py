@@ -139,7 +139,7 @@ class TaskExecutor:
 
     async def _run_step(self, message: RunTask, index: int, step: StepSpec) -> StepResult:
         try:
-            plugin = get_plugin(step.plugin)
+            plugin = get_plugin(step.plugin, internal=True)
             params = plugin.Params.model_validate(step.params)
         except UnknownPlugin as error:
             return StepResult(passed=False, error=f"{error} (on this agent)")

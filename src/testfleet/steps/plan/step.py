@@ -159,4 +159,6 @@ class PlanStep(StepPlugin):
         try:
             await hub.upload_outputs(run_id, agent, data)
         except HubCallError as error:
-            await log(f"the outputs did not reach the hub: {error}\n")
+            await log(f"the outputs did not reach the hub (they stay in {work}): {error}\n")
+            return
+        await asyncio.to_thread(shutil.rmtree, work, True)  # the hub has them now
