@@ -74,6 +74,8 @@ class TopicFeed:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     filling: bool = False
     memory: list[tuple[int, str]] | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the feed knows where the topic stood when it was made."""
 
     @property
     def last(self) -> int:
@@ -219,12 +221,22 @@ class SyncCore:
         if feed is None:
             feed = self._feeds[key] = TopicFeed(memory=self.engine.log(run, topic))
             if feed.memory is None:
-                last = await self.engine.counter(run, TOPIC, topic)
-                feed.first = max(feed.first, last + 1) if not feed.buffer else feed.first
+                try:
+                    last = await self.engine.counter(run, TOPIC, topic)
+                except BaseException:
+                    del self._feeds[key]
+                    feed.ready.set()
+                    raise
+                if not feed.buffer:  # nothing arrived meanwhile: hold from the next one on
+                    feed.first = last + 1
                 feed.known = max(feed.known, last)
+            feed.ready.set()
         feed.subscribers += 1
         cursor = after
         try:
+            await feed.ready.wait()
+            if self._feeds.get(key) is not feed:
+                raise SyncFailure("unavailable", f"topic {topic!r} could not be read; try again")
             while True:
                 changed = feed.changed
                 page = feed.held_after(cursor, READ_PAGE)
