@@ -310,3 +310,25 @@ def test_healthcheck_checks_and_fixes(lab: PlanLab) -> None:
         assert client.post("/healthcheck", json={"runner": "nope"}).status_code == 422
     result = lab.cli("healthcheck", "--runner", "cluster:agents")
     assert "agents online" in result.stdout
+
+
+def test_an_instance_past_the_timeout_fails_and_late_reports_change_nothing(lab: PlanLab) -> None:
+    composition = vote(
+        [{"id": "slow", "instances": {"count": 2}, "run": {"test_params": {"wait": "60s"}}}],
+        case="linger",
+        run_config={"timeout": "2s"},
+    )
+    with lab.client() as client:
+        started = time.monotonic()
+        task = finished(client, run(client, composition), 30)
+        assert time.monotonic() - started < 20
+        assert task["result"]["outcomes"] == {"slow": {"ok": 0, "total": 2}}
+        instances = client.get(f"/api/v1/plan-runs/{task['id']}").json()["groups"][0]["instances"]
+        assert all(i["error"] == "timed out after 2 s" for i in instances)
+        late = client.post(
+            f"/api/v1/plan-runs/{task['id']}/instances",
+            json={"reports": [{"seq": 1, "state": "success"}, {"seq": 1, "state": "success"}]},
+        )
+        assert late.json() == {"changed": 0}
+        again = client.post("/status", json={"task_id": task["id"]}).json()
+        assert again["result"] == task["result"]
