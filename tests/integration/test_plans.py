@@ -332,3 +332,22 @@ def test_an_instance_past_the_timeout_fails_and_late_reports_change_nothing(lab:
         assert late.json() == {"changed": 0}
         again = client.post("/status", json={"task_id": task["id"]}).json()
         assert again["result"] == task["result"]
+
+
+def test_the_plan_commands(lab: PlanLab) -> None:
+    listed = lab.cli("list")
+    assert listed.returncode == 0 and "ping" in listed.stdout and "quorum" in listed.stdout
+    shown = lab.cli("show", "quorum")
+    assert "case vote: 1..100 instances" in shown.stdout and "verdict: string" in shown.stdout
+    assert lab.cli("show", "nope").returncode == 1
+    bad = lab.cli("run", str(EXAMPLES / "quorum" / "manifest.toml"))
+    assert bad.returncode == 2 and "at /" in bad.stderr
+    with lab.client() as client:
+        task = finished(client, run(client, vote([{"id": "a", "instances": {"count": 1}}])))
+    tasks = lab.cli("tasks", "--type", "run", "--limit", "3")
+    assert task["id"] in tasks.stdout and "success" in tasks.stdout
+    status = lab.cli("status", task["id"])
+    assert "outcome: success" in status.stdout and "a: 1/1 ok" in status.stdout
+    assert "instances ended: 1 success" in lab.cli("logs", task["id"]).stdout
+    saved = lab.cli("outputs", task["id"], "-o", "out.tgz")
+    assert saved.returncode == 0 and (lab.workdir / "out.tgz").stat().st_size > 0

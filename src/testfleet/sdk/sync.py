@@ -214,7 +214,11 @@ class SyncClient:
         while not self._closed:
             try:
                 async with connect(
-                    self.url, additional_headers=headers, open_timeout=10, max_size=16 * 2**20
+                    self.url,
+                    additional_headers=headers,
+                    open_timeout=10,
+                    max_size=16 * 2**20,
+                    compression=None,  # small JSON on a LAN: deflate costs more than it saves
                 ) as websocket:
                     self._resend_pending()
                     self._connected.set()
