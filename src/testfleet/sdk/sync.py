@@ -14,6 +14,7 @@ import contextlib
 import json
 import random
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,11 +39,29 @@ class BarrierTimeout(SyncError, TimeoutError):
     """A barrier's target was not reached within its timeout."""
 
 
+class _Inbox:
+    """A subscription's messages not read yet (a deque: cheaper than asyncio.Queue per item),
+    and how it ended."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[int, Any]] = deque()
+        self.arrived = asyncio.Event()
+        self.ended: SyncError | None = None
+
+    def put(self, item: tuple[int, Any]) -> None:
+        self.items.append(item)
+        self.arrived.set()
+
+    def end(self, error: SyncError) -> None:
+        self.ended = error
+        self.arrived.set()
+
+
 @dataclass(eq=False)
 class _Pending:
     message: dict[str, Any]
     future: asyncio.Future[int] | None = None
-    queue: asyncio.Queue[tuple[int, Any] | SyncError] | None = None
+    queue: _Inbox | None = None
     received: int = 0
     deadline: float | None = None
 
@@ -64,21 +83,20 @@ class Subscription:
 
     async def next(self, timeout: float | None = None) -> tuple[int, Any]:  # noqa: ASYNC109 (the sync API's own timeout)
         """The next message as (seq, payload); StopAsyncIteration once cancelled."""
-        if self._ended is not None:
-            raise StopAsyncIteration
-        queue = self._pending.queue
-        assert queue is not None
-        if queue.empty():
+        inbox = self._pending.queue
+        assert inbox is not None
+        if not inbox.items and inbox.ended is None:
             async with asyncio.timeout(timeout):
-                item = await queue.get()
-        else:
-            item = queue.get_nowait()
-        if isinstance(item, SyncError):
-            self._ended = item
-            if item.code == "cancelled":
-                raise StopAsyncIteration
-            raise item
-        return item
+                while not inbox.items and inbox.ended is None:
+                    inbox.arrived.clear()
+                    await inbox.arrived.wait()
+        if inbox.items:
+            return inbox.items.popleft()
+        assert inbox.ended is not None
+        if inbox.ended.code == "cancelled" or self._ended is not None:
+            raise StopAsyncIteration
+        self._ended = inbox.ended
+        raise inbox.ended
 
     async def cancel(self) -> None:
         """Stop receiving."""
@@ -138,7 +156,7 @@ class SyncClient:
             message["key"] = f"{self.client_id}:{request_id}"
         pending = _Pending(message)
         if stream:
-            pending.queue = asyncio.Queue()
+            pending.queue = _Inbox()
         else:
             pending.future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = pending
@@ -203,7 +221,7 @@ class SyncClient:
             if pending.future is not None and not pending.future.done():
                 pending.future.set_exception(error)
             if pending.queue is not None:
-                pending.queue.put_nowait(error)
+                pending.queue.end(error)
         self._pending.clear()
 
     async def _stay_connected(self) -> None:
@@ -302,7 +320,7 @@ class SyncClient:
                 for seq, payload in message["items"]:
                     if seq > pending.received:
                         pending.received = seq
-                        pending.queue.put_nowait((seq, payload))
+                        pending.queue.put((seq, payload))
             elif kind == "ERROR":
                 del self._pending[message["id"]]
                 cls = BarrierTimeout if message.get("code") == "timeout" else SyncError
@@ -310,4 +328,4 @@ class SyncClient:
                 if pending.future is not None and not pending.future.done():
                     pending.future.set_exception(error)
                 if pending.queue is not None:
-                    pending.queue.put_nowait(error)
+                    pending.queue.end(error)
