@@ -88,14 +88,14 @@ async def pubsub(hubs: list[Hub], messages: int, subscribers: int, window: int) 
 
         drains = [asyncio.ensure_future(drain(s)) for s in subscriptions]
         started = time.perf_counter()
-        pending: set[asyncio.Future[int]] = set()
+        room = asyncio.Semaphore(window)  # at most `window` publishes unanswered
+        sent: list[asyncio.Future[int]] = []
         for n in range(messages):
-            pending.add(
-                asyncio.ensure_future(publisher.publish("flood", {"n": n, "pad": "x" * 32}))
-            )
-            if len(pending) >= window:
-                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        await asyncio.gather(*pending)
+            await room.acquire()
+            future = asyncio.ensure_future(publisher.publish("flood", {"n": n, "pad": "x" * 32}))
+            future.add_done_callback(lambda _: room.release())
+            sent.append(future)
+        await asyncio.gather(*sent)
         published = time.perf_counter()
         ends = await asyncio.gather(*drains)
     finally:
