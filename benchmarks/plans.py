@@ -71,7 +71,9 @@ async def barrier(hubs: list[Hub], clients: int, rounds: int) -> dict[str, float
     }
 
 
-async def pubsub(hubs: list[Hub], messages: int, subscribers: int, window: int) -> dict[str, float]:
+async def pubsub(
+    hubs: list[Hub], messages: int, subscribers: int, window: int, chunk: int
+) -> dict[str, float]:
     run = f"bench-pubsub-{time.time_ns()}"
     publisher = SyncClient(ws(hubs[0], run))
     readers = [SyncClient(ws(hubs[(i + 1) % len(hubs)], run)) for i in range(subscribers)]
@@ -88,11 +90,14 @@ async def pubsub(hubs: list[Hub], messages: int, subscribers: int, window: int) 
 
         drains = [asyncio.ensure_future(drain(s)) for s in subscriptions]
         started = time.perf_counter()
-        room = asyncio.Semaphore(window)  # at most `window` publishes unanswered
-        sent: list[asyncio.Future[int]] = []
-        for n in range(messages):
+        room = asyncio.Semaphore(max(1, window // chunk))  # at most `window` unanswered
+        sent: list[asyncio.Future[list[int]]] = []
+        for first in range(0, messages, chunk):
             await room.acquire()
-            future = asyncio.ensure_future(publisher.publish("flood", {"n": n, "pad": "x" * 32}))
+            payloads = [
+                {"n": n, "pad": "x" * 32} for n in range(first, min(first + chunk, messages))
+            ]
+            future = asyncio.ensure_future(publisher.publish_many("flood", payloads))
             future.add_done_callback(lambda _: room.release())
             sent.append(future)
         await asyncio.gather(*sent)
@@ -104,6 +109,7 @@ async def pubsub(hubs: list[Hub], messages: int, subscribers: int, window: int) 
     return {
         "pubsub_messages": messages,
         "pubsub_subscribers": subscribers,
+        "pubsub_chunk": chunk,
         "pubsub_publish_per_s": round(messages / (published - started)),
         "pubsub_messages_per_s": round(messages / elapsed),
         "pubsub_deliveries_per_s": round(messages * subscribers / elapsed),
@@ -175,6 +181,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--subscribers", type=int, default=10)
     parser.add_argument("--window", type=int, default=2000)
+    parser.add_argument("--chunk", type=int, default=1, help="messages per publish_many call")
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--skip-ping", action="store_true")
     args = parser.parse_args()
@@ -185,7 +192,9 @@ def main() -> None:
         result.update(asyncio.run(barrier(hubs, args.clients, args.rounds)))
         hub_cpu = [psutil.Process(h.process.pid).cpu_times() for h in hubs if h.process]
         own_cpu = psutil.Process().cpu_times()
-        result.update(asyncio.run(pubsub(hubs, args.messages, args.subscribers, args.window)))
+        result.update(
+            asyncio.run(pubsub(hubs, args.messages, args.subscribers, args.window, args.chunk))
+        )
         hub_after = [psutil.Process(h.process.pid).cpu_times() for h in hubs if h.process]
         own_after = psutil.Process().cpu_times()
         result["pubsub_hub_cpu_s"] = round(

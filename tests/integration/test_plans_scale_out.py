@@ -56,6 +56,8 @@ def test_instances_on_two_hubs_meet_at_barriers_and_share_topics(hubs: tuple[Hub
             await asyncio.gather(*waits)
             await clients[2].publish("early", "live")
             assert await late.next(timeout=5) == (2, "live")
+            assert await clients[3].publish_many("early", ["x", "y"]) == [3, 4]
+            assert [await late.next(timeout=5) for _ in range(2)] == [(3, "x"), (4, "y")]
         finally:
             for client in clients:
                 await client.close()

@@ -88,6 +88,10 @@ class BlockingSync:
         """Append `payload` to `topic`; returns its sequence number."""
         return self._call(self.client.publish(topic, payload))
 
+    def publish_many(self, topic: str, payloads: list[Any]) -> list[int]:
+        """Append several payloads to `topic` in order; their sequence numbers."""
+        return self._call(self.client.publish_many(topic, payloads))
+
     def subscribe(self, topic: str, after: int = 0) -> BlockingSubscription:
         """Every message of `topic` (after `after`), then live ones."""
         return BlockingSubscription(self, self._call(self.client.subscribe(topic, after)))

@@ -15,7 +15,7 @@ import json
 import random
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,6 +194,16 @@ class SyncClient:
     async def publish(self, topic: str, payload: Any) -> int:
         """Append `payload` (JSON-serialisable) to `topic`; returns its sequence number."""
         return await self._answer({"type": "PUBLISH", "topic": topic, "payload": payload})
+
+    async def publish_many(self, topic: str, payloads: Iterable[Any]) -> list[int]:
+        """Append several payloads to `topic` in order (sent together); their sequence
+        numbers."""
+        futures = []
+        for payload in payloads:
+            _, pending = self._request({"type": "PUBLISH", "topic": topic, "payload": payload})
+            assert pending.future is not None
+            futures.append(pending.future)
+        return list(await asyncio.gather(*futures))
 
     async def subscribe(self, topic: str, after: int = 0) -> Subscription:
         """Every message of `topic` after `after` (all of them by default), then live ones."""
