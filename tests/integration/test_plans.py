@@ -248,6 +248,8 @@ def test_build_is_cached_by_content(lab: PlanLab) -> None:
             assert response.status_code == 201, response.text
             results.append(finished(client, response.json()["task_id"])["result"])
         assert results[0]["artifact"] == results[1]["artifact"] and results[1]["cached"]
+        log = client.post("/logs", json={"task_id": response.json()["task_id"]}).text
+        assert "entry main.py" in log and "(built before)" in log
 
 
 def running(client: httpx.Client, run_id: str, count: int) -> bool:

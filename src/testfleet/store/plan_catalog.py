@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, union, update
+from sqlalchemy import Connection, delete, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.store.plan_records import BuildRecord, PlanRecord
-from testfleet.store.tables import plan_builds, plan_sources, plan_tasks, plans
+from testfleet.store.tables import plan_builds, plan_sources, plans
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -30,14 +30,6 @@ def get_source(conn: Connection, content_hash: str) -> bytes | None:
     return conn.execute(
         select(plan_sources.c.data).where(plan_sources.c.hash == content_hash)
     ).scalar_one_or_none()
-
-
-def has_source(conn: Connection, content_hash: str) -> bool:
-    """Whether an archive is stored under `content_hash`."""
-    found = conn.execute(
-        select(plan_sources.c.hash).where(plan_sources.c.hash == content_hash)
-    ).first()
-    return found is not None
 
 
 def put_plan(
@@ -91,11 +83,6 @@ def list_plans(conn: Connection) -> list[PlanRecord]:
     return [PlanRecord.from_row(r) for r in conn.execute(_plans_query().order_by(plans.c.name))]
 
 
-def delete_plan(conn: Connection, name: str) -> bool:
-    """Forget a plan (its tasks and stored archives stay); False if there was none."""
-    return conn.execute(delete(plans).where(plans.c.name == name)).rowcount > 0
-
-
 def put_build(
     conn: Connection,
     *,
@@ -142,17 +129,3 @@ def delete_sources(conn: Connection, hashes: list[str]) -> int:
     if not hashes:
         return 0
     return conn.execute(delete(plan_sources).where(plan_sources.c.hash.in_(hashes))).rowcount
-
-
-def count_tasks(conn: Connection, plan: str) -> int:
-    """How many tasks ran plan `plan`."""
-    return int(
-        conn.execute(
-            select(func.count()).select_from(plan_tasks).where(plan_tasks.c.plan == plan)
-        ).scalar_one()
-    )
-
-
-def touch_plan(conn: Connection, name: str, now: datetime) -> None:
-    """Mark a plan as imported now (its source unchanged)."""
-    conn.execute(update(plans).where(plans.c.name == name).values(imported_at=now))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, case, delete, func, select, update
+from sqlalchemy import Connection, and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.protocol.plan_api import InstanceState
@@ -155,11 +155,6 @@ def get_outputs(conn: Connection, run_id: str) -> list[tuple[str, bytes]]:
         .order_by(plan_outputs.c.part)
     )
     return [(row.part, row.data) for row in rows]
-
-
-def delete_outputs(conn: Connection, run_id: str) -> None:
-    """Drop a run's outputs."""
-    conn.execute(delete(plan_outputs).where(plan_outputs.c.run_id == run_id))
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class PlanRuns:
     ) -> str:
         """Check and keep a plan's source (and linked SDK); the build task completes at once."""
         config = builder.settings(manifest, run.build_config)
-        builder.check_source(source.data, config)
+        requirements = builder.check_source(source.data, config)
         await self._catalog.keep(source, requestor)
         if sdk is not None:
             await self._catalog.keep(sdk, requestor)
@@ -101,6 +101,15 @@ class PlanRuns:
             self._create(conn, task_id, "build", run, requestor, now)
             plan_tasks.move_task(conn, task_id, TaskState.PROCESSING, now)
             result = {"artifact": artifact, "cached": cached, "source_hash": source.hash}
+            wanted = ", ".join(requirements) or "none (the agent's interpreter)"
+            plan_tasks.append_log(
+                conn,
+                task_id,
+                f"plan {run.plan}: source {source.hash}, entry {config['entry']}, "
+                f"requirements: {wanted}\nartifact {artifact}"
+                + (" (built before)" if cached else "")
+                + "\n",
+            )
             plan_tasks.move_task(
                 conn, task_id, TaskState.COMPLETE, now, result=result, artifact=artifact
             )
