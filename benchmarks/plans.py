@@ -153,6 +153,7 @@ def ping_run(workdir: Path, hub: Hub, instances: int) -> dict[str, float]:
         "ping_seconds": round(seconds, 2),
         "ping_outcome": outcome["outcome"],
         "ping_ok": outcome["outcomes"]["all"]["ok"],
+        **({"ping_error": status["error"]} if status.get("error") else {}),
     }
 
 

@@ -123,9 +123,18 @@ class PlanStep(StepPlugin):
                 await log(f"instance {spec.seq} ({spec.group}): {ended.state}: {ended.error}\n")
             return ended
 
+        started_tasks: list[asyncio.Task[Ended]] = []
         try:
-            results = await asyncio.gather(*(one(spec) for spec in share))
+            for spec in share:
+                started_tasks.append(asyncio.create_task(one(spec)))
+                # One start per turn of the loop: starting a hundred processes takes a while,
+                # and the agent's heartbeats (and a hub in the same process) go on meanwhile.
+                await asyncio.sleep(0)
+            results = await asyncio.gather(*started_tasks)
         except asyncio.CancelledError:
+            for task in started_tasks:
+                task.cancel()
+            await asyncio.gather(*started_tasks, return_exceptions=True)  # instances stopped
             for spec in share:
                 reporter.add(spec.seq, "canceled", None, "the run was stopped")
             raise
