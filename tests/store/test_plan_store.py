@@ -1,11 +1,17 @@
-"""The test plan tables on SQLite and PostgreSQL: sync counters count each key once, an
-instance's outcome is set once, outcomes are counted per instance identity."""
+"""The test plan tables on SQLite and PostgreSQL (the shared sync state on PostgreSQL only):
+sync counters count each key once, an instance's outcome is set once, outcomes are counted per
+instance identity."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from testfleet.protocol.plan_api import InstanceState, TaskState
 from testfleet.protocol.wire import utcnow
@@ -14,43 +20,59 @@ from testfleet.store import Store, plan_runs, plan_tasks, sync_state
 pytestmark = pytest.mark.anyio
 
 
-async def test_signals_count_each_key_once_and_keep_its_number(store: Store) -> None:
-    now = utcnow()
-    seqs, count = await store.write(sync_state.signal_entries, "r1", "ready", ["a", "b", None], now)
+@pytest.fixture
+async def pg(store: Store) -> AsyncIterator[asyncpg.Pool]:
+    """Connections to the PostgreSQL store (the sync state lives there only)."""
+    if not store.is_postgres:
+        pytest.skip("the shared sync state is PostgreSQL's (SQLite: one hub, in memory)")
+    dsn = make_url(store.url).set(drivername="postgresql").render_as_string(False)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _on(pool: asyncpg.Pool, fn: Any, *args: Any) -> Any:
+    async with pool.acquire() as conn:
+        return await fn(conn, *args)
+
+
+async def test_signals_count_each_key_once_and_keep_its_number(pg: asyncpg.Pool) -> None:
+    seqs, count = await _on(pg, sync_state.signal_entries, "r1", "ready", ["a", "b", None])
     assert (seqs, count) == ([1, 2, 3], 3)
-    seqs, count = await store.write(sync_state.signal_entries, "r1", "ready", ["b", "c", "c"], now)
+    seqs, count = await _on(pg, sync_state.signal_entries, "r1", "ready", ["b", "c", "c"])
     assert (seqs, count) == ([2, 4, 4], 4)
-    assert await store.read(sync_state.counter, "r1", sync_state.STATE, "ready") == 4
-    assert await store.read(sync_state.counter, "r2", sync_state.STATE, "ready") == 0
+    assert await _on(pg, sync_state.counter, "r1", sync_state.STATE, "ready") == 4
+    assert await _on(pg, sync_state.counter, "r2", sync_state.STATE, "ready") == 0
 
 
-async def test_concurrent_signal_batches_get_distinct_numbers(store: Store) -> None:
+async def test_concurrent_signal_batches_get_distinct_numbers(pg: asyncpg.Pool) -> None:
     batches = [[f"k{i}-{j}" for j in range(5)] for i in range(8)]
     results = await asyncio.gather(
-        *(store.write(sync_state.signal_entries, "r", "s", keys, utcnow()) for keys in batches)
+        *(_on(pg, sync_state.signal_entries, "r", "s", keys) for keys in batches)
     )
     numbers = sorted(seq for seqs, _ in results for seq in seqs)
     assert numbers == list(range(1, 41))
 
 
-async def test_messages_are_numbered_in_order_and_a_key_is_published_once(store: Store) -> None:
-    now = utcnow()
-    first = await store.write(
-        sync_state.publish_messages, "r", "t", [("x", '{"n":1}'), (None, "2")], now
-    )
-    again = await store.write(
-        sync_state.publish_messages, "r", "t", [("x", '{"n":1}'), ("y", "3")], now
-    )
+async def test_messages_are_numbered_in_order_and_a_key_is_published_once(
+    pg: asyncpg.Pool,
+) -> None:
+    first = await _on(pg, sync_state.publish_messages, "r", "t", [("x", '{"n":1}'), (None, "2")])
+    again = await _on(pg, sync_state.publish_messages, "r", "t", [("x", '{"n":1}'), ("y", "3")])
     assert (first, again) == ([1, 2], [1, 3])
-    assert await store.read(sync_state.read_messages, "r", "t", 0, 10) == [
+    assert await _on(pg, sync_state.read_messages, "r", "t", 0, 10) == [
         (1, '{"n":1}'),
         (2, "2"),
         (3, "3"),
     ]
-    assert await store.read(sync_state.read_messages, "r", "t", 2, 10) == [(3, "3")]
-    assert await store.read(sync_state.counters_of, "r") == [("topic", "t", 3)]
-    await store.write(sync_state.drop_run, "r")
-    assert await store.read(sync_state.counters_of, "r") == []
+    assert await _on(pg, sync_state.read_messages, "r", "t", 2, 10) == [(3, "3")]
+    assert await _on(pg, sync_state.counters_of, "r") == [("topic", "t", 3)]
+    assert await _on(pg, sync_state.idle_runs, utcnow() + timedelta(hours=1)) == ["r"]
+    assert await _on(pg, sync_state.idle_runs, utcnow() - timedelta(hours=1)) == []
+    await _on(pg, sync_state.drop_run, "r")
+    assert await _on(pg, sync_state.counters_of, "r") == []
 
 
 async def _run_with_instances(store: Store, run_id: str) -> None:

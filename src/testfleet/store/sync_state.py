@@ -1,58 +1,44 @@
-"""The sync service's shared state: counters of states and topics, entries and messages.
+"""The sync service's shared state on PostgreSQL: counters of states and topics, the keys
+of entries, the messages of topics. Plain asyncpg (the sync service's hot path: a batch is a
+handful of round trips and one COPY).
 
-Each batch of signals (or publishes) of one state (or topic) is one transaction: the
-counter row is locked first, so keys already counted are found without a race, new ones get
-the next sequence numbers, and on PostgreSQL every hub hears `run<TAB>kind<TAB>name<TAB>value`
-on channel `testfleet_sync` when it commits.
+Each batch of signals (or publishes) of one state (or topic) is one transaction: the counter
+row is locked first, so keys already counted are found without a race, new ones get the next
+sequence numbers, and every hub hears `run<TAB>kind<TAB>name<TAB>value` on channel
+`testfleet_sync` when it commits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-
-from testfleet.store.tables import sync_counters, sync_entries, sync_messages
+import asyncpg
 
 CHANNEL = "testfleet_sync"
 STATE = "state"
 TOPIC = "topic"
+_NOW = "(now() AT TIME ZONE 'utc')"  # the store keeps naive UTC times
+_LOCK = f"""
+INSERT INTO sync_counters (run_id, kind, name, value, updated_at) VALUES ($1, $2, $3, 0, {_NOW})
+ON CONFLICT (run_id, kind, name) DO UPDATE SET updated_at = excluded.updated_at
+RETURNING value"""
+_STORE = """
+WITH moved AS (
+  UPDATE sync_counters SET value = $4 WHERE run_id = $1 AND kind = $2 AND name = $3 RETURNING 1
+)
+SELECT pg_notify($5, $1 || chr(9) || $2 || chr(9) || $3 || chr(9) || $4::text) FROM moved"""
 
 
-def _lock_counter(conn: Connection, run_id: str, kind: str, name: str, now: datetime) -> int:
-    """The counter's value, its row created if missing and locked until the commit."""
-    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(sync_counters).values(
-        run_id=run_id, kind=kind, name=name, value=0, updated_at=now
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["run_id", "kind", "name"], set_={"updated_at": now}
-    ).returning(sync_counters.c.value)
-    return int(conn.execute(statement).scalar_one())
-
-
-def _store_counter(conn: Connection, run_id: str, kind: str, name: str, value: int) -> None:
-    conn.execute(
-        update(sync_counters)
-        .where(
-            sync_counters.c.run_id == run_id,
-            sync_counters.c.kind == kind,
-            sync_counters.c.name == name,
-        )
-        .values(value=value)
-    )
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": CHANNEL, "payload": f"{run_id}\t{kind}\t{name}\t{value}"},
-        )
+async def _store_counter(
+    conn: asyncpg.Connection, run_id: str, kind: str, name: str, value: int
+) -> None:
+    await conn.execute(_STORE, run_id, kind, name, value, CHANNEL)
 
 
 def _assign(keys: Sequence[str | None], known: dict[str, int], value: int) -> tuple[list[int], int]:
-    """Sequence numbers for `keys` in order: a known key keeps its number, others count on."""
+    """Sequence numbers for `keys` in order: a known key keeps its number, others count on
+    (and become known)."""
     seqs: list[int] = []
     for key in keys:
         if key is not None and key in known:
@@ -65,125 +51,119 @@ def _assign(keys: Sequence[str | None], known: dict[str, int], value: int) -> tu
     return seqs, value
 
 
-def signal_entries(
-    conn: Connection, run_id: str, state: str, keys: Sequence[str | None], now: datetime
+async def signal_entries(
+    conn: asyncpg.Connection, run_id: str, state: str, keys: Sequence[str | None]
 ) -> tuple[list[int], int]:
-    """Count entries into `state`; returns each one's sequence number and the new count."""
-    value = _lock_counter(conn, run_id, STATE, state, now)
-    wanted = [k for k in keys if k is not None]
-    known: dict[str, int] = {}
-    if wanted:
-        rows = conn.execute(
-            select(sync_entries.c.key, sync_entries.c.seq).where(
-                sync_entries.c.run_id == run_id,
-                sync_entries.c.state == state,
-                sync_entries.c.key.in_(wanted),
+    """Count entries into `state`; each one's sequence number and the new count."""
+    async with conn.transaction():
+        value = int(await conn.fetchval(_LOCK, run_id, STATE, state))
+        wanted = [k for k in keys if k is not None]
+        known: dict[str, int] = {}
+        if wanted:
+            rows = await conn.fetch(
+                "SELECT key, seq FROM sync_entries WHERE run_id = $1 AND state = $2 "
+                "AND key = ANY($3::text[])",
+                run_id,
+                state,
+                wanted,
             )
-        )
-        known = {row.key: int(row.seq) for row in rows}
-    before = dict(known)
-    seqs, new_value = _assign(keys, known, value)
-    fresh = [
-        {"run_id": run_id, "state": state, "key": k, "seq": s}
-        for k, s in known.items()
-        if k not in before
-    ]
-    if fresh:
-        conn.execute(sync_entries.insert(), fresh)
-    if new_value != value:
-        _store_counter(conn, run_id, STATE, state, new_value)
-    return seqs, new_value
+            known = {row["key"]: int(row["seq"]) for row in rows}
+        before = set(known)
+        seqs, new_value = _assign(keys, known, value)
+        fresh = [(run_id, state, k, s) for k, s in known.items() if k not in before]
+        if fresh:
+            await conn.copy_records_to_table(
+                "sync_entries", records=fresh, columns=["run_id", "state", "key", "seq"]
+            )
+        if new_value != value:
+            await _store_counter(conn, run_id, STATE, state, new_value)
+        return seqs, new_value
 
 
-def publish_messages(
-    conn: Connection,
-    run_id: str,
-    topic: str,
-    items: Sequence[tuple[str | None, str]],
-    now: datetime,
+async def publish_messages(
+    conn: asyncpg.Connection, run_id: str, topic: str, items: Sequence[tuple[str | None, str]]
 ) -> list[int]:
-    """Append `(key, payload JSON)` items to `topic`; returns each one's sequence number."""
-    value = _lock_counter(conn, run_id, TOPIC, topic, now)
-    wanted = [key for key, _ in items if key is not None]
-    known: dict[str, int] = {}
-    if wanted:
-        rows = conn.execute(
-            select(sync_messages.c.key, sync_messages.c.seq).where(
-                sync_messages.c.run_id == run_id,
-                sync_messages.c.topic == topic,
-                sync_messages.c.key.in_(wanted),
+    """Append `(key, payload JSON)` items to `topic`; each one's sequence number."""
+    async with conn.transaction():
+        value = int(await conn.fetchval(_LOCK, run_id, TOPIC, topic))
+        wanted = [key for key, _ in items if key is not None]
+        known: dict[str, int] = {}
+        if wanted:
+            rows = await conn.fetch(
+                "SELECT key, seq FROM sync_messages WHERE run_id = $1 AND topic = $2 "
+                "AND key = ANY($3::text[])",
+                run_id,
+                topic,
+                wanted,
             )
-        )
-        known = {row.key: int(row.seq) for row in rows}
-    seqs: list[int] = []
-    fresh: list[dict[str, Any]] = []
-    for key, payload in items:
-        if key is not None and key in known:
-            seqs.append(known[key])
-            continue
-        value += 1
-        seqs.append(value)
-        if key is not None:
-            known[key] = value
-        fresh.append(
-            {"run_id": run_id, "topic": topic, "seq": value, "key": key, "payload": payload}
-        )
-    if fresh:
-        conn.execute(sync_messages.insert(), fresh)
-        _store_counter(conn, run_id, TOPIC, topic, value)
-    return seqs
+            known = {row["key"]: int(row["seq"]) for row in rows}
+        seqs: list[int] = []
+        fresh = []
+        for key, payload in items:
+            if key is not None and key in known:
+                seqs.append(known[key])
+                continue
+            value += 1
+            seqs.append(value)
+            if key is not None:
+                known[key] = value
+            fresh.append((run_id, topic, value, key, payload))
+        if fresh:
+            await conn.copy_records_to_table(
+                "sync_messages",
+                records=fresh,
+                columns=["run_id", "topic", "seq", "key", "payload"],
+            )
+            await _store_counter(conn, run_id, TOPIC, topic, value)
+        return seqs
 
 
-def counter(conn: Connection, run_id: str, kind: str, name: str) -> int:
+async def counter(conn: asyncpg.Connection, run_id: str, kind: str, name: str) -> int:
     """A state's count or a topic's last sequence number (0 when unknown)."""
-    value = conn.execute(
-        select(sync_counters.c.value).where(
-            sync_counters.c.run_id == run_id,
-            sync_counters.c.kind == kind,
-            sync_counters.c.name == name,
-        )
-    ).scalar_one_or_none()
+    value = await conn.fetchval(
+        "SELECT value FROM sync_counters WHERE run_id = $1 AND kind = $2 AND name = $3",
+        run_id,
+        kind,
+        name,
+    )
     return int(value or 0)
 
 
-def read_messages(
-    conn: Connection, run_id: str, topic: str, after: int, limit: int
+async def read_messages(
+    conn: asyncpg.Connection, run_id: str, topic: str, after: int, limit: int
 ) -> list[tuple[int, str]]:
     """A topic's messages after sequence number `after`, in order: (seq, payload JSON)."""
-    rows = conn.execute(
-        select(sync_messages.c.seq, sync_messages.c.payload)
-        .where(
-            sync_messages.c.run_id == run_id,
-            sync_messages.c.topic == topic,
-            sync_messages.c.seq > after,
-        )
-        .order_by(sync_messages.c.seq)
-        .limit(limit)
+    rows = await conn.fetch(
+        "SELECT seq, payload FROM sync_messages WHERE run_id = $1 AND topic = $2 AND seq > $3 "
+        "ORDER BY seq LIMIT $4",
+        run_id,
+        topic,
+        after,
+        limit,
     )
-    return [(int(row.seq), row.payload) for row in rows]
+    return [(int(row["seq"]), row["payload"]) for row in rows]
 
 
-def counters_of(conn: Connection, run_id: str) -> list[tuple[str, str, int]]:
+async def counters_of(conn: asyncpg.Connection, run_id: str) -> list[tuple[str, str, int]]:
     """Every counter of a run: (kind, name, value)."""
-    rows = conn.execute(
-        select(sync_counters.c.kind, sync_counters.c.name, sync_counters.c.value)
-        .where(sync_counters.c.run_id == run_id)
-        .order_by(sync_counters.c.kind, sync_counters.c.name)
+    rows = await conn.fetch(
+        "SELECT kind, name, value FROM sync_counters WHERE run_id = $1 ORDER BY kind, name",
+        run_id,
     )
-    return [(row.kind, row.name, int(row.value)) for row in rows]
+    return [(row["kind"], row["name"], int(row["value"])) for row in rows]
 
 
-def drop_run(conn: Connection, run_id: str) -> None:
+async def drop_run(conn: asyncpg.Connection, run_id: str) -> None:
     """Forget a run's sync state."""
-    for table in (sync_entries, sync_messages, sync_counters):
-        conn.execute(delete(table).where(table.c.run_id == run_id))
+    async with conn.transaction():
+        for table in ("sync_entries", "sync_messages", "sync_counters"):
+            await conn.execute(f"DELETE FROM {table} WHERE run_id = $1", run_id)
 
 
-def idle_runs(conn: Connection, before: datetime) -> list[str]:
-    """Runs whose sync state has not changed since `before`."""
-    rows = conn.execute(
-        select(sync_counters.c.run_id)
-        .group_by(sync_counters.c.run_id)
-        .having(func.max(sync_counters.c.updated_at) < before)
+async def idle_runs(conn: asyncpg.Connection, before: datetime) -> list[str]:
+    """Runs whose sync state has not changed since `before` (naive UTC)."""
+    rows = await conn.fetch(
+        "SELECT run_id FROM sync_counters GROUP BY run_id HAVING max(updated_at) < $1",
+        before.replace(tzinfo=None),
     )
-    return [row.run_id for row in rows]
+    return [row["run_id"] for row in rows]

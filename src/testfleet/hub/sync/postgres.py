@@ -1,26 +1,27 @@
 """The sync service's state in PostgreSQL, shared by every hub on the store.
 
-The engine has connections of its own, apart from the store's writers: sync traffic neither
-waits behind job writes nor slows them, and its commits do not wait for the WAL to reach the
-disk (`synchronous_commit = off`): a server crash may forget the last milliseconds of
-barriers and topics (as a hub restart forgets them on SQLite), never a job's state.
-
 A batch of signals or publishes of one name is one transaction (`store/sync_state.py`) whose
 commit notifies every hub on channel `testfleet_sync` with `run<TAB>kind<TAB>name<TAB>value`;
 a hub with barriers or subscribers for that name moves them on (reading new messages once per
 notification, not per subscriber). After its listening connection comes back, a hub reads
 what it watches again, so nothing heard late is lost.
+
+The engine has a connection pool of its own, apart from the store's writers: sync traffic
+neither waits behind job writes nor slows them, and its commits do not wait for the WAL to
+reach the disk (`synchronous_commit = off`): a server crash may forget the last milliseconds
+of barriers and topics (as a hub restart forgets them on SQLite), never a job's state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from testfleet.hub.sync.engine import Change
 from testfleet.protocol.wire import utcnow
@@ -34,46 +35,57 @@ T = TypeVar("T")
 
 
 class PostgresEngine:
-    """The state in the store's tables, through connections of its own."""
+    """The state in the store's tables, through a connection pool of its own."""
 
     shared = True
 
     def __init__(self, store: Store) -> None:
         self._url = store.url
-        self._engine = create_async_engine(
-            store.url,
-            pool_size=POOL,
-            max_overflow=POOL,
-            connect_args={"server_settings": {"synchronous_commit": "off"}},
-        )
+        self._dsn = make_url(store.url).set(drivername="postgresql").render_as_string(False)
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
         self._on_change: Change | None = None
         self._on_resync: Callable[[], None] | None = None
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(conn, *args)` in a transaction; once more on a fresh connection if the pooled
-        one turns out to be dead (nothing was done on it)."""
+    async def _connections(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=1,
+                    max_size=POOL,
+                    server_settings={"synchronous_commit": "off"},
+                )
+        return self._pool
+
+    async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`fn(connection, *args)` on a pooled connection; once more if that connection
+        turns out to be dead (nothing was done on it)."""
+        pool = await self._connections()
         for attempt in (1, 2):
             try:
-                async with self._engine.begin() as conn:
-                    return await conn.run_sync(fn, *args)
-            except DBAPIError as error:
-                if not error.connection_invalidated or attempt == 2:
+                async with pool.acquire() as conn:
+                    return await fn(conn, *args)
+            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError):
+                if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        """Close the engine's connections."""
-        await self._engine.dispose()
+        """Close the pool."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def signal(
         self, run: str, state: str, keys: Sequence[str | None]
     ) -> tuple[list[int], int]:
-        return await self._run(sync_state.signal_entries, run, state, list(keys), utcnow())
+        return await self._run(sync_state.signal_entries, run, state, list(keys))
 
     async def publish(
         self, run: str, topic: str, items: Sequence[tuple[str | None, str]]
     ) -> list[int]:
-        return await self._run(sync_state.publish_messages, run, topic, list(items), utcnow())
+        return await self._run(sync_state.publish_messages, run, topic, list(items))
 
     async def counter(self, run: str, kind: str, name: str) -> int:
         return await self._run(sync_state.counter, run, kind, name)
@@ -122,9 +134,9 @@ class _SyncListener(Listener):
     """The store's listener on the sync channel, handing over raw payloads."""
 
     def __init__(
-        self, url: str, heard: Callable[[str], None], on_connect: Callable[[], object]
+        self, url: str, heard: Callable[[str], None], on_connect: Callable[[], Awaitable[None]]
     ) -> None:
-        super().__init__(url, lambda _kind, _id: None, on_connect, channel=sync_state.CHANNEL)  # type: ignore[arg-type]
+        super().__init__(url, lambda _kind, _id: None, on_connect, channel=sync_state.CHANNEL)
         self._heard = heard
 
     def _received(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
