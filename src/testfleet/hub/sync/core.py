@@ -263,7 +263,10 @@ class SyncCore:
         feed = self._feeds.get((run, name))
         if feed is not None and value > feed.known:
             feed.known = value
-            self._fill(run, name, feed)
+            # A flush of this topic under way here (our own publish, heard before its commit
+            # returned) appends its messages, then reads whatever else it does not hold.
+            if (TOPIC, run, name) not in self._batches:
+                self._fill(run, name, feed)
 
     def _fill(self, run: str, topic: str, feed: TopicFeed) -> None:
         if feed.filling or feed.memory is not None:
