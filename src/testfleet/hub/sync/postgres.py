@@ -32,6 +32,11 @@ from testfleet.store.notify import Listener
 _log = logging.getLogger(__name__)
 POOL = 4
 T = TypeVar("T")
+ANALYZE_AFTER = 5000
+"""Rows this hub adds to a sync table before it refreshes the table's statistics (at most
+every ANALYZE_EVERY seconds): without them, a young table's planner finds keys by scanning a
+whole topic instead of probing the index (measured: 50,000 messages ran six times slower)."""
+ANALYZE_EVERY = 10.0
 
 
 class PostgresEngine:
@@ -46,6 +51,27 @@ class PostgresEngine:
         self._opening = asyncio.Lock()
         self._on_change: Change | None = None
         self._on_resync: Callable[[], None] | None = None
+        self._added: dict[str, int] = {}
+        self._analyzed: dict[str, float] = {}
+        self._analyzing: set[asyncio.Task[None]] = set()
+
+    def _count(self, table: str, rows: int) -> None:
+        """Refresh `table`'s statistics in the background once enough rows were added."""
+        added = self._added[table] = self._added.get(table, 0) + rows
+        now = asyncio.get_running_loop().time()
+        if added < ANALYZE_AFTER or now - self._analyzed.get(table, -ANALYZE_EVERY) < ANALYZE_EVERY:
+            return
+        self._added[table] = 0
+        self._analyzed[table] = now
+        task = asyncio.create_task(self._analyze(table))
+        self._analyzing.add(task)
+        task.add_done_callback(self._analyzing.discard)
+
+    async def _analyze(self, table: str) -> None:
+        try:
+            await self._run(lambda conn: conn.execute(f"ANALYZE {table}"))
+        except Exception as error:  # statistics are an optimisation: never a failure
+            _log.warning("sync: ANALYZE %s failed: %r", table, error)
 
     async def _connections(self) -> asyncpg.Pool:
         async with self._opening:
@@ -73,6 +99,9 @@ class PostgresEngine:
 
     async def close(self) -> None:
         """Close the pool."""
+        for task in list(self._analyzing):
+            task.cancel()
+        await asyncio.gather(*self._analyzing, return_exceptions=True)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -80,11 +109,13 @@ class PostgresEngine:
     async def signal(
         self, run: str, state: str, keys: Sequence[str | None]
     ) -> tuple[list[int], int]:
+        self._count("sync_entries", len(keys))
         return await self._run(sync_state.signal_entries, run, state, list(keys))
 
     async def publish(
         self, run: str, topic: str, items: Sequence[tuple[str | None, str]]
     ) -> list[int]:
+        self._count("sync_messages", len(items))
         return await self._run(sync_state.publish_messages, run, topic, list(items))
 
     async def counter(self, run: str, kind: str, name: str) -> int:
