@@ -353,3 +353,6 @@ def test_the_plan_commands(lab: PlanLab) -> None:
     assert "instances ended: 1 success" in lab.cli("logs", task["id"]).stdout
     saved = lab.cli("outputs", task["id"], "-o", "out.tgz")
     assert saved.returncode == 0 and (lab.workdir / "out.tgz").stat().st_size > 0
+    composition = str(EXAMPLES / "ping" / "composition.toml")
+    built = lab.cli("build", composition, "--plan-dir", str(EXAMPLES / "ping"))
+    assert built.returncode == 0 and '"artifact"' in built.stdout, built.stderr
