@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import Connection
+
 from testfleet.hub.jobs.service import JobService
 from testfleet.hub.sync.service import SyncService
 from testfleet.protocol.plan_api import InstanceState, TaskState
@@ -29,7 +31,7 @@ async def finalize(store: Store, jobs: JobService, sync: SyncService, task: Plan
     reasons = await _agent_reasons(jobs, task.job_id) if task.job_id else {}
     now = utcnow()
 
-    def work(conn: Any) -> dict[str, Any]:
+    def work(conn: Connection) -> dict[str, Any]:
         for agent, reason in reasons.items():
             plan_runs.fail_agent_instances(conn, task.id, agent, reason, now)
         if canceled:

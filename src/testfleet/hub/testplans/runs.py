@@ -14,7 +14,9 @@ import asyncio
 import logging
 import secrets
 import time
-from typing import Any
+from datetime import datetime
+
+from sqlalchemy import Connection
 
 from testfleet.hub.jobs.service import JobService
 from testfleet.hub.signals import Signals
@@ -85,7 +87,7 @@ class PlanRuns:
         artifact = builder.artifact_key(source.hash, sdk.hash if sdk else None, config)
         task_id = new_task_id()
 
-        def work(conn: Any) -> None:
+        def work(conn: Connection) -> None:
             now = utcnow()
             cached = plan_catalog.get_build(conn, artifact) is not None
             plan_catalog.put_build(
@@ -118,7 +120,13 @@ class PlanRuns:
         return task_id
 
     def _create(
-        self, conn: Any, task_id: str, kind: str, run: ResolvedRun, requestor: str, now: Any
+        self,
+        conn: Connection,
+        task_id: str,
+        kind: str,
+        run: ResolvedRun,
+        requestor: str,
+        now: datetime,
     ) -> None:
         plan_tasks.create_task(
             conn,
@@ -212,7 +220,7 @@ class PlanRuns:
             return None
         descriptor = run_descriptor(task_id, run, config, sources, placement)
 
-        def placed(conn: Any) -> bool:
+        def placed(conn: Connection) -> bool:
             moved = plan_tasks.move_task(
                 conn, task_id, TaskState.PROCESSING, utcnow(), artifact=artifact
             )
@@ -246,7 +254,7 @@ class PlanRuns:
         }
         now = utcnow()
 
-        def work(conn: Any) -> None:
+        def work(conn: Connection) -> None:
             plan_tasks.move_task(conn, task_id, TaskState.PROCESSING, now)
             plan_tasks.move_task(conn, task_id, TaskState.COMPLETE, now, result=result, error=error)
 
