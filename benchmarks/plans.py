@@ -91,13 +91,17 @@ async def pubsub(
         drains = [asyncio.ensure_future(drain(s)) for s in subscriptions]
         started = time.perf_counter()
         room = asyncio.Semaphore(max(1, window // chunk))  # at most `window` unanswered
-        sent: list[asyncio.Future[list[int]]] = []
+        sent: list[asyncio.Future[Any]] = []
         for first in range(0, messages, chunk):
             await room.acquire()
             payloads = [
                 {"n": n, "pad": "x" * 32} for n in range(first, min(first + chunk, messages))
             ]
-            future = asyncio.ensure_future(publisher.publish_many("flood", payloads))
+            future: asyncio.Future[Any] = (
+                publisher.publish("flood", payloads[0])  # one message: no task needed
+                if chunk == 1
+                else asyncio.ensure_future(publisher.publish_many("flood", payloads))
+            )
             future.add_done_callback(lambda _: room.release())
             sent.append(future)
         await asyncio.gather(*sent)

@@ -86,7 +86,11 @@ class BlockingSync:
 
     def publish(self, topic: str, payload: Any) -> int:
         """Append `payload` to `topic`; returns its sequence number."""
-        return self._call(self.client.publish(topic, payload))
+
+        async def publish() -> int:
+            return await self.client.publish(topic, payload)
+
+        return self._call(publish())
 
     def publish_many(self, topic: str, payloads: list[Any]) -> list[int]:
         """Append several payloads to `topic` in order; their sequence numbers."""

@@ -191,18 +191,18 @@ class SyncClient:
         await self.barrier(state, target, timeout)
         return seq
 
-    async def publish(self, topic: str, payload: Any) -> int:
-        """Append `payload` (JSON-serialisable) to `topic`; returns its sequence number."""
-        return await self._answer({"type": "PUBLISH", "topic": topic, "payload": payload})
+    def publish(self, topic: str, payload: Any) -> asyncio.Future[int]:
+        """Append `payload` (JSON-serialisable) to `topic`: sent at once; await the result
+        for its sequence number (`await client.publish(...)`). Publishing many without awaiting
+        each in turn needs no task per message: keep the futures, gather them later."""
+        _, pending = self._request({"type": "PUBLISH", "topic": topic, "payload": payload})
+        assert pending.future is not None
+        return pending.future
 
     async def publish_many(self, topic: str, payloads: Iterable[Any]) -> list[int]:
         """Append several payloads to `topic` in order (sent together); their sequence
         numbers."""
-        futures = []
-        for payload in payloads:
-            _, pending = self._request({"type": "PUBLISH", "topic": topic, "payload": payload})
-            assert pending.future is not None
-            futures.append(pending.future)
+        futures = [self.publish(topic, payload) for payload in payloads]
         return list(await asyncio.gather(*futures))
 
     async def subscribe(self, topic: str, after: int = 0) -> Subscription:
