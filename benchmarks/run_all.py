@@ -45,6 +45,14 @@ def main() -> None:
             [*jobs, "--backend", "postgresql", "--jobs", str(args.jobs)], 1200
         ),
     }
+    plans = [sys.executable, "-m", "benchmarks.plans"]
+    chunked = ["--chunk", "100", "--skip-ping", "--rounds", "5"]
+    postgres_hubs = ["--backend", "postgresql", "--hubs", "2"]
+    results["plans_sqlite"] = last_json_line(plans, 900)
+    results["plans_sqlite_chunked"] = last_json_line([*plans, *chunked], 900)
+    results["plans_postgresql"] = last_json_line([*plans, *postgres_hubs], 900)
+    results["plans_postgresql_chunked"] = last_json_line([*plans, *postgres_hubs, *chunked], 900)
+    results["sync_engines"] = last_json_line([sys.executable, "-m", "benchmarks.sync_engines"], 600)
     if not args.no_peer:
         # The same workload on the same parallelism as the peer: two workers, one at a time.
         results["sqlite_two_workers"] = last_json_line(

@@ -8,6 +8,7 @@ No agent is connected: fuzzed jobs queue and run nothing.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ from tests.support.processes import Hub
 
 pytestmark = pytest.mark.integration
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+ROOT = Path(__file__).resolve().parents[2]
+HOOKS = {"SCHEMATHESIS_HOOKS": "tests.support.fuzz_hooks", "PYTHONPATH": str(ROOT)}
+"""Bodies for media types schemathesis cannot make by itself (plan archives)."""
 
 
 def fuzz_command(url: str, token: str, examples: int, seed: int | None) -> list[str]:
@@ -56,6 +60,8 @@ def test_the_fuzzer_finds_no_server_error(tmp_path: Path) -> None:
             timeout=300,
             stdin=subprocess.DEVNULL,
             check=False,
+            cwd=ROOT,
+            env={**os.environ, **HOOKS},
         )
         assert result.returncode == 0, result.stdout[-5000:]
         assert "passed" in result.stdout

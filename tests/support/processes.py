@@ -196,6 +196,7 @@ class Agent:
     token: str | None = None
     providers: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    extra: list[str] = field(default_factory=list)
     process: Process | None = None
 
     @property
@@ -218,6 +219,7 @@ class Agent:
                 str(self.slots),
                 "--log-level",
                 "info",
+                *self.extra,
             ]
             for key, value in self.labels.items():
                 args += ["--label", f"{key}={value}"]

@@ -16,7 +16,7 @@ from testfleet import __version__
 from testfleet.agent.artifacts import ArtifactUploader
 from testfleet.agent.config import AgentConfig, host_slots
 from testfleet.agent.devices import Inventory, ProviderError, make_provider
-from testfleet.agent.executor import TaskExecutor
+from testfleet.agent.executor import StepSite, TaskExecutor
 from testfleet.agent.outbox import Outbox
 from testfleet.agent.processes import ProcessGuard, default_state_dir
 from testfleet.protocol.version import WIRE_VERSION
@@ -74,6 +74,7 @@ class Agent:
             work_root=config.work_root,
             keep_work=config.keep_work,
             environment=self.inventory.environment,
+            site=StepSite(config.name, config.hub_url, config.token, config.cache_dir),
         )
         self.agent_id: int | None = None
         self.connected = asyncio.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import tempfile
@@ -18,14 +19,33 @@ def default_name() -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:100]
 
 
+def default_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/testfleet` (~/.cache/testfleet): plan sources and environments."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "testfleet"
+
+
+def host_memory() -> int | None:
+    """This machine's physical memory in bytes, where the system says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def host_slots(count: int, labels: dict[str, str]) -> list[DeviceSpec]:
-    """`count` host slots: devices of kind 'host' on which steps run as local programs."""
+    """`count` host slots: devices of kind 'host' on which steps run as local programs. They
+    describe the host (CPUs, memory), which test plan placement reads."""
     system = platform.system().lower()
+    host: dict[str, object] = {"platformName": system, "arch": platform.machine()}
+    host["cpus"] = os.cpu_count() or 1
+    if (memory := host_memory()) is not None:
+        host["memory"] = memory
     return [
         DeviceSpec(
             name=f"slot-{i}",
             kind="host",
-            capabilities={"platformName": system, "arch": platform.machine()},
+            capabilities=dict(host),
             labels=dict(labels),
         )
         for i in range(count)
@@ -58,6 +78,9 @@ class AgentConfig:
     """Where tasks get their working directories [default: TMPDIR/testfleet-agent-NAME]."""
     keep_work: bool = False
     """Keep each task's working directory after it ends (by default it is removed)."""
+
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    """Test plan sources, environments and instance work (`--cache-dir`)."""
 
     @property
     def work_root(self) -> Path:

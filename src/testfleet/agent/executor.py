@@ -8,6 +8,7 @@ import logging
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -40,6 +41,16 @@ LOG_CHUNK = 256 * 1024
 """Characters of output per LOG event at most (a frame stays well under the hub's limit)."""
 
 
+@dataclass(frozen=True)
+class StepSite:
+    """What steps learn of the agent they run on: its name, its hub, its cache directory."""
+
+    agent_name: str = ""
+    hub_url: str | None = None
+    token: str | None = None
+    cache_dir: Path | None = None
+
+
 class TaskExecutor:
     """The tasks this agent runs."""
 
@@ -52,6 +63,7 @@ class TaskExecutor:
         work_root: Path | None = None,
         keep_work: bool = False,
         environment: Callable[[str], dict[str, str]] = lambda _: {},
+        site: StepSite | None = None,
     ) -> None:
         self.outbox = outbox
         self.processes = processes or Untracked()
@@ -59,6 +71,7 @@ class TaskExecutor:
         self.work_root = work_root
         self.keep_work = keep_work
         self._environment = environment
+        self.site = site or StepSite()
         self.running: dict[int, asyncio.Task[None]] = {}
         self._stop_reasons: dict[int, str] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -193,7 +206,7 @@ class TaskExecutor:
         self, message: RunTask, index: int, step: StepSpec, workdir: Path | None = None
     ) -> StepResult:
         try:
-            plugin = get_plugin(step.plugin)
+            plugin = get_plugin(step.plugin, internal=True)
             params = plugin.Params.model_validate(step.params)
         except UnknownPlugin as error:
             return StepResult(passed=False, error=f"{error} (on this agent)")
@@ -222,6 +235,10 @@ class TaskExecutor:
             processes=self.processes,
             workdir=workdir,
             env=self._environment(message.device_name),
+            agent_name=self.site.agent_name,
+            hub_url=self.site.hub_url,
+            token=self.site.token,
+            cache_dir=self.site.cache_dir,
         )
         try:
             async with asyncio.timeout(step.timeout):

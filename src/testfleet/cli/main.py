@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
-from testfleet.cli import inventory, job_results, serve
+from testfleet.cli import agent_command, inventory, job_results, serve
 from testfleet.cli.automation import schedule_app, webhook_app
 from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
 from testfleet.cli.globals import clean_metavars, hoist
 from testfleet.cli.jobs import job_app
 from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
+from testfleet.cli.plans import plan_app
 from testfleet.cli.sessions import sessions_app
 from testfleet.cli.tokens import tokens_app
 from testfleet.client import DEFAULT_HUB, DEFAULT_TIMEOUT
@@ -66,8 +67,10 @@ def _options(
 
 job_results.register(job_app, app)
 app.add_typer(job_app, name="job")
+app.add_typer(plan_app, name="plan")
 inventory.register(app)
 serve.register(app)
+agent_command.register(app)
 app.add_typer(tokens_app, name="token")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(schedule_app, name="schedule")

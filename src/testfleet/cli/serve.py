@@ -1,11 +1,11 @@
-"""`testfleet hub`, `testfleet agent` and `testfleet up`: the long-running commands."""
+"""`testfleet hub` and `testfleet up` (and what the long-running commands share; `testfleet
+agent` is in `agent_command.py`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -49,7 +49,8 @@ PROVIDERS = Annotated[
 ]
 
 
-def _logging(level: str) -> None:
+def setup_logging(level: str) -> None:
+    """Log to stderr at `level`."""
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -82,7 +83,8 @@ def describe(error: BaseException) -> str:
     return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 
 
-def _labels(values: list[str]) -> dict[str, str]:
+def parse_labels(values: list[str]) -> dict[str, str]:
+    """`--label KEY=VALUE` values as a dict; a bad one is a usage error."""
     labels: dict[str, str] = {}
     for value in values:
         key, sep, val = value.partition("=")
@@ -242,14 +244,24 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option("--max-job-artifacts", help="Largest total of one job's artifacts."),
         ] = "20G",
+        local_agent: Annotated[
+            str | None,
+            typer.Option(
+                "--local-agent",
+                help="The agent that runner local:exec runs plan instances on [default: the "
+                "only online agent].",
+                metavar="NAME",
+            ),
+        ] = None,
         log_level: LOG_LEVEL = "info",
     ) -> None:
-        """Run the hub: the API, the web UI (at /ui/), the job manager and the agents' endpoint."""
+        """Run the hub: the API, the web UI (at /ui/), the job manager, the WebDriver gateway, the
+        sync service and the agents' endpoint."""
         from testfleet.cli import datadir
         from testfleet.hub.config import HubConfig, default_data_dir
         from testfleet.hub.server import build_server
 
-        _logging(log_level)
+        setup_logging(log_level)
         config = HubConfig(
             host=host,
             port=port,
@@ -271,6 +283,7 @@ def register(app: typer.Typer) -> None:
             session_request_timeout=session_request_timeout,
             session_idle_max=session_idle_max,
             session_history_days=session_history_days,
+            local_agent=local_agent,
         )
         try:
             server = build_server(config, log_level=log_level)
@@ -291,77 +304,6 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]error:[/red] {error}")
             raise typer.Exit(1) from None
 
-    @app.command("agent")
-    def agent_command(
-        hub: Annotated[
-            str, typer.Option("--hub", envvar="TESTFLEET_HUB", help="The hub's URL.")
-        ] = "http://127.0.0.1:8470",
-        name: Annotated[
-            str | None, typer.Option("--name", help="This agent's name [default: the host name].")
-        ] = None,
-        label: Annotated[
-            list[str], typer.Option("--label", help="KEY=VALUE, repeatable; devices inherit them.")
-        ] = [],  # noqa: B006
-        slots: Annotated[
-            int, typer.Option("--slots", min=0, max=1024, help="Host slots to offer as devices.")
-        ] = 1,
-        provider: PROVIDERS = [],  # noqa: B006
-        token: Annotated[
-            str | None,
-            typer.Option("--token", envvar="TESTFLEET_TOKEN", help="An agent (or admin) token."),
-        ] = None,
-        work_dir: Annotated[
-            Path | None,
-            typer.Option(
-                "--work-dir",
-                help="Where each task gets its working directory "
-                "[default: TMPDIR/testfleet-agent-NAME].",
-                show_default=False,
-            ),
-        ] = None,
-        keep_work: Annotated[
-            bool,
-            typer.Option("--keep-work", help="Keep tasks' working directories after they end."),
-        ] = False,
-        log_level: LOG_LEVEL = "info",
-    ) -> None:
-        """Run an agent: connect to the hub and run the tasks it gives this machine."""
-        from testfleet.agent import Agent, AgentConfig, AgentRefused
-        from testfleet.agent.config import default_name
-        from testfleet.agent.devices import ProviderError
-
-        _logging(log_level)
-        config = AgentConfig(
-            hub_url=hub,
-            name=name or default_name(),
-            labels=_labels(label),
-            slots=slots,
-            providers=provider,
-            token=token,
-            work_dir=work_dir,
-            keep_work=keep_work,
-        )
-        try:
-            config.websocket_url  # noqa: B018 - validates the URL
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--hub") from None
-        try:
-            agent = Agent(config)
-        except ProviderError as error:
-            raise typer.BadParameter(str(error), param_hint="--provider") from None
-
-        async def main() -> None:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, agent.stop)
-            await agent.run()
-
-        try:
-            asyncio.run(main())
-        except AgentRefused as error:
-            err.print(f"[red]error:[/red] the hub refused this agent: {error}")
-            raise typer.Exit(1) from None
-
     @app.command("up")
     def up_command(
         host: HOST = "127.0.0.1",
@@ -379,7 +321,7 @@ def register(app: typer.Typer) -> None:
         the address it prints first."""
         from testfleet.cli.up import run_up
 
-        _logging(log_level)
+        setup_logging(log_level)
         code = run_up(
             host=host,
             port=port,

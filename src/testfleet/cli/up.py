@@ -82,6 +82,7 @@ def run_up(
         data_dir=data_dir or default_data_dir(),
         auth=auth,
         insecure_no_auth=insecure_no_auth,
+        local_agent=local_agent_name(),
     )
     try:
         config.check()
@@ -102,10 +103,16 @@ def _serve(config: HubConfig, url: str, slots: int, log_level: str, providers: l
     """Serve the hub and its local agent until stopped."""
     check_store(config.database_url, "--data-dir")
     agent_token, admin_token = asyncio.run(_prepare_tokens(config))
-    name = local_agent_name()
     try:
         agent = Agent(
-            AgentConfig(hub_url=url, name=name, slots=slots, providers=providers, token=agent_token)
+            AgentConfig(
+                hub_url=url,
+                name=local_agent_name(),
+                slots=slots,
+                providers=providers,
+                token=agent_token,
+                cache_dir=config.data_dir / "cache",
+            )
         )
     except ProviderError as error:
         err.print(f"[red]error:[/red] {error}")

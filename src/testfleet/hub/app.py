@@ -31,7 +31,10 @@ from testfleet.hub.routes import (
     schedules,
     session,
     sessions,
+    sync,
     testcases,
+    testground,
+    testplans,
     tokens,
     ui,
     webhooks,
@@ -87,6 +90,9 @@ def create_app(config: HubConfig) -> FastAPI:
         webhooks,
         schedules,
         overview,
+        testground,
+        testplans,
+        sync,
         session,
         live,
         ui,
@@ -119,13 +125,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 class HubApp(FastAPI):
-    """The hub's application. WebDriver requests (`/session...`, `/status`, `/wd/hub/...`)
+    """The hub's application. WebDriver requests (`/session...`, `GET /status`, `/wd/hub/...`)
     go straight to the gateway, before any middleware or router: the fewest steps on every
     proxied command (the gateway answers its own errors, in the W3C shape)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = gateway_path(scope["path"])
+            path = gateway_path(scope["method"], scope["path"])
             hub = getattr(self.state, "hub", None)
             if path is not None and hub is not None:
                 scope["app"] = self

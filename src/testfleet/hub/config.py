@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testfleet.steps.plan.archive import Limits
 from testfleet.store.db import sqlite_url
 
 DEFAULT_PORT = 8470
@@ -81,6 +82,11 @@ class HubConfig:
     """Seconds a node may take to create a driver session."""
     session_history_days: float = 30.0
     """Days an ended WebDriver session (its commands, its screenshot) is kept."""
+
+    local_agent: str | None = None
+    """The agent `local:exec` runs plan instances on (`testfleet up` names its own)."""
+    plan_limits: Limits = field(default_factory=Limits)
+    """How large a plan archive may be, packed and unpacked, and how well it may compress."""
 
     @property
     def artifact_root(self) -> Path:

@@ -40,6 +40,9 @@ from testfleet.hub.reports.service import ReportReader
 from testfleet.hub.revocations import Revocations
 from testfleet.hub.schedules.service import Schedules
 from testfleet.hub.signals import Signals
+from testfleet.hub.sync.service import SyncService, engine_for
+from testfleet.hub.testplans.catalog import PlanCatalog
+from testfleet.hub.testplans.runs import PlanRuns
 from testfleet.hub.webhooks.dispatcher import WebhookDispatcher
 from testfleet.store.db import Store
 from testfleet.store.ingest import TaskIndex
@@ -124,6 +127,17 @@ class Hub:
         self.gateway = GatewayService(
             config, store, allocator, server_id, lambda: self.ready, relay, metrics.registry
         )
+        self.sync = SyncService(server_id, engine_for(store))
+        self.plan_catalog = PlanCatalog(store, config.plan_limits)
+        self.plan_runs = PlanRuns(
+            server_id=server_id,
+            store=store,
+            catalog=self.plan_catalog,
+            jobs=self.jobs,
+            signals=signals,
+            sync=self.sync,
+            local_agent=config.local_agent,
+        )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
@@ -143,6 +157,8 @@ class Hub:
             "maintenance": self.maintenance.run(),
             "lab-watch": self.lab_watch.run(),
             **self.gateway.loops(),
+            "sync": self.sync.run(),
+            "plan-runs": self.plan_runs.run(),
         }
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))
@@ -155,6 +171,7 @@ class Hub:
         self.ready = False
         self.job_feeds.close()
         await self.scheduler.shutdown()
+        await self.plan_runs.stop()
         await self.connections.close_all()
         for task in self._background:
             task.cancel()
@@ -162,3 +179,4 @@ class Hub:
             await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
         await self.gateway.close()
+        await self.sync.close()

@@ -57,6 +57,11 @@ class StepContext:
     """Set for programs the step runs: the device's TESTFLEET_WEBDRIVER_URL (browsers, phones
     behind Appium), TESTFLEET_DEVICE_CAPS (the capabilities to ask it for, JSON) and
     TESTFLEET_DEVICE_NAME."""
+    agent_name: str = ""
+    hub_url: str | None = None
+    token: str | None = None
+    cache_dir: Path | None = None
+    """Where a plugin may keep what it downloads or builds between tasks (test plans do)."""
 
 
 @dataclass(frozen=True)

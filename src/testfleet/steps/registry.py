@@ -11,9 +11,13 @@ from pydantic import ValidationError
 
 from testfleet.steps.base import StepParams, StepPlugin
 from testfleet.steps.builtin import CmdStep, EchoStep, SleepStep
+from testfleet.steps.plan.step import PlanStep
 
 ENTRY_POINT_GROUP = "testfleet.steps"
 _BUILTIN: dict[str, type[StepPlugin]] = {p.name: p for p in (CmdStep, EchoStep, SleepStep)}
+_INTERNAL: dict[str, type[StepPlugin]] = {PlanStep.name: PlanStep}
+"""Steps the hub itself sends (a test plan run's `plan`): agents run them, descriptors
+submitted by users cannot name them."""
 _log = logging.getLogger(__name__)
 
 
@@ -53,8 +57,11 @@ def plugins() -> dict[str, type[StepPlugin]]:
     return found
 
 
-def get_plugin(name: str) -> type[StepPlugin]:
-    """The plugin class called `name`, or UnknownPlugin."""
+def get_plugin(name: str, *, internal: bool = False) -> type[StepPlugin]:
+    """The plugin class called `name` (with `internal`, the hub's own steps too), or
+    UnknownPlugin."""
+    if internal and name in _INTERNAL:
+        return _INTERNAL[name]
     try:
         return plugins()[name]
     except KeyError:

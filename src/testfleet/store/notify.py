@@ -44,8 +44,13 @@ class Listener:
     backoff. `on_connect` runs after every (re)connection, once the LISTEN is in place."""
 
     def __init__(
-        self, url: str, handler: Handler, on_connect: Callable[[], Awaitable[None]]
+        self,
+        url: str,
+        handler: Handler,
+        on_connect: Callable[[], Awaitable[None]],
+        channel: str = CHANNEL,
     ) -> None:
+        self.channel = channel
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.handler = handler
         self.on_connect = on_connect
@@ -69,7 +74,7 @@ class Listener:
         connection = await asyncpg.connect(self.dsn, timeout=10)
         try:
             connection.add_termination_listener(lambda _conn: lost.set())
-            await connection.add_listener(CHANNEL, self._received)
+            await connection.add_listener(self.channel, self._received)
             await self.on_connect()
             while not lost.is_set():
                 try:

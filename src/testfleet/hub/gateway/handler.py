@@ -34,12 +34,15 @@ _JSON = [(b"content-type", b"application/json; charset=utf-8"), (b"cache-control
 _DRIVE = frozenset({"admin", "operator"})
 
 
-def gateway_path(path: str) -> str | None:
-    """The gateway's own path for a request path (`/wd/hub` stripped), or None when the
-    request is not the gateway's."""
+def gateway_path(method: str, path: str) -> str | None:
+    """The gateway's own path for a request (`/wd/hub` stripped), or None when the request is
+    not the gateway's. At the root, `/status` is WebDriver's only when read (GET): Testground's
+    daemon API has its own `POST /status`."""
     if path.startswith("/wd/hub"):
         return path[len("/wd/hub") :] or "/"
-    if path == "/status" or path == "/session" or path.startswith("/session/"):
+    if path == "/session" or path.startswith("/session/"):
+        return path
+    if path == "/status" and method in ("GET", "HEAD"):
         return path
     return None
 

@@ -15,13 +15,11 @@ from testfleet.hub.artifacts.service import zip_name
 from testfleet.hub.artifacts.zipstream import zip_stream
 from testfleet.hub.auth import AGENT, Principal, require
 from testfleet.hub.errors import ApiError
-from testfleet.hub.routes.deps import HubDep, Reader, RowId
+from testfleet.hub.routes.deps import SELF_BOUNDED_BODY, HubDep, Reader, RowId
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.results import ArtifactList, UploadCreate, UploadState
 from testfleet.protocol.types import INT64_MAX
 from testfleet.store.deletions import visible_job
-
-UNBOUNDED_BODY = 2**62
 
 router = APIRouter(prefix="/api/v1", tags=["artifacts"])
 AgentCaller = Annotated[Principal, Depends(require(AGENT))]
@@ -56,7 +54,7 @@ async def upload_state(
     summary="(agents) Send an upload's bytes from Upload-Offset; resumable",
     # The artifact service bounds an upload by its announced size and the hub's limits
     # while it streams in; the hub-wide body limit does not apply here.
-    max_body_size=UNBOUNDED_BODY,
+    max_body_size=SELF_BOUNDED_BODY,
 )
 async def upload_bytes(
     upload_id: RowId,

@@ -18,6 +18,9 @@ async def get_hub(request: Request) -> Hub:
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
+SELF_BOUNDED_BODY = 2**62
+"""`max_body_size` of a route that bounds its body itself while it streams in (uploads,
+plan archives): the hub-wide limit does not apply to it."""
 Reader = Annotated[Principal, Depends(require(READ))]
 Operator = Annotated[Principal, Depends(require(OPERATE))]
 Admin = Annotated[Principal, Depends(require(ADMIN))]

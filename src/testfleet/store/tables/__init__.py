@@ -1,7 +1,8 @@
 """The schema. Migrations in `migrations/versions` create exactly this (a test compares).
 
 One module per part: `core` (with the `metadata`), `sessions` (the WebDriver gateway),
-`results`. Importing this package registers every table in `metadata`."""
+`plans` (test plans and the sync service), `results`. Importing this package registers every
+table in `metadata`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,17 @@ from testfleet.store.tables.core import (
     steps,
     tasks,
     tokens,
+)
+from testfleet.store.tables.plans import (
+    plan_builds,
+    plan_instances,
+    plan_outputs,
+    plan_sources,
+    plan_tasks,
+    plans,
+    sync_counters,
+    sync_entries,
+    sync_messages,
 )
 from testfleet.store.tables.results import (
     artifacts,
@@ -51,10 +63,19 @@ __all__ = [
     "job_tests",
     "jobs",
     "metadata",
+    "plan_builds",
+    "plan_instances",
+    "plan_outputs",
+    "plan_sources",
+    "plan_tasks",
+    "plans",
     "schedules",
     "session_commands",
     "session_screenshots",
     "steps",
+    "sync_counters",
+    "sync_entries",
+    "sync_messages",
     "tasks",
     "test_cases",
     "tokens",

@@ -1,0 +1,1 @@
+"""Test plans (Testground): the catalog, compositions, builds, placement, runs and outcomes."""

@@ -1,0 +1,1 @@
+"""The `plan` step: an agent's share of a test plan run, every instance at once."""
