@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "steps": {"protocol"},
     "client": {"protocol"},
     "agent": {"protocol", "steps", "client"},
+    "probe": {"protocol", "client"},
     "hub": {"protocol", "store", "steps"},
     "cli": None,
 }

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from testfleet import __version__
 from testfleet.hub.config import HubConfig
 from testfleet.hub.errors import install_error_handlers
-from testfleet.hub.routes import inventory, jobs, ops, tokens
+from testfleet.hub.routes import coverage, coverage_reports, inventory, jobs, ops, tokens
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import ErrorBody
 from testfleet.protocol.version import API_VERSION, API_VERSION_HEADER, SERVER_ID_HEADER
@@ -45,7 +45,7 @@ def create_app(config: HubConfig) -> FastAPI:
     )
     app.state.server_id = config.effective_server_id
     install_error_handlers(app)
-    for module in (ops, jobs, inventory, tokens):
+    for module in (ops, jobs, inventory, tokens, coverage, coverage_reports):
         app.include_router(module.router)
 
     app.add_middleware(ServerHeaders, server_id=config.effective_server_id)

@@ -17,6 +17,10 @@ from testfleet.hub.agents.liveness import LivenessWatch
 from testfleet.hub.agents.session import AgentSessions
 from testfleet.hub.allocator import DeviceAllocator
 from testfleet.hub.config import HubConfig
+from testfleet.hub.coverage.connections import ProbeConnections
+from testfleet.hub.coverage.live import LiveBoard
+from testfleet.hub.coverage.server import ProbeServer
+from testfleet.hub.coverage.service import CoverageService
 from testfleet.hub.delivery import Delivery
 from testfleet.hub.jobs.context import RunnerDeps
 from testfleet.hub.jobs.news import JobNews
@@ -28,6 +32,7 @@ from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.plans import JobPlans
 from testfleet.hub.relay import Relay
 from testfleet.hub.signals import Signals
+from testfleet.store import coverage as coverage_store
 from testfleet.store.db import Store
 from testfleet.store.ingest import TaskIndex
 
@@ -84,11 +89,19 @@ class Hub:
             connections=connections,
             news=news,
         )
+        self.probes = probes = ProbeConnections()
+        self.coverage = CoverageService(
+            server_id=server_id, store=store, connections=probes, live=LiveBoard()
+        )
+        self.probe_server = ProbeServer(
+            server_id=server_id, store=store, connections=probes, service=self.coverage
+        )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False
 
     async def start(self) -> None:
         """Start the background services."""
+        await self.store.write(coverage_store.forget_hub_probes, self.server_id)
         services: dict[str, Coroutine[Any, Any, None]] = {
             "jobs": self.scheduler.claim_forever(),
             "leases": self.scheduler.keep_leases(),
@@ -107,6 +120,7 @@ class Hub:
         self.ready = False
         await self.scheduler.shutdown()
         await self.connections.close_all()
+        await self.probes.close_all()
         for task in self._background:
             task.cancel()
         with contextlib.suppress(Exception):

@@ -1,0 +1,114 @@
+"""The probe's sessions: which probes each active session has hit, per class and test, and
+the COVERAGE_DATA_PART messages that carry what changed since the last part."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from testfleet.probe.build import Build
+from testfleet.probe.meter import Hits
+from testfleet.protocol.coverage import (
+    MAX_PART_OBJECTS,
+    CoverDataPart,
+    ExecClassData,
+    StartSessionPayload,
+)
+
+Key = tuple[str, str]
+"""(module path, test name)."""
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+def test_id(name: str) -> str:
+    """A stable id for a test name (Drill4J's testId)."""
+    return hashlib.blake2b(name.encode(), digest_size=8).hexdigest() if name else ""
+
+
+def probes_of(mask: int, count: int) -> list[bool]:
+    """A bit mask as Drill4J's probe array."""
+    bits = bin(mask)[:1:-1]
+    return [c == "1" for c in bits] + [False] * (count - len(bits))
+
+
+@dataclass
+class Session:
+    """One session the probe collects for."""
+
+    payload: StartSessionPayload
+    hits: dict[Key, int] = field(default_factory=dict)
+    dirty: set[Key] = field(default_factory=set)
+    probe_count: int = 0
+    reported_count: int = 0
+
+    def test_for(self, context: str) -> str:
+        """The test a line recorded under `context` belongs to."""
+        return context or self.payload.testName or ""
+
+
+class Sessions:
+    """The active sessions of one probe."""
+
+    def __init__(self, build: Build) -> None:
+        self.build = build
+        self.active: dict[str, Session] = {}
+
+    def start(self, payload: StartSessionPayload) -> Session:
+        """Begin a session (a START seen twice keeps the first)."""
+        session = self.active.get(payload.sessionId)
+        if session is None:
+            session = self.active[payload.sessionId] = Session(payload)
+        return session
+
+    def add(self, hits: Hits) -> None:
+        """Lines executed since the last collection count for every active session."""
+        if not self.active or not hits:
+            return
+        for filename, contexts in hits.items():
+            module = self.build.modules.get(filename)
+            if module is None:
+                continue
+            for context, lines in contexts.items():
+                mask = module.probe_mask(lines)
+                if not mask:
+                    continue
+                for session in self.active.values():
+                    key = (filename, session.test_for(context))
+                    old = session.hits.get(key, 0)
+                    new = old | mask
+                    if new != old:
+                        session.hits[key] = new
+                        session.dirty.add(key)
+                        session.probe_count += (new ^ old).bit_count()
+
+    def parts(self, session: Session) -> list[CoverDataPart]:
+        """The changed classes as parts of at most 65,535 objects; clears the changes."""
+        objects = []
+        for key in sorted(session.dirty):
+            filename, test = key
+            module = self.build.modules[filename]
+            objects.append(
+                ExecClassData(
+                    id=module.cls.id,
+                    className=module.cls.name,
+                    probes=probes_of(session.hits[key], len(module.cls.lines)),
+                    testName=test,
+                    testId=test_id(test),
+                )
+            )
+        session.dirty.clear()
+        return [
+            CoverDataPart(
+                sessionId=session.payload.sessionId, data=objects[i : i + MAX_PART_OBJECTS]
+            )
+            for i in range(0, len(objects), MAX_PART_OBJECTS)
+        ]
+
+    def end(self, session_id: str) -> Session | None:
+        """Forget a session (after its last parts were taken, or to discard it)."""
+        return self.active.pop(session_id, None)
