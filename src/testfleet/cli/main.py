@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from testfleet.cli import inventory, serve
+from testfleet.cli import inventory, probe, serve
 from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
+from testfleet.cli.coverage import coverage_app
 from testfleet.cli.jobs import job_app
 from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
 from testfleet.cli.tokens import tokens_app
@@ -60,6 +61,8 @@ app.add_typer(job_app, name="job")
 inventory.register(app)
 serve.register(app)
 app.add_typer(tokens_app, name="token")
+app.add_typer(coverage_app, name="coverage")
+probe.register(app)
 
 
 def main() -> None:

@@ -80,7 +80,9 @@ class CoverageClient:
         realtime: bool = False,
         is_global: bool = False,
         job_id: int | None = None,
-        **target: str | None,
+        agent: str | None = None,
+        app: str | None = None,
+        build: str | None = None,
     ) -> ActionResult:
         """START a session; the answer carries its `sessionId`."""
         payload: dict[str, Any] = {
@@ -94,7 +96,9 @@ class CoverageClient:
             payload["testName"] = test_name
         if job_id is not None:
             payload["jobId"] = job_id
-        return self.dispatch({"type": "START", "payload": payload}, **target)
+        return self.dispatch(
+            {"type": "START", "payload": payload}, agent=agent, app=app, build=build
+        )
 
     def stop(self, session_id: str | None = None, **target: str | None) -> ActionResult:
         """STOP a session (or STOP_ALL without one); returns it finished, with its totals."""
