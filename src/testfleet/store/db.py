@@ -186,6 +186,9 @@ class Store:
             return await asyncio.shield(request.future)
         except asyncio.CancelledError:
             request.abandoned = True
+            # Nobody awaits it any more: retrieve its outcome, so that asyncio does not log
+            # "Future exception was never retrieved" (Abandoned) at shutdown.
+            request.future.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
 
     async def _in_thread(
