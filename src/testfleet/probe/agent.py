@@ -80,13 +80,14 @@ class Probe:
         except TimeoutError:
             return False
 
-    def call(self, fn: object, timeout: float = 10.0) -> None:
-        """Run `fn()` on the probe's loop and wait for it (for tests and tools)."""
-
-        async def run() -> None:
-            fn()  # type: ignore[operator]
-
-        asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Send what the sessions collected now and wait until the hub has acknowledged
+        everything sent; False if that did not happen within `timeout` seconds."""
+        future = asyncio.run_coroutine_threadsafe(self._flush_now(timeout), self._loop)
+        try:
+            return future.result(timeout + 1)
+        except TimeoutError:
+            return False
 
     def close(self, timeout: float = EXIT_FLUSH) -> None:
         """Send what the active sessions collected, give the hub `timeout` seconds to take
@@ -136,6 +137,16 @@ class Probe:
                     self._send_changes()
             except Exception:  # measurement must never take the application down
                 _log.exception("testfleet probe: collecting coverage failed")
+
+    async def _flush_now(self, within: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self.link.ready.wait()
+                self._collect()
+                self._send_changes()
+                await self.outbox.emptied.wait()
+                return True
+        return False
 
     async def _drain(self, within: float) -> None:
         self._collect()

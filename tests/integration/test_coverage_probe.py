@@ -1,0 +1,237 @@
+"""The real probe in a real application process, against a real hub: its coverage equals
+coverage.py's own for the same program and inputs, across a dropped connection and a hub
+killed mid-session; tests are told apart by the middleware's header."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from tests.support.processes import Hub, cli_command, wait_until
+from tests.support.proxy import CuttableProxy
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOP = ROOT / "examples" / "apps" / "shop"
+APP = ROOT / "tests" / "support" / "probe_app.py"
+
+
+@dataclass
+class App:
+    """probe_app.py running, talked to line by line."""
+
+    process: subprocess.Popen[str]
+    log: IO[str]
+
+    def do(self, command: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        assert answer.startswith("ok"), f"{command}: {answer!r}"
+        return answer[3:]
+
+    def exit(self) -> None:
+        self.do("exit")
+        self.close()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(30)
+        for stream in (self.process.stdin, self.process.stdout, self.log):
+            if stream is not None:
+                stream.close()
+
+
+def start_app(hub_url: str, build: str, workdir: Path) -> App:
+    command = [
+        *cli_command(),
+        "probe",
+        "--hub",
+        hub_url,
+        "--app",
+        "shop",
+        "--build",
+        build,
+        "--source",
+        str(SHOP / "shop"),
+        "--base",
+        str(SHOP),
+        "--",
+        sys.executable,
+        str(APP),
+    ]
+    log = (workdir / f"app-{build}.log").open("a")
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, cwd=SHOP
+    )
+    app = App(process, log)
+    STARTED.append(app)
+    return app
+
+
+STARTED: list[App] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_apps() -> Iterator[None]:
+    yield
+    while STARTED:
+        STARTED.pop().close()
+
+
+def reference(commands: list[str], workdir: Path) -> dict[str, list[int]]:
+    """coverage.py run directly on the same commands: executed lines per file."""
+    data = workdir / ".coverage-ref"
+    env = {**os.environ, "COVERAGE_FILE": str(data)}
+    run = [sys.executable, "-m", "coverage", "run", "--source", str(SHOP / "shop"), str(APP)]
+    subprocess.run(
+        run,
+        input="\n".join([*commands, "exit"]) + "\n",
+        text=True,
+        env=env,
+        cwd=SHOP,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    out = workdir / "ref.json"
+    subprocess.run(
+        [sys.executable, "-m", "coverage", "json", "-o", str(out)],
+        env=env,
+        cwd=SHOP,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    files = json.loads(out.read_text())["files"]
+    return {path: data["executed_lines"] for path, data in files.items()}
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    running = Hub(tmp_path).start()
+    yield running
+    running.stop()
+
+
+def api(hub: Hub) -> httpx.Client:
+    return httpx.Client(base_url=hub.url, timeout=60)
+
+
+def wait_probe(client: httpx.Client, build: str) -> str:
+    found: list[str] = []
+
+    def connected() -> bool:
+        agents = client.get("/api/v1/coverage/agents").json()["agents"]
+        found[:] = [a["agent_id"] for a in agents if a["build"] == build]
+        return bool(found)
+
+    wait_until(connected, 30, 0.05, f"a probe of build {build}")
+    return found[0]
+
+
+def dispatch(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/api/v1/coverage/apps/shop/dispatch-action", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["sessions"][0]
+
+
+def covered_lines(client: httpx.Client, session_id: str) -> dict[str, list[int]]:
+    report = client.get(f"/api/v1/coverage/sessions/{session_id}/report").json()
+    return {path: data["covered_lines"] for path, data in report["files"].items()}
+
+
+def same_as_reference(hub_lines: dict[str, list[int]], ref: dict[str, list[int]]) -> None:
+    assert ref, "coverage.py measured nothing"
+    for path, lines in ref.items():
+        assert hub_lines.get(path) == lines, path
+    for path in set(hub_lines) - set(ref):
+        assert hub_lines[path] == [], f"{path} covered by the hub, never run by coverage.py"
+
+
+def test_the_hubs_covered_lines_equal_coverage_py(hub: Hub, tmp_path: Path) -> None:
+    commands = ["run 300 1", "run 50 7", "flush"]
+    with api(hub) as client:
+        app = start_app(hub.url, "1.0", tmp_path)
+        wait_probe(client, "1.0")
+        session = dispatch(client, {"type": "START", "payload": {"sessionId": "exact"}})
+        for command in commands:
+            app.do(command)
+        finished = dispatch(client, {"type": "STOP", "payload": {"sessionId": "exact"}})
+        lines = covered_lines(client, "exact")
+        app.exit()
+
+    assert session["state"] == "active" and finished["state"] == "finished"
+    same_as_reference(lines, reference(commands, tmp_path))
+
+
+def test_nothing_is_lost_when_the_connection_drops_mid_session(hub: Hub, tmp_path: Path) -> None:
+    commands = ["run 20 1", "flush", "run 200 3", "flush"]
+    with CuttableProxy(hub.port) as proxy, api(hub) as client:
+        app = start_app(f"http://127.0.0.1:{proxy.port}", "1.0", tmp_path)
+        wait_probe(client, "1.0")
+        dispatch(client, {"type": "START", "payload": {"sessionId": "cut"}})
+        app.do(commands[0])
+        app.do(commands[1])
+        proxy.cut()
+        app.do(commands[2])
+        assert app.do(commands[3]) == "True"  # after reconnecting by itself
+        dispatch(client, {"type": "STOP", "payload": {"sessionId": "cut"}})
+        lines = covered_lines(client, "cut")
+        app.exit()
+
+    assert proxy.accepted >= 2
+    same_as_reference(lines, reference(commands, tmp_path))
+
+
+def test_nothing_is_lost_when_the_hub_is_killed_mid_session(hub: Hub, tmp_path: Path) -> None:
+    commands = ["run 20 1", "flush", "run 200 3", "flush"]
+    with api(hub) as client:
+        app = start_app(hub.url, "1.0", tmp_path)
+        wait_probe(client, "1.0")
+        dispatch(client, {"type": "START", "payload": {"sessionId": "crash", "isRealtime": True}})
+        app.do(commands[0])
+        app.do(commands[1])
+        hub.kill()
+        app.do(commands[2])
+        hub.start()
+        assert app.do(commands[3]) == "True"
+        dispatch(client, {"type": "STOP", "payload": {"sessionId": "crash"}})
+        lines = covered_lines(client, "crash")
+        app.exit()
+
+    same_as_reference(lines, reference(commands, tmp_path))
+
+
+def test_the_middleware_header_splits_coverage_by_test(hub: Hub, tmp_path: Path) -> None:
+    with api(hub) as client:
+        app = start_app(hub.url, "1.0", tmp_path)
+        wait_probe(client, "1.0")
+        dispatch(client, {"type": "START", "payload": {"sessionId": "web", "testName": "all"}})
+        app.do("web apple test_food")
+        app.do("web lamp test_home")
+        app.do("web nope test_unknown")
+        app.do("flush")
+        dispatch(client, {"type": "STOP", "payload": {"sessionId": "web"}})
+        report = client.get("/api/v1/coverage/sessions/web/report").json()
+        app.exit()
+
+    tests = report["tests"]
+    assert {"test_food", "test_home", "test_unknown"} <= set(tests)
+    pricing_food = tests["test_food"]["files"]["shop/pricing.py"]
+    pricing_home = tests["test_home"]["files"]["shop/pricing.py"]
+    assert 13 in pricing_food and 13 not in pricing_home  # `return REDUCED`: food only
+    assert 14 in pricing_home and 14 not in pricing_food  # `return STANDARD`
+    assert "shop/pricing.py" not in tests["test_unknown"]["files"]  # refused before pricing
