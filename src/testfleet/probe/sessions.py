@@ -25,7 +25,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def test_id(name: str) -> str:
+def id_of_test(name: str) -> str:
     """A stable id for a test name (Drill4J's testId)."""
     return hashlib.blake2b(name.encode(), digest_size=8).hexdigest() if name else ""
 
@@ -42,6 +42,8 @@ class Session:
 
     payload: StartSessionPayload
     hits: dict[Key, int] = field(default_factory=dict)
+    covered: dict[str, int] = field(default_factory=dict)
+    """Per module, the probes hit by any test (for `probe_count`)."""
     dirty: set[Key] = field(default_factory=set)
     probe_count: int = 0
     reported_count: int = 0
@@ -84,7 +86,10 @@ class Sessions:
                     if new != old:
                         session.hits[key] = new
                         session.dirty.add(key)
-                        session.probe_count += (new ^ old).bit_count()
+                        seen = session.covered.get(filename, 0)
+                        if mask & ~seen:
+                            session.covered[filename] = seen | mask
+                            session.probe_count += (mask & ~seen).bit_count()
 
     def parts(self, session: Session) -> list[CoverDataPart]:
         """The changed classes as parts of at most 65,535 objects; clears the changes."""
@@ -98,7 +103,7 @@ class Sessions:
                     className=module.cls.name,
                     probes=probes_of(session.hits[key], len(module.cls.lines)),
                     testName=test,
-                    testId=test_id(test),
+                    testId=id_of_test(test),
                 )
             )
         session.dirty.clear()

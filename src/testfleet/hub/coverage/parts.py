@@ -16,6 +16,7 @@ from testfleet.protocol.coverage import (
     MAX_PART_OBJECTS,
     PROBE_MESSAGE_TYPES,
     PROBE_MESSAGES,
+    CoverDataPart,
     ProbeError,
     ProbeMessageModel,
 )
@@ -97,8 +98,16 @@ def parse_probe_frame(
             location=location,
             seq=_seq_of(document),
         )
-    if kind == "COVERAGE_DATA_PART":
-        return _semantic_refusal(document, layout or {})
+    if isinstance(message, CoverDataPart) and layout is not None:
+        refusal = _semantic_refusal(message, layout)
+        if refusal is not None:
+            return refusal
+        # Valid, but not in the fast path's strict form (say, "true" as a string): the same
+        # part read through the model.
+        normal = {**document, "data": [item.model_dump() for item in message.data]}
+        checked = _fast_part(normal, layout)
+        assert checked is not None
+        return checked
     return message
 
 
@@ -145,33 +154,33 @@ def _fast_part(document: dict[str, Any], layout: Layout) -> CheckedPart | None:
     return CheckedPart(session_id, seq, part)
 
 
-def _semantic_refusal(document: dict[str, Any], layout: Layout) -> Refusal:
-    """A well-formed part that does not fit the build: say which object and why."""
-    seq = _seq_of(document)
-    for number, item in enumerate(document["data"]):
-        name = item["className"]
-        found = layout.get(name)
+def _semantic_refusal(part: CoverDataPart, layout: Layout) -> Refusal | None:
+    """Why a well-formed part does not fit the build (which object, which field); None if
+    it fits."""
+    for number, item in enumerate(part.data):
+        found = layout.get(item.className)
+        where = f"/data/{number}"
         if found is None:
             return Refusal(
                 "unknown_class",
-                f"/data/{number}/className: {name!r} is not a class of the probe's build",
-                location=f"/data/{number}/className",
-                seq=seq,
+                f"{where}/className: {item.className!r} is not a class of the probe's build",
+                location=f"{where}/className",
+                seq=part.seq,
             )
-        if found[1] != item["id"]:
+        if found[1] != item.id:
             return Refusal(
                 "class_mismatch",
-                f"/data/{number}/id: class {name!r} has id {found[1]} in the build, not "
-                f"{item['id']}",
-                location=f"/data/{number}/id",
-                seq=seq,
+                f"{where}/id: class {item.className!r} has id {found[1]} in the build, not "
+                f"{item.id}",
+                location=f"{where}/id",
+                seq=part.seq,
             )
-        if found[2] != len(item["probes"]):
+        if found[2] != len(item.probes):
             return Refusal(
                 "probe_count_mismatch",
-                f"/data/{number}/probes: class {name!r} has {found[2]} probes, the part "
-                f"gives {len(item['probes'])}",
-                location=f"/data/{number}/probes",
-                seq=seq,
+                f"{where}/probes: class {item.className!r} has {found[2]} probes, the part "
+                f"gives {len(item.probes)}",
+                location=f"{where}/probes",
+                seq=part.seq,
             )
-    return Refusal("malformed_message", "COVERAGE_DATA_PART could not be read", seq=seq)
+    return None
