@@ -3,8 +3,7 @@
 A part is stored as received (after checking) in one row, so ingest costs one insert however
 many classes it carries; finishing a session folds the parts into per-(class, test) masks.
 A part's blob holds the class indexes, test numbers and probe counts as lists, and every
-probe array as one string of '0' and '1' (each array last probe first, so that `int(s, 2)`
-is its mask).
+probe array as one string of '0' and '1' (probe 0 first, as received).
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ class PartData:
         for idx, number, length in zip(self.classes, self.test_numbers, self.lengths, strict=True):
             chunk = bits[offset : offset + length]
             offset += length
-            yield idx, tests[number], int(chunk, 2) if chunk else 0
+            yield idx, tests[number], int(chunk[::-1], 2) if chunk else 0
 
     def __len__(self) -> int:
         return len(self.classes)

@@ -5,7 +5,12 @@ pydantic models, whose error names the field (a JSON pointer)."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import orjson
@@ -23,8 +28,12 @@ from testfleet.protocol.coverage import (
 from testfleet.store.coverage_codec import PartData
 
 MAX_FRAME = 64 * 1024 * 1024
+BIG_FRAME = 1024 * 1024
 _BITS = bytes.maketrans(b"\x00\x01", b"01")
 _FIELDS = frozenset({"id", "className", "probes", "testName", "testId"})
+_CLASS_NAME, _PROBES, _ID = itemgetter("className"), itemgetter("probes"), itemgetter("id")
+_TEST_NAME = methodcaller("get", "testName", "")
+_TEST_ID = methodcaller("get", "testId", "")
 
 Layout = dict[str, tuple[int, int, int]]
 """A build's classes: name -> (index, class id, probe count)."""
@@ -71,6 +80,26 @@ def parse_probe_frame(
     the probe protocol, or the refusal that says what is wrong and where."""
     if len(text) > MAX_FRAME:
         return Refusal("too_large", f"a message may be at most {MAX_FRAME} bytes")
+    with _collector_paused(len(text) > BIG_FRAME):
+        return _parse(text, layout)
+
+
+@contextmanager
+def _collector_paused(pause: bool) -> Iterator[None]:
+    """A big part makes some 100,000 containers, none in a cycle: the cyclic garbage
+    collector would run a dozen times over the whole heap while it is read (measured: 60 ms
+    to 300 ms of CPU). Paused, it runs once afterwards, if at all."""
+    if not pause or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _parse(text: str | bytes, layout: Layout | None) -> CheckedPart | ProbeMessageModel | Refusal:
     try:
         document = orjson.loads(text)
     except orjson.JSONDecodeError as error:
@@ -112,45 +141,40 @@ def parse_probe_frame(
 
 
 def _fast_part(document: dict[str, Any], layout: Layout) -> CheckedPart | None:
-    """The part, if it is well-formed and fits the build; None to take the slow path."""
+    """The part, if it is well-formed and fits the build; None to take the slow path.
+
+    Column by column with C-level loops (`map`, `set`, `bytes`): about 0.3 µs an object."""
     session_id, seq, data = document.get("sessionId"), document.get("seq"), document.get("data")
     if type(session_id) is not str or type(data) is not list or len(data) > MAX_PART_OBJECTS:
         return None
     if len(document) > 4 or (seq is not None and (type(seq) is not int or seq < 1)):
         return None
-    tests: dict[str, int] = {}
-    classes: list[int] = []
-    numbers: list[int] = []
-    lengths: list[int] = []
-    chunks: list[bytes] = []
     try:
-        for item in data:
-            if len(item) > 5 or not _FIELDS.issuperset(item):
-                return None
-            found = layout.get(item["className"])
-            probes = item["probes"]
-            if found is None or found[1] != item["id"] or found[2] != len(probes):
-                return None
-            test = item.get("testName", "")
-            if type(test) is not str or type(probes) is not list:
-                return None
-            number = tests.get(test)
-            if number is None:
-                number = tests[test] = len(tests)
-            classes.append(found[0])
-            numbers.append(number)
-            lengths.append(len(probes))
-            chunks.append(bytes(probes[::-1]))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-    raw = b"".join(chunks)
-    if raw.translate(None, b"\x00\x01"):
-        return None  # something other than true/false among the probes
-    for item in data:  # ids and test ids must be of the right type too (cheap, rare to fail)
-        if type(item["id"]) is not int or type(item.get("testId", "")) is not str:
+        if set(map(type, data)) - {dict} or set().union(*data) - _FIELDS:
             return None
-    bits = raw.translate(_BITS)
-    part = PartData(list(tests), classes, numbers, lengths, bits)
+        found = list(map(layout.get, map(_CLASS_NAME, data)))
+        probes = list(map(_PROBES, data))
+        tests_column = list(map(_TEST_NAME, data))
+        ids = list(map(_ID, data))
+    except (KeyError, TypeError):
+        return None
+    if None in found or set(map(type, probes)) - {list} or set(map(type, ids)) - {int}:
+        return None
+    if set(map(type, tests_column)) - {str} or set(map(type, map(_TEST_ID, data))) - {str}:
+        return None
+    lengths = list(map(len, probes))
+    if ids != [f[1] for f in found] or lengths != [f[2] for f in found]:  # type: ignore[index]
+        return None
+    try:
+        raw = bytes(chain.from_iterable(probes))
+    except (TypeError, ValueError):
+        return None  # something other than true/false among the probes
+    if raw.translate(None, b"\x00\x01"):
+        return None
+    tests: dict[str, int] = {}
+    numbers = [tests.setdefault(name, len(tests)) for name in tests_column]
+    classes = [f[0] for f in found]  # type: ignore[index]
+    part = PartData(list(tests), classes, numbers, lengths, raw.translate(_BITS))
     return CheckedPart(session_id, seq, part)
 
 
