@@ -26,6 +26,8 @@ from testfleet.steps.registry import UnknownPlugin, get_plugin
 
 _log = logging.getLogger(__name__)
 _REMEMBERED = 10_000
+COVERAGE_WAIT = 30.0
+"""How long a coverage step waits for the hub to open (or close) its session."""
 
 
 class TaskExecutor:
@@ -85,8 +87,10 @@ class TaskExecutor:
         state, error = RunState.PASSED, None
         try:
             for index, step in enumerate(message.steps):
-                self.outbox.add(StepStarted(seq=1, task_id=task_id, step_index=index))
+                started = self.outbox.add(StepStarted(seq=1, task_id=task_id, step_index=index))
                 try:
+                    if step.coverage:
+                        await self._hub_ready(message, index, started, "open")
                     result = await self._run_step(message, index, step)
                 except asyncio.CancelledError:
                     reason = self._stop_reasons.pop(task_id, "stopped")
@@ -101,7 +105,7 @@ class TaskExecutor:
                     )
                     state, error = RunState.CANCELLED, reason
                     break
-                self.outbox.add(
+                finished = self.outbox.add(
                     StepFinished(
                         seq=1,
                         task_id=task_id,
@@ -111,6 +115,13 @@ class TaskExecutor:
                         error=result.error,
                     )
                 )
+                if step.coverage:
+                    try:
+                        await self._hub_ready(message, index, finished, "close")
+                    except asyncio.CancelledError:
+                        reason = self._stop_reasons.pop(task_id, "stopped")
+                        state, error = RunState.CANCELLED, reason
+                        break
                 if not result.passed:
                     state = RunState.FAILED
                     error = f"step {step.name!r} failed" + (
@@ -123,6 +134,21 @@ class TaskExecutor:
                 final_of_task=task_id,
             )
             self.running.pop(task_id, None)
+
+    async def _hub_ready(self, message: RunTask, index: int, seq: int, what: str) -> None:
+        """Wait for the hub to acknowledge a coverage step's start (it has opened the
+        session) or end (it has closed it); say so in the step's log if it does not."""
+        if not await self.outbox.wait_acked(seq, COVERAGE_WAIT):
+            self.outbox.add(
+                LogChunk(
+                    seq=1,
+                    task_id=message.task_id,
+                    step_index=index,
+                    stream="info",
+                    text=f"the hub did not confirm the coverage session ({what}) within "
+                    f"{COVERAGE_WAIT:g} s; going on\n",
+                )
+            )
 
     async def _run_step(self, message: RunTask, index: int, step: StepSpec) -> StepResult:
         try:

@@ -26,7 +26,13 @@ class JobPlan:
             descriptor=descriptor,
             steps=tuple(
                 [
-                    StepSpec(name=s.name, plugin=s.plugin, params=s.params, timeout=s.timeout)
+                    StepSpec(
+                        name=s.name,
+                        plugin=s.plugin,
+                        params=s.params,
+                        timeout=s.timeout,
+                        coverage=s.coverage is not None,
+                    )
                     for s in test.steps
                 ]
                 for test in descriptor.tests

@@ -21,6 +21,7 @@ from testfleet.hub.coverage.connections import ProbeConnections
 from testfleet.hub.coverage.live import LiveBoard
 from testfleet.hub.coverage.server import ProbeServer
 from testfleet.hub.coverage.service import CoverageService
+from testfleet.hub.coverage.steps import CoverageSteps
 from testfleet.hub.delivery import Delivery
 from testfleet.hub.jobs.context import RunnerDeps
 from testfleet.hub.jobs.news import JobNews
@@ -70,6 +71,14 @@ class Hub:
             stop_grace=config.stop_grace,
         )
         self.scheduler = Scheduler(config, store, signals, runners, partial(JobRunner, runner_deps))
+        self.probes = probes = ProbeConnections()
+        self.coverage = CoverageService(
+            server_id=server_id, store=store, connections=probes, live=LiveBoard()
+        )
+        self.probe_server = ProbeServer(
+            server_id=server_id, store=store, connections=probes, service=self.coverage
+        )
+        coverage_steps = CoverageSteps(store, plans, task_index, self.coverage)
         self.sessions = AgentSessions(
             server_id=server_id,
             heartbeat_interval=config.heartbeat_interval,
@@ -80,6 +89,7 @@ class Hub:
             signals=signals,
             metrics=metrics,
             task_index=task_index,
+            before_ack=coverage_steps.handle,
         )
         self.liveness = LivenessWatch(
             server_id=server_id,
@@ -88,13 +98,6 @@ class Hub:
             store=store,
             connections=connections,
             news=news,
-        )
-        self.probes = probes = ProbeConnections()
-        self.coverage = CoverageService(
-            server_id=server_id, store=store, connections=probes, live=LiveBoard()
-        )
-        self.probe_server = ProbeServer(
-            server_id=server_id, store=store, connections=probes, service=self.coverage
         )
         self._background: list[asyncio.Task[None]] = []
         self.ready = False

@@ -48,6 +48,18 @@ class DeviceRequest(_Strict):
         return self
 
 
+class StepCoverage(_Strict):
+    """A coverage session the hub opens on an application's probes around a step."""
+
+    app: str = Field(min_length=1, max_length=200, description="The application under test.")
+    build: str | None = Field(None, max_length=200, description="Its build [default: newest].")
+    test_type: str = Field("AUTO", min_length=1, max_length=50)
+    test_name: str | None = Field(
+        None, max_length=1000, description="The test name [default: job/test/step]."
+    )
+    realtime: bool = False
+
+
 class StepDescriptor(_Strict):
     """One step of a test: a plugin and its parameters."""
 
@@ -57,6 +69,9 @@ class StepDescriptor(_Strict):
     )
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration | None = Field(None, gt=0, description="Fail the step after this long.")
+    coverage: StepCoverage | None = Field(
+        None, description="Record coverage of an application while this step runs."
+    )
 
 
 class RetryPolicy(_Strict):

@@ -159,6 +159,12 @@ class StepSpec(_Message):
     plugin: str
     params: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = None
+    coverage: bool = Field(
+        False,
+        description="A coverage session opens around the step: the agent starts the step once "
+        "its STEP_STARTED is acknowledged (the session is open then), and starts nothing else "
+        "before its STEP_FINISHED is (the session is closed).",
+    )
 
 
 class RunTask(_Message):

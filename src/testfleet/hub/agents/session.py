@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from starlette.websockets import WebSocketDisconnect
 
@@ -21,7 +22,16 @@ from testfleet.hub.jobs.news import JobNews
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.signals import Signals
 from testfleet.protocol.version import WIRE_VERSION
-from testfleet.protocol.wire import Ack, Error, Heartbeat, Initialized, Register, StopTask, utcnow
+from testfleet.protocol.wire import (
+    Ack,
+    Error,
+    EventMessage,
+    Heartbeat,
+    Initialized,
+    Register,
+    StopTask,
+    utcnow,
+)
 from testfleet.store import agent_ops
 from testfleet.store.db import Store
 from testfleet.store.devices import DeviceOffer
@@ -47,6 +57,7 @@ class AgentSessions:
         signals: Signals,
         metrics: HubMetrics,
         task_index: TaskIndex,
+        before_ack: Callable[[list[EventMessage]], Awaitable[None]] | None = None,
     ) -> None:
         self._server_id = server_id
         self._heartbeat_interval = heartbeat_interval
@@ -57,6 +68,8 @@ class AgentSessions:
         self._signals = signals
         self._metrics = metrics
         self._task_index = task_index
+        self._before_ack = before_ack
+        """Called with each stored batch before it is acknowledged (coverage steps)."""
 
     async def serve(self, socket: AgentSocket) -> None:
         """Run one agent connection from REGISTER to close."""
@@ -225,6 +238,11 @@ class AgentSessions:
             connection.last_seq = applied.highest_seq
             connection.last_seq_read = True
             self._metrics.events_stored.inc(applied.stored)
+            if self._before_ack is not None:
+                try:
+                    await self._before_ack(batch)
+                except Exception:  # the events are stored: acknowledge them all the same
+                    _log.exception("acting on events of agent %s failed", connection.name)
             connection.send(Ack(seq=applied.highest_seq))
             await asyncio.gather(*(self._news.changed(job_id) for job_id in applied.jobs))
             if applied.devices_changed:
