@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from testfleet.protocol.coverage import StartAgentSession
+from testfleet.protocol.coverage import SessionStarted, StartAgentSession
 from testfleet.protocol.states import RunState
 from testfleet.protocol.wire import (
     Ack,
