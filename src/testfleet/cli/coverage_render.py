@@ -43,22 +43,24 @@ def probes_table(probes: Iterable[ProbeInfo]) -> Table:
 
 
 def sessions_table(sessions: Iterable[SessionInfo]) -> Table:
-    """Sessions with their coverage."""
+    """Sessions with their coverage (the id whole: it is what the other commands take)."""
+    sessions = list(sessions)
     table = Table(box=box.SIMPLE_HEAD)
-    for column in ("session", "state", "app", "build", "type", "test", "started", "covered", "%"):
-        table.add_column(column, justify="right" if column in ("covered", "%") else "left")
+    widest = max((len(s.sessionId) for s in sessions), default=7)
+    table.add_column("session", no_wrap=True, min_width=widest)
+    for column in ("state", "build", "test", "covered"):
+        table.add_column(column, justify="right" if column == "covered" else "left")
     for s in sessions:
         style = "green" if s.state == "finished" else "cyan" if s.state == "active" else "yellow"
+        kind = (
+            s.testType + (" realtime" if s.isRealtime else "") + (" global" if s.isGlobal else "")
+        )
         table.add_row(
             s.sessionId,
             Text(s.state, style=style),
-            s.app,
-            s.build,
-            s.testType + (" realtime" if s.isRealtime else "") + (" global" if s.isGlobal else ""),
-            s.testName or "",
-            local_time(s.startedAt),
-            f"{s.totals.covered}/{s.totals.total}",
-            percent_text(s.totals),
+            f"{s.app} {s.build}",
+            f"{kind} {s.testName}" if s.testName else kind,
+            Text.assemble(f"{s.totals.covered}/{s.totals.total} ", percent_text(s.totals)),
         )
     return table
 

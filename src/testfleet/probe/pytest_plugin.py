@@ -71,6 +71,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     run = session.config.stash.get(_KEY, None)
     if run is None:
         return
+    from testfleet import probe
+
+    local = probe.current()
+    if local is not None and not local.wait_ready(30):
+        raise pytest.UsageError("the probe in this process could not reach the hub in 30 s")
     result = run.client.start(
         session_id=session.config.getoption("testfleet_session_id"),
         test_type=session.config.getoption("testfleet_test_type"),
