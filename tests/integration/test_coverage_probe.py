@@ -235,3 +235,56 @@ def test_the_middleware_header_splits_coverage_by_test(hub: Hub, tmp_path: Path)
     assert 13 in pricing_food and 13 not in pricing_home  # `return REDUCED`: food only
     assert 14 in pricing_home and 14 not in pricing_food  # `return STANDARD`
     assert "shop/pricing.py" not in tests["test_unknown"]["files"]  # refused before pricing
+
+
+def test_with_auth_a_probe_needs_an_agent_token(tmp_path: Path) -> None:
+    secured = Hub(tmp_path, auth=True)
+    agent_token = secured.create_token("probe", "agent")
+    viewer_token = secured.create_token("watcher", "viewer")
+    secured.start()
+    try:
+        outcomes = {}
+        for name, token in (("none", None), ("viewer", viewer_token), ("agent", agent_token)):
+            env = {k: v for k, v in os.environ.items() if not k.startswith("TESTFLEET_")}
+            if token:
+                env["TESTFLEET_TOKEN"] = token
+            outcomes[name] = subprocess.run(
+                [
+                    *cli_command(),
+                    "probe",
+                    "--hub",
+                    secured.url,
+                    "--app",
+                    "locked",
+                    "--build",
+                    name,
+                    "--source",
+                    "shop",
+                    "--",
+                    sys.executable,
+                    "-m",
+                    "shop.main",
+                    "--orders",
+                    "3",
+                ],
+                cwd=SHOP,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        headers = {"Authorization": f"Bearer {viewer_token}"}
+        with httpx.Client(base_url=secured.url, headers=headers, timeout=30) as client:
+            builds = client.get("/api/v1/coverage/builds?app=locked").json()["builds"]
+            refused = client.post(
+                "/api/v1/coverage/apps/locked/dispatch-action", json={"type": "STOP_ALL"}
+            )
+    finally:
+        secured.stop()
+
+    assert all(o.returncode == 0 and "takings" in o.stdout for o in outcomes.values())
+    assert "unauthenticated" in outcomes["none"].stderr
+    assert "forbidden" in outcomes["viewer"].stderr
+    assert [b["build"] for b in builds] == ["agent"]  # only the agent token's probe got in
+    assert refused.status_code == 403  # actions are for operators

@@ -129,6 +129,24 @@ class Link:
                 await asyncio.gather(*loops, return_exceptions=True)
 
     async def _handshake(self, socket: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):  # refused at once: the ERROR is queued
+            await self._register(socket)
+        registered = await self._expect(socket, ProbeRegistered)
+        self.flush_interval = registered.flushInterval
+        if registered.needClasses:
+            await self._send_build(socket)
+        await socket.send(ProbeInitialized().model_dump_json())
+        await self._expect(socket, ProbeReady)
+        _log.info(
+            "testfleet probe %s: %s %s registered with hub %s (%d module(s))",
+            self.agent_id,
+            self.config.app,
+            self.config.build,
+            registered.serverId,
+            len(self.build.modules),
+        )
+
+    async def _register(self, socket: ClientConnection) -> None:
         await socket.send(
             ProbeRegister(
                 agentId=self.agent_id,
@@ -142,30 +160,20 @@ class Link:
                 sessions=self.held_sessions(),
             ).model_dump_json()
         )
-        registered = await self._expect(socket, ProbeRegistered)
-        self.flush_interval = registered.flushInterval
-        if registered.needClasses:
-            chunk: list[str] = []
-            size = 0
-            for cls in self.build.classes:
-                text = cls.model_dump_json()
-                if chunk and size + len(text) > INIT_PART_BYTES:
-                    await socket.send(_init_part(chunk))
-                    chunk, size = [], 0
-                chunk.append(text)
-                size += len(text)
-            if chunk:
+
+    async def _send_build(self, socket: ClientConnection) -> None:
+        """The build's classes in INIT_DATA_PARTs of about 2 MB."""
+        chunk: list[str] = []
+        size = 0
+        for cls in self.build.classes:
+            text = cls.model_dump_json()
+            if chunk and size + len(text) > INIT_PART_BYTES:
                 await socket.send(_init_part(chunk))
-        await socket.send(ProbeInitialized().model_dump_json())
-        await self._expect(socket, ProbeReady)
-        _log.info(
-            "testfleet probe %s: %s %s registered with hub %s (%d module(s))",
-            self.agent_id,
-            self.config.app,
-            self.config.build,
-            registered.serverId,
-            len(self.build.modules),
-        )
+                chunk, size = [], 0
+            chunk.append(text)
+            size += len(text)
+        if chunk:
+            await socket.send(_init_part(chunk))
 
     async def _expect(self, socket: ClientConnection, kind: type[M]) -> M:
         async with asyncio.timeout(60):

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from testfleet.hub.coverage.answers import Answers, agent_payload, cancel_message, stop_message
 from testfleet.hub.coverage.connections import ProbeConnection, ProbeConnections
@@ -228,9 +230,16 @@ class CoverageService:
         await self._answers.settle(waits, self._answer_timeout)
         return [await self._session(s.id) for s in sessions]
 
-    def _send_each(self, sessions, target, every, to_all, one) -> None:  # type: ignore[no-untyped-def]
+    def _send_each(
+        self,
+        sessions: list[SessionRecord],
+        target: Target,
+        every: bool,
+        to_all: BaseModel,
+        one: Callable[[str], BaseModel],
+    ) -> None:
         """STOP_ALL / CANCEL_ALL to the probes addressed, the single message to the others."""
-        everyone = set()
+        everyone: set[str] = set()
         if every:
             agents = {a for s in sessions for a in s.agents}
             if target.agent_id is not None:
