@@ -288,3 +288,80 @@ def test_with_auth_a_probe_needs_an_agent_token(tmp_path: Path) -> None:
     assert "forbidden" in outcomes["viewer"].stderr
     assert [b["build"] for b in builds] == ["agent"]  # only the agent token's probe got in
     assert refused.status_code == 403  # actions are for operators
+
+
+def test_a_python_subprocess_joins_the_applications_session_from_its_first_line(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """The environment form reaches subprocesses; a process that connects while an
+    application-wide session is open counts what it ran before connecting too."""
+    parent = (
+        "import subprocess, sys\n"
+        "subprocess.run([sys.executable, '-m', 'shop.main', '--orders', '40'], check=True)\n"
+    )
+    with api(hub) as client:
+        start_app(hub.url, "1.0", tmp_path)  # holds the session open
+        wait_probe(client, "1.0")
+        dispatch(client, {"type": "START", "payload": {"sessionId": "family"}})
+        run = subprocess.run(
+            [
+                *cli_command(),
+                "probe",
+                "--hub",
+                hub.url,
+                "--app",
+                "shop",
+                "--build",
+                "1.0",
+                "--source",
+                str(SHOP / "shop"),
+                "--base",
+                str(SHOP),
+                "--",
+                sys.executable,
+                "-c",
+                parent,
+            ],
+            cwd=SHOP,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        session = client.get("/api/v1/coverage/sessions/family").json()
+        dispatch(client, {"type": "STOP", "payload": {"sessionId": "family"}})
+        lines = covered_lines(client, "family")
+
+    assert run.returncode == 0, run.stderr
+    assert len(session["agents"]) == 3  # the parked app, the parent, the child
+    data = tmp_path / ".coverage-child"
+    env = {**os.environ, "COVERAGE_FILE": str(data)}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coverage",
+            "run",
+            "--source",
+            str(SHOP / "shop"),
+            "-m",
+            "shop.main",
+            "--orders",
+            "40",
+        ],
+        cwd=SHOP,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "coverage", "json", "-o", str(tmp_path / "c.json")],
+        cwd=SHOP,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    files = json.loads((tmp_path / "c.json").read_text())["files"]
+    same_as_reference(lines, {path: data["executed_lines"] for path, data in files.items()})

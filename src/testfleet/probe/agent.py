@@ -16,7 +16,7 @@ import testfleet
 from testfleet.probe.build import Build, scan
 from testfleet.probe.config import ProbeConfig
 from testfleet.probe.link import Link
-from testfleet.probe.meter import Meter
+from testfleet.probe.meter import Hits, Meter
 from testfleet.probe.outbox import ProbeOutbox
 from testfleet.probe.sessions import Session, Sessions, now_ms
 from testfleet.protocol.coverage import (
@@ -38,6 +38,8 @@ from testfleet.protocol.coverage import (
 _log = logging.getLogger("testfleet.probe")
 PACKAGE_DIR = Path(testfleet.__file__).resolve().parent
 EXIT_FLUSH = 5.0
+FIRST_CONNECT_WAIT = 3.0
+"""At exit, how long a process that never reached the hub waits for it."""
 
 
 class Probe:
@@ -57,6 +59,11 @@ class Probe:
         self.link: Link
         self._started = threading.Event()
         self._closed = False
+        self._ready_ticks = 0
+        self._early: Hits | None = {}
+        """What ran before the first connection (and shortly after): the sessions open on
+        the hub when the probe connects (an application-wide session a new process joins)
+        count it too, as it ran while they were open."""
 
     # ---- the application's side (any thread) --------------------------------------------
 
@@ -135,6 +142,9 @@ class Probe:
                 self._collect()
                 if self.link.ready.is_set():
                     self._send_changes()
+                    self._ready_ticks += 1
+                    if self._ready_ticks >= 2:
+                        self._early = None  # the sessions open at connect have started
             except Exception:  # measurement must never take the application down
                 _log.exception("testfleet probe: collecting coverage failed")
 
@@ -149,6 +159,11 @@ class Probe:
         return False
 
     async def _drain(self, within: float) -> None:
+        if not self.link.ready.is_set() and self.link.refused is None and self._early:
+            # A short-lived process: the sessions it joins on connecting come before READY.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(within, FIRST_CONNECT_WAIT)):
+                    await self.link.ready.wait()
         self._collect()
         self._send_changes()
         with contextlib.suppress(TimeoutError):
@@ -156,7 +171,13 @@ class Probe:
                 await self.outbox.emptied.wait()
 
     def _collect(self) -> None:
-        self.sessions.add(self.meter.collect())
+        hits = self.meter.collect()
+        if self._early is not None:
+            for filename, contexts in hits.items():
+                kept = self._early.setdefault(filename, {})
+                for context, lines in contexts.items():
+                    kept.setdefault(context, set()).update(lines)
+        self.sessions.add(hits)
 
     def _send_changes(self) -> None:
         for session in list(self.sessions.active.values()):
@@ -179,6 +200,8 @@ class Probe:
         match action:
             case StartAgentSession(payload=payload):
                 session = self.sessions.start(payload)
+                if self._early is not None:
+                    self.sessions.add(self._early, only=session)
                 self.outbox.add(
                     SessionStarted(
                         sessionId=payload.sessionId,

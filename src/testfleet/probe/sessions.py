@@ -67,9 +67,11 @@ class Sessions:
             session = self.active[payload.sessionId] = Session(payload)
         return session
 
-    def add(self, hits: Hits) -> None:
-        """Lines executed since the last collection count for every active session."""
-        if not self.active or not hits:
+    def add(self, hits: Hits, only: Session | None = None) -> None:
+        """Lines executed since the last collection count for every active session (or for
+        `only`)."""
+        targets = list(self.active.values()) if only is None else [only]
+        if not targets or not hits:
             return
         for filename, contexts in hits.items():
             module = self.build.modules.get(filename)
@@ -79,7 +81,7 @@ class Sessions:
                 mask = module.probe_mask(lines)
                 if not mask:
                     continue
-                for session in self.active.values():
+                for session in targets:
                     key = (filename, session.test_for(context))
                     old = session.hits.get(key, 0)
                     new = old | mask

@@ -80,6 +80,7 @@ class ProbeServer:
         writer = asyncio.create_task(self._write(connection), name=f"probe-{connection.agent_id}")
         try:
             await self._service.probe_ready(connection, held)
+            connection.send(ProbeReady())  # after the sessions it must join: it has them now
             await self._read(connection)
         finally:
             writer.cancel()
@@ -163,7 +164,6 @@ class ProbeServer:
             now=utcnow(),
         )
         self._connections.add(connection)
-        connection.send(ProbeReady())
         _log.info("probe %s of %s %s connected", register.agentId, register.app, register.build)
         return connection, register.sessions
 
