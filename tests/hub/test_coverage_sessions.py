@@ -115,6 +115,7 @@ async def test_the_seed_flow_start_parts_stop_gives_the_session_its_coverage(
         await fake.acked()
         stopped = await action(hub, stop(session_id), agent="shop-1")
         report = (await hub.api.get(f"/api/v1/coverage/sessions/{session_id}/report")).json()
+        metrics = (await hub.api.get("/metrics")).text
 
     info = stopped.json()["sessions"][0]
     assert (info["state"], info["totals"]["covered"], info["totals"]["total"]) == (
@@ -128,6 +129,9 @@ async def test_the_seed_flow_start_parts_stop_gives_the_session_its_coverage(
     assert cart["functions"]["Cart.add"]["covered"] == 2
     assert cart["functions"]["Cart.total"]["covered"] == 1
     assert report["totals"] == {"covered": 5, "total": 14, "percent": 35.71}
+    assert "testfleet_coverage_parts_total 2.0" in metrics
+    assert "testfleet_coverage_probes_connected 1.0" in metrics
+    assert "testfleet_coverage_part_seconds_count 2.0" in metrics
 
 
 async def test_stop_of_an_unknown_session_is_404_session_not_found(tmp_path: Path) -> None:

@@ -71,12 +71,16 @@ class Hub:
             stop_grace=config.stop_grace,
         )
         self.scheduler = Scheduler(config, store, signals, runners, partial(JobRunner, runner_deps))
-        self.probes = probes = ProbeConnections()
+        self.probes = probes = ProbeConnections(metrics)
         self.coverage = CoverageService(
             server_id=server_id, store=store, connections=probes, live=LiveBoard()
         )
         self.probe_server = ProbeServer(
-            server_id=server_id, store=store, connections=probes, service=self.coverage
+            server_id=server_id,
+            store=store,
+            connections=probes,
+            service=self.coverage,
+            metrics=metrics,
         )
         coverage_steps = CoverageSteps(store, plans, task_index, self.coverage)
         self.sessions = AgentSessions(

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from testfleet.hub.agents.connections import AgentSocket
 from testfleet.hub.coverage.parts import Layout
+from testfleet.hub.metrics import HubMetrics
 from testfleet.store.coverage_records import BuildRecord
 
 
@@ -44,17 +45,20 @@ class ProbeConnection:
 class ProbeConnections:
     """Connected probes by id."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: HubMetrics) -> None:
         self._by_id: dict[str, ProbeConnection] = {}
+        self._metrics = metrics
 
     def add(self, connection: ProbeConnection) -> None:
         """A probe connected."""
         self._by_id[connection.agent_id] = connection
+        self._metrics.coverage_probes.set(len(self._by_id))
 
     def drop(self, connection: ProbeConnection) -> bool:
         """A probe's connection closed; False if a newer one has replaced it."""
         if self._by_id.get(connection.agent_id) is connection:
             del self._by_id[connection.agent_id]
+            self._metrics.coverage_probes.set(len(self._by_id))
             return True
         return False
 

@@ -14,6 +14,7 @@ from testfleet.hub.agents.connections import AgentSocket
 from testfleet.hub.coverage.connections import ProbeConnection, ProbeConnections
 from testfleet.hub.coverage.parts import CheckedPart, Refusal, parse_probe_frame
 from testfleet.hub.coverage.service import CoverageService
+from testfleet.hub.metrics import HubMetrics
 from testfleet.protocol.coverage import (
     AstClass,
     InitDataPart,
@@ -55,12 +56,14 @@ class ProbeServer:
         store: Store,
         connections: ProbeConnections,
         service: CoverageService,
+        metrics: HubMetrics,
         flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
         self._server_id = server_id
         self._store = store
         self._connections = connections
         self._service = service
+        self._metrics = metrics
         self._flush_interval = flush_interval
         self._layouts: dict[int, dict[str, tuple[int, int, int]]] = {}
 
@@ -216,11 +219,17 @@ class ProbeServer:
             except (WebSocketDisconnect, RuntimeError):
                 return
             connection.last_seen = time.monotonic()
+            began = time.perf_counter()
             message = parse_probe_frame(text, connection.layout)
             if isinstance(message, ProbeHeartbeat):
                 continue
             try:
                 await self._service.handle(connection, message)
+                if isinstance(message, CheckedPart):
+                    self._metrics.coverage_part_seconds.observe(time.perf_counter() - began)
+                    self._metrics.coverage_parts.inc()
+                elif isinstance(message, Refusal):
+                    self._metrics.coverage_refused.inc()
             except Exception as error:  # the probe keeps what was not acknowledged
                 _log.exception("cannot handle a message of probe %s", connection.agent_id)
                 connection.send(
