@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from testfleet.protocol.coverage import (
     SessionChanged,
     StartAgentSession,
 )
+from testfleet.store import coverage as coverage_store
 from tests.support.fake_probe import FakeProbe, module
 from tests.support.inproc import RunningHub, eventually, running_hub
 
@@ -387,3 +389,27 @@ async def test_coverage_is_split_by_test_and_filtered_by_test(tmp_path: Path) ->
     states = {line["number"]: line["state"] for line in source["lines"]}
     assert [states[n] for n in (1, 2, 3, 6)] == ["covered", "covered", "missed", "covered"]
     assert source["tests"] == ["test_add", "test_total"]
+
+
+async def test_a_probe_on_another_hub_is_named_not_silently_missed(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as hub:
+        fake = await probe(hub)
+        await fake.disconnect()
+        build = await hub.hub.store.read(coverage_store.get_build, "shop", "1.0")
+        assert build is not None
+        await hub.hub.store.write(
+            coverage_store.connect_probe,
+            agent_id="shop-far",
+            app="shop",
+            build_id=build.id,
+            instance_id="i",
+            hub="hub-b:8470",
+            now=datetime.now(UTC),
+        )
+        by_app = await action(hub, start())
+        by_agent = await action(hub, start(), agent="shop-far")
+
+    for response in (by_app, by_agent):
+        assert response.status_code == 409
+        assert response.json()["code"] == "probe_elsewhere"
+        assert "hub-b:8470" in response.json()["message"]

@@ -36,6 +36,8 @@ _log = logging.getLogger(__name__)
 REGISTER_TIMEOUT = 10.0
 BUILD_TIMEOUT = 120.0
 FLUSH_INTERVAL = 2.0
+CACHED_LAYOUTS = 64
+"""Builds whose class layout (to check parts against) is kept in memory."""
 
 
 class Refused(Exception):
@@ -142,11 +144,12 @@ class ProbeServer:
                 raise Refused(
                     Refusal("protocol_error", f"expected INITIALIZED, got {initialized.type}")
                 )
-        layout = self._layouts.get(build.id)
+        layout = self._layouts.pop(build.id, None)
         if layout is None:
-            layout = self._layouts[build.id] = await self._store.read(
-                coverage_data.class_layout, build.id
-            )
+            layout = await self._store.read(coverage_data.class_layout, build.id)
+        self._layouts[build.id] = layout  # the most recently used last
+        while len(self._layouts) > CACHED_LAYOUTS:
+            del self._layouts[next(iter(self._layouts))]
         connection = ProbeConnection(
             agent_id=register.agentId,
             instance_id=register.instanceId,

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -17,6 +16,7 @@ from testfleet.hub.coverage.connections import ProbeConnection, ProbeConnections
 from testfleet.hub.coverage.folding import finish, fold
 from testfleet.hub.coverage.live import LiveBoard, LiveSession
 from testfleet.hub.coverage.parts import CheckedPart, Refusal
+from testfleet.hub.coverage.targets import Target, resolve
 from testfleet.hub.errors import ApiError
 from testfleet.protocol.coverage import (
     AddAgentSessionData,
@@ -47,20 +47,11 @@ from testfleet.protocol.wire import utcnow
 from testfleet.store import coverage as coverage_store
 from testfleet.store import coverage_data
 from testfleet.store.coverage_codec import encode_part
-from testfleet.store.coverage_records import BuildRecord, ProbeRecord, SessionRecord
+from testfleet.store.coverage_records import SessionRecord
 from testfleet.store.db import Store
 
 _log = logging.getLogger(__name__)
 OPEN = ("active", "stopping")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Whom an action addresses: one probe, or an application's probes (of one build)."""
-
-    agent_id: str | None = None
-    app: str | None = None
-    build: str | None = None
 
 
 def session_not_found(session_id: str) -> ApiError:
@@ -119,34 +110,8 @@ class CoverageService:
                 sessions = [session]
         return sessions
 
-    async def _probes(self, target: Target) -> tuple[BuildRecord, list[ProbeRecord]]:
-        if target.agent_id is not None:
-            probes = await self._store.read(coverage_store.list_probes, agent_id=target.agent_id)
-            if not probes:
-                raise ApiError(
-                    404,
-                    "agent_not_found",
-                    f"agent not found: no probe {target.agent_id!r} is connected",
-                )
-        else:
-            probes = await self._store.read(coverage_store.list_probes, app=target.app)
-            if target.build is not None:
-                probes = [p for p in probes if p.version == target.build]
-            if not probes:
-                which = f" build {target.build!r}" if target.build else ""
-                raise ApiError(
-                    404,
-                    "agent_not_found",
-                    f"no probe of application {target.app!r}{which} is connected",
-                )
-            newest = max(probes, key=lambda p: p.connected_at)
-            probes = [p for p in probes if p.build_id == newest.build_id]
-        build = await self._store.read(coverage_store.get_build_by_id, probes[0].build_id)
-        assert build is not None
-        return build, probes
-
     async def _start(self, target: Target, action: StartNewSession, who: str) -> SessionRecord:
-        build, probes = await self._probes(target)
+        build, probes = await resolve(self._store, self._connections, target)
         payload = action.payload
         session_id = payload.sessionId or uuid.uuid4().hex
         created = await self._store.write(

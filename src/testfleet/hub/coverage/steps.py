@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from testfleet.hub.coverage.service import CoverageService, Target
+from testfleet.hub.coverage.service import CoverageService
+from testfleet.hub.coverage.targets import Target
 from testfleet.hub.errors import ApiError
 from testfleet.hub.plans import JobPlan, JobPlans
 from testfleet.protocol.coverage_api import (

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from testfleet.hub.auth import AGENT, authenticate
 from testfleet.hub.coverage.reports import totals
-from testfleet.hub.coverage.service import Target, session_not_found
+from testfleet.hub.coverage.service import session_not_found
+from testfleet.hub.coverage.targets import Target
 from testfleet.hub.errors import ApiError, json_pointer
 from testfleet.hub.routes.deps import HubDep, Operator, Reader
 from testfleet.hub.runtime import Hub
