@@ -72,9 +72,7 @@ class Hub:
         )
         self.scheduler = Scheduler(config, store, signals, runners, partial(JobRunner, runner_deps))
         self.probes = probes = ProbeConnections(metrics)
-        self.coverage = CoverageService(
-            server_id=server_id, store=store, connections=probes, live=LiveBoard()
-        )
+        self.coverage = CoverageService(store=store, connections=probes, live=LiveBoard())
         self.probe_server = ProbeServer(
             server_id=server_id,
             store=store,

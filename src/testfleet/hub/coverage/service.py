@@ -65,14 +65,12 @@ class CoverageService:
     def __init__(
         self,
         *,
-        server_id: str,
         store: Store,
         connections: ProbeConnections,
         live: LiveBoard,
         answer_timeout: float = 10.0,
         stop_timeout: float = 30.0,
     ) -> None:
-        self._server_id = server_id
         self._store = store
         self._connections = connections
         self.live = live
