@@ -177,6 +177,21 @@ def test_the_hubs_covered_lines_equal_coverage_py(hub: Hub, tmp_path: Path) -> N
     same_as_reference(lines, reference(commands, tmp_path))
 
 
+def test_a_thread_running_before_the_session_is_counted(hub: Hub, tmp_path: Path) -> None:
+    with api(hub) as client:
+        app = start_app(hub.url, "1.0", tmp_path)
+        wait_probe(client, "1.0")
+        app.do("thread 100")  # the thread exists before the session
+        dispatch(client, {"type": "START", "payload": {"sessionId": "threads"}})
+        app.do("release")
+        app.do("flush")
+        dispatch(client, {"type": "STOP", "payload": {"sessionId": "threads"}})
+        lines = covered_lines(client, "threads")
+        app.exit()
+
+    same_as_reference(lines, reference(["run 100 5"], tmp_path))
+
+
 def test_nothing_is_lost_when_the_connection_drops_mid_session(hub: Hub, tmp_path: Path) -> None:
     commands = ["run 20 1", "flush", "run 200 3", "flush"]
     with CuttableProxy(hub.port) as proxy, api(hub) as client:

@@ -3,6 +3,8 @@
 
     run ORDERS SEED    price ORDERS random orders
     web SKU TEST       one WSGI request through the test-name middleware
+    thread ORDERS      start a thread that waits, then prices ORDERS orders
+    release            let that thread run, and wait for it
     flush              (under a probe) send the coverage now and wait for the hub's ACK
     exit
 
@@ -12,9 +14,12 @@ Each command answers one line on stdout ("ok ..." or "error ...").
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "apps" / "shop"
+GATE = threading.Event()
+WORKERS: list[threading.Thread] = []
 
 
 def main() -> None:
@@ -49,6 +54,23 @@ def command(words: list[str]) -> str:
         body = b"".join(result)
         getattr(result, "close", lambda: None)()
         return body.decode()
+    if words[0] == "thread":
+        orders = int(words[1])
+
+        def work() -> None:
+            GATE.wait(60)
+            from shop.orders import simulate
+
+            simulate(orders, 5)
+
+        WORKERS.append(threading.Thread(target=work, daemon=True))
+        WORKERS[-1].start()
+        return "started"
+    if words[0] == "release":
+        GATE.set()
+        for worker in WORKERS:
+            worker.join(60)
+        return "joined"
     if words[0] == "flush":
         from testfleet import probe
 
