@@ -90,7 +90,9 @@ class Link:
                 _log.error("testfleet probe: %s", self.refused)
                 return
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as error:
-                _log.warning("testfleet probe: hub unreachable or connection lost: %r", error)
+                # Once per outage: the application's own output is not the probe's log.
+                log = _log.debug if attempt else _log.warning
+                log("testfleet probe: hub unreachable or connection lost (retrying): %r", error)
             self.ready.clear()
             delay = min(RECONNECT_MAX, RECONNECT_MIN * 2**attempt) * random.uniform(0.8, 1.2)
             attempt += 1
