@@ -52,6 +52,7 @@ async def test_risks_and_tests_to_run_follow_the_checksums(tmp_path: Path) -> No
         during = (await hub.api.get("/api/v1/coverage/builds/shop/2.0/risks")).json()
         first = (await hub.api.get("/api/v1/coverage/builds/shop/1.0/risks")).json()
         builds = (await hub.api.get("/api/v1/coverage/builds?app=shop")).json()["builds"]
+        apps = (await hub.api.get("/api/v1/coverage/apps")).json()["apps"]
         build = (await hub.api.get("/api/v1/coverage/builds/shop/1.0")).json()
         missing = await hub.api.get("/api/v1/coverage/builds/shop/9.9/risks")
 
@@ -71,6 +72,9 @@ async def test_risks_and_tests_to_run_follow_the_checksums(tmp_path: Path) -> No
     assert (during["total"], during["tested"]) == (2, 1)
     assert first["parent"] is None and first["risks"] == []
     assert [b["build"] for b in builds] == ["2.0", "1.0"]
+    assert [(a["app"], a["builds"], a["latest_build"], a["probes_connected"]) for a in apps] == [
+        ("shop", 2, "2.0", 1)
+    ]
     assert build["totals"]["covered"] == 5 and build["probes"] == 16
     assert missing.status_code == 404 and missing.json()["code"] == "build_not_found"
 

@@ -157,6 +157,22 @@ class BuildInfo(BaseModel):
     totals: Totals | None = Field(default=None, description="Over its sessions (one build only)")
 
 
+class AppInfo(BaseModel):
+    """An application under test, as its probes announced it."""
+
+    app: str
+    builds: int
+    latest_build: str
+    latest_at: datetime
+    probes_connected: int
+
+
+class AppList(BaseModel):
+    """`GET /api/v1/coverage/apps`."""
+
+    apps: list[AppInfo]
+
+
 class BuildList(BaseModel):
     """Builds of applications, newest first."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from testfleet.protocol.coverage import AstClass
 from testfleet.store.coverage_records import BuildRecord, ProbeRecord, SessionRecord
@@ -52,6 +52,20 @@ def list_builds(conn: Connection, app: str | None = None, limit: int = 100) -> l
     if app is not None:
         query = query.where(coverage_builds.c.app == app)
     return [BuildRecord.from_row(r) for r in conn.execute(query)]
+
+
+def list_apps(conn: Connection) -> list[tuple[str, int, int]]:
+    """Every application: (name, number of builds, id of its newest build)."""
+    rows = conn.execute(
+        select(
+            coverage_builds.c.app,
+            func.count(coverage_builds.c.id),
+            func.max(coverage_builds.c.id),
+        )
+        .group_by(coverage_builds.c.app)
+        .order_by(coverage_builds.c.app)
+    )
+    return [(row[0], int(row[1]), int(row[2])) for row in rows]
 
 
 def parent_build(conn: Connection, build: BuildRecord) -> BuildRecord | None:

@@ -3,6 +3,7 @@ impact analysis (risks, tests to run)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -24,6 +25,8 @@ from testfleet.hub.routes.coverage import require_session
 from testfleet.hub.routes.deps import HubDep, Reader
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.coverage_api import (
+    AppInfo,
+    AppList,
     BuildInfo,
     BuildList,
     Report,
@@ -105,6 +108,26 @@ async def session_report(
     build = await hub.store.read(coverage_store.get_build_by_id, session.build_id)
     assert build is not None
     return await _report(hub, build, [session], format, test)
+
+
+@router.get("/apps", response_model=AppList, summary="Applications, with their newest build")
+async def list_apps(hub: HubDep, _: Reader) -> AppList:
+    apps = await hub.store.read(coverage_store.list_apps)
+    probes = Counter(p.app for p in await hub.store.read(coverage_store.list_probes))
+    infos = []
+    for app, count, newest_id in apps:
+        newest = await hub.store.read(coverage_store.get_build_by_id, newest_id)
+        assert newest is not None
+        infos.append(
+            AppInfo(
+                app=app,
+                builds=count,
+                latest_build=newest.version,
+                latest_at=newest.created_at,
+                probes_connected=probes[app],
+            )
+        )
+    return AppList(apps=infos)
 
 
 @router.get("/builds", response_model=BuildList, summary="Builds, newest first")
