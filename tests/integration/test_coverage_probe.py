@@ -54,7 +54,7 @@ class App:
                 stream.close()
 
 
-def start_app(hub_url: str, build: str, workdir: Path) -> App:
+def start_app(hub_url: str, build: str, workdir: Path, *options: str) -> App:
     command = [
         *cli_command(),
         "probe",
@@ -68,6 +68,7 @@ def start_app(hub_url: str, build: str, workdir: Path) -> App:
         str(SHOP / "shop"),
         "--base",
         str(SHOP),
+        *options,
         "--",
         sys.executable,
         str(APP),
@@ -93,9 +94,24 @@ def _close_apps() -> Iterator[None]:
 
 def reference(commands: list[str], workdir: Path) -> dict[str, list[int]]:
     """coverage.py run directly on the same commands: executed lines per file."""
+    files = reference_files(commands, workdir)
+    return {path: data["executed_lines"] for path, data in files.items()}
+
+
+def reference_files(commands: list[str], workdir: Path, *options: str) -> dict[str, Any]:
+    """coverage.py's JSON report of the same commands run directly: its files."""
     data = workdir / ".coverage-ref"
     env = {**os.environ, "COVERAGE_FILE": str(data)}
-    run = [sys.executable, "-m", "coverage", "run", "--source", str(SHOP / "shop"), str(APP)]
+    run = [
+        sys.executable,
+        "-m",
+        "coverage",
+        "run",
+        *options,
+        "--source",
+        str(SHOP / "shop"),
+        str(APP),
+    ]
     subprocess.run(
         run,
         input="\n".join([*commands, "exit"]) + "\n",
@@ -115,8 +131,8 @@ def reference(commands: list[str], workdir: Path) -> dict[str, list[int]]:
         capture_output=True,
         timeout=120,
     )
-    files = json.loads(out.read_text())["files"]
-    return {path: data["executed_lines"] for path, data in files.items()}
+    files: dict[str, Any] = json.loads(out.read_text())["files"]
+    return files
 
 
 @pytest.fixture
@@ -190,6 +206,31 @@ def test_a_thread_running_before_the_session_is_counted(hub: Hub, tmp_path: Path
         app.exit()
 
     same_as_reference(lines, reference(["run 100 5"], tmp_path))
+
+
+def test_with_branches_the_hubs_branches_equal_coverage_py(hub: Hub, tmp_path: Path) -> None:
+    commands = ["run 60 2", "web nope test_x", "flush"]
+    with api(hub) as client:
+        app = start_app(hub.url, "branchy", tmp_path, "--branch")
+        wait_probe(client, "branchy")
+        dispatch(client, {"type": "START", "payload": {"sessionId": "arcs"}})
+        for command in commands:
+            app.do(command)
+        finished = dispatch(client, {"type": "STOP", "payload": {"sessionId": "arcs"}})
+        report = client.get("/api/v1/coverage/sessions/arcs/report").json()
+        app.exit()
+
+    ref = reference_files(commands, tmp_path, "--branch")
+    for path, data in ref.items():
+        mine = report["files"][path]
+        assert mine["covered_lines"] == data["executed_lines"], path
+        assert mine["executed_branches"] == data["executed_branches"], path
+        assert mine["missing_branches"] == data["missing_branches"], path
+    measured = sum(
+        d["summary"]["covered_lines"] + d["summary"]["covered_branches"] for d in ref.values()
+    )
+    assert finished["totals"]["covered"] == measured
+    assert any(data["missing_branches"] for data in ref.values())
 
 
 def test_nothing_is_lost_when_the_connection_drops_mid_session(hub: Hub, tmp_path: Path) -> None:

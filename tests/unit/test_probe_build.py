@@ -11,6 +11,7 @@ import coverage
 import pytest
 
 from testfleet.probe.build import Build, scan, source_files
+from testfleet.probe.meter import Executed, Meter
 from testfleet.probe.sessions import Sessions, id_of_test, probes_of
 from testfleet.protocol.coverage import MAX_PART_OBJECTS, StartSessionPayload
 
@@ -130,9 +131,9 @@ def test_sessions_collect_per_test_and_split_parts_at_65535(tmp_path: Path) -> N
     build = Build(tmp_path, modules, "x")
     sessions = Sessions(build)
     session = sessions.start(StartSessionPayload(sessionId="s", testName="named"))
-    hits = {path: {"": {1}} for path in build.modules}
+    hits = {path: {"": Executed({1})} for path in build.modules}
     first = next(iter(build.modules))
-    hits[first] = {"": {1}, "t2": {1}}
+    hits[first] = {"": Executed({1}), "t2": Executed({1})}
     sessions.add(hits)
     parts = sessions.parts(session)
     again = sessions.parts(session)
@@ -142,3 +143,48 @@ def test_sessions_collect_per_test_and_split_parts_at_65535(tmp_path: Path) -> N
     assert {d.testName for p in parts for d in p.data} == {"named", "t2"}
     assert all(d.testId == id_of_test(d.testName) for p in parts for d in p.data)
     assert again == []  # only what changed since the last part
+
+
+BRANCHY = textwrap.dedent(
+    """\
+    def pick(x):
+        if x > 1:
+            return "big"
+        for i in range(x):
+            if i:
+                break
+        return "small"
+    """
+)
+
+
+def test_with_branches_the_probes_add_coverage_pys_branch_arcs(tmp_path: Path) -> None:
+    path = write(tmp_path, "b.py", BRANCHY)
+    meter = Meter([tmp_path], branch=True)
+    build = scan([tmp_path], tmp_path, meter.cov)
+    module = build.modules[str(path.resolve())]
+    meter.start()
+    try:
+        namespace: dict[str, object] = {}
+        exec(compile(path.read_text(), str(path), "exec"), namespace)
+        namespace["pick"](0)  # type: ignore[operator]
+        hits = meter.collect()
+    finally:
+        meter.stop()
+    reference = coverage.Coverage(data_file=None, branch=True)
+    reference.start()
+    try:
+        namespace = {}
+        exec(compile(path.read_text(), str(path), "exec"), namespace)
+        namespace["pick"](0)  # type: ignore[operator]
+    finally:
+        reference.stop()
+    analysis = reference._analyze(str(path))
+    ran = sorted((a, b) for a, ends in analysis.executed_branch_arcs().items() for b in ends)
+    missed = sorted((a, b) for a, ends in analysis.missing_branch_arcs().items() for b in ends)
+    mask = module.probe_mask(hits[str(path.resolve())][""])
+    lines = len(module.cls.lines)
+    executed = [arc for i, arc in enumerate(module.cls.arcs) if mask >> (lines + i) & 1]
+
+    assert module.cls.arcs == sorted(ran + missed) and ran and missed
+    assert executed == ran

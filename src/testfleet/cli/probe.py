@@ -64,6 +64,9 @@ def probe(
     no_source: Annotated[
         bool, typer.Option("--no-source", help="Do not send module sources to the hub.")
     ] = False,
+    branch: Annotated[
+        bool, typer.Option("--branch", help="Measure branch arcs too (coverage.py's --branch).")
+    ] = False,
     print_env: Annotated[
         bool,
         typer.Option("--print-env", help="Print the environment that starts the probe; exit."),
@@ -82,6 +85,7 @@ def probe(
             base=base.resolve(),
             agent_id=probe_id,
             send_source=not no_source,
+            branch=branch,
         )
     except ProbeConfigError as error:
         print_error(str(error))

@@ -16,7 +16,7 @@ import testfleet
 from testfleet.probe.build import Build, scan
 from testfleet.probe.config import ProbeConfig
 from testfleet.probe.link import Link
-from testfleet.probe.meter import Hits, Meter
+from testfleet.probe.meter import Executed, Hits, Meter
 from testfleet.probe.outbox import ProbeOutbox
 from testfleet.probe.sessions import Session, Sessions, now_ms
 from testfleet.protocol.coverage import (
@@ -48,7 +48,7 @@ class Probe:
     def __init__(self, config: ProbeConfig) -> None:
         self.config = config
         omit = [PACKAGE_DIR]
-        self.meter = Meter(config.roots, omit)
+        self.meter = Meter(config.roots, omit, branch=config.branch)
         self.build: Build = scan(
             config.roots, config.base, self.meter.cov, omit=omit, with_source=config.send_source
         )
@@ -175,8 +175,8 @@ class Probe:
         if self._early is not None:
             for filename, contexts in hits.items():
                 kept = self._early.setdefault(filename, {})
-                for context, lines in contexts.items():
-                    kept.setdefault(context, set()).update(lines)
+                for context, ran in contexts.items():
+                    kept.setdefault(context, Executed()).update(ran)
         self.sessions.add(hits)
 
     def _send_changes(self) -> None:

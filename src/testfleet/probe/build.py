@@ -14,6 +14,7 @@ from pathlib import Path
 import coverage
 from coverage.python import PythonFileReporter
 
+from testfleet.probe.meter import Arc, Executed
 from testfleet.protocol.coverage import AstClass, AstFunction
 
 SKIPPED_DIRS = frozenset(
@@ -49,16 +50,34 @@ class Module:
     cls: AstClass
     reporter: PythonFileReporter
     index: dict[int, int] = field(default_factory=dict)
+    arc_index: dict[Arc, int] = field(default_factory=dict)
+    single_exits: dict[int, int] = field(default_factory=dict)
 
-    def probe_mask(self, raw_lines: Iterable[int]) -> int:
-        """The probes hit by `raw_lines` (as coverage.py recorded them), as a bit mask."""
+    def probe_mask(self, ran: Executed) -> int:
+        """The probes hit by what ran (as coverage.py recorded it), as a bit mask."""
         mask = 0
         index = self.index
-        for line in self.reporter.translate_lines(raw_lines):
+        for line in self.reporter.translate_lines(ran.lines):
             position = index.get(line)
             if position is not None:
                 mask |= 1 << position
+        if ran.arcs and self.arc_index:
+            for arc in self._branch_arcs(ran.arcs):
+                position = self.arc_index.get(arc)
+                if position is not None:
+                    mask |= 1 << position
         return mask
+
+    def _branch_arcs(self, raw: set[Arc]) -> set[Arc]:
+        """Recorded arcs as coverage.py's analysis reads them (a line recorded as an arc to
+        itself left by its only exit)."""
+        arcs = set()
+        for start, end in self.reporter.translate_arcs(raw):
+            if start != end:
+                arcs.add((start, end))
+            elif start in self.single_exits:
+                arcs.add((start, self.single_exits[start]))
+        return self.reporter.translate_arcs(arcs)
 
 
 @dataclass
@@ -117,6 +136,11 @@ def analyze(path: Path, name: str, cov: coverage.Coverage, *, with_source: bool)
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError, coverage.CoverageException):
         return None
     index = {line: i for i, line in enumerate(statements)}
+    arcs: list[Arc] = []
+    single_exits: dict[int, int] = {}
+    if cov.get_option("run:branch"):
+        arcs, single_exits = _branch_arcs(reporter)
+    arc_index = {arc: len(statements) + i for i, arc in enumerate(arcs)}
     functions = []
     for qualname, node in _function_nodes(tree):
         start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
@@ -137,10 +161,30 @@ def analyze(path: Path, name: str, cov: coverage.Coverage, *, with_source: bool)
         id=int(digest(text.encode()), 16) >> 1,
         name=name,
         lines=statements,
+        arcs=arcs,
         functions=functions,
         source=text if with_source else None,
     )
-    return Module(str(path.resolve()), cls, reporter, index)
+    return Module(str(path.resolve()), cls, reporter, index, arc_index, single_exits)
+
+
+def _branch_arcs(reporter: PythonFileReporter) -> tuple[list[Arc], dict[int, int]]:
+    """The module's possible branch arcs (arcs from lines with more than one exit, as
+    coverage.py's reports count them), and each line's only exit where it has one."""
+    possible = reporter.arcs()
+    exits: dict[int, set[int]] = {}
+    for start, end in possible:
+        exits.setdefault(start, set()).add(end)
+    branch_lines = {line for line, count in reporter.exit_counts().items() if count > 1}
+    no_branch = reporter.no_branch_lines()
+    excluded = reporter.excluded_lines()
+    arcs = sorted(
+        arc
+        for arc in possible
+        if arc[0] in branch_lines and arc[0] not in no_branch and arc[1] not in excluded
+    )
+    single = {start: next(iter(ends)) for start, ends in exits.items() if len(ends) == 1}
+    return arcs, single
 
 
 def scan(

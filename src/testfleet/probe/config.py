@@ -20,6 +20,7 @@ ENV_BASE = "TESTFLEET_PROBE_BASE"
 ENV_TOKEN = "TESTFLEET_PROBE_TOKEN"
 ENV_ID = "TESTFLEET_PROBE_ID"
 ENV_NO_SOURCE = "TESTFLEET_PROBE_NO_SOURCE"
+ENV_BRANCH = "TESTFLEET_PROBE_BRANCH"
 REQUIRED = (ENV_HUB, ENV_APP, ENV_BUILD)
 
 
@@ -40,6 +41,7 @@ class ProbeConfig:
     base: Path = field(default_factory=Path.cwd)
     agent_id: str | None = None
     send_source: bool = True
+    branch: bool = False
 
     def __post_init__(self) -> None:
         url = httpx.URL(self.hub_url.strip())
@@ -83,6 +85,8 @@ class ProbeConfig:
             env[ENV_ID] = self.agent_id
         if not self.send_source:
             env[ENV_NO_SOURCE] = "1"
+        if self.branch:
+            env[ENV_BRANCH] = "1"
         return env
 
     @classmethod
@@ -107,4 +111,5 @@ class ProbeConfig:
             base=Path(env.get(ENV_BASE) or Path.cwd()),
             agent_id=env.get(ENV_ID) or None,
             send_source=not env.get(ENV_NO_SOURCE),
+            branch=bool(env.get(ENV_BRANCH)),
         )

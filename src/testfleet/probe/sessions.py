@@ -77,8 +77,8 @@ class Sessions:
             module = self.build.modules.get(filename)
             if module is None:
                 continue
-            for context, lines in contexts.items():
-                mask = module.probe_mask(lines)
+            for context, ran in contexts.items():
+                mask = module.probe_mask(ran)
                 if not mask:
                     continue
                 for session in targets:
@@ -103,7 +103,9 @@ class Sessions:
                 ExecClassData(
                     id=module.cls.id,
                     className=module.cls.name,
-                    probes=probes_of(session.hits[key], len(module.cls.lines)),
+                    probes=probes_of(
+                        session.hits[key], len(module.cls.lines) + len(module.cls.arcs)
+                    ),
                     testName=test,
                     testId=id_of_test(test),
                 )

@@ -47,11 +47,18 @@ class AstFunction(_Message):
 
 class AstClass(_Message):
     """A module of the application: a "class" in Drill4J's words. Its probes are its
-    executable lines, in order: probe i is line `lines[i]`."""
+    executable lines, in order (probe i is line `lines[i]`), then its branch arcs when
+    branches are measured."""
 
     id: int = Field(description="A checksum of the module's source (Drill4J's class id)")
     name: str = Field(min_length=1, max_length=1000, description="Path relative to the root")
     lines: list[int] = Field(max_length=MAX_PROBES_PER_CLASS)
+    arcs: list[tuple[int, int]] = Field(
+        default_factory=list,
+        max_length=MAX_PROBES_PER_CLASS,
+        description="testfleet: with branch measurement, the possible branch arcs (from "
+        "line, to line; negative: leaving the code object); probe len(lines) + i is arcs[i]",
+    )
     functions: list[AstFunction] = Field(default_factory=list)
     source: str | None = Field(default=None, description="testfleet: the text, for source views")
 

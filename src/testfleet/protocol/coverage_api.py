@@ -190,12 +190,14 @@ class FunctionCoverage(BaseModel):
 
 
 class FileCoverage(BaseModel):
-    """One module in a report."""
+    """One module in a report (branches: when the probe measured them)."""
 
     covered_lines: list[int]
     missing_lines: list[int]
     summary: Totals
     functions: dict[str, FunctionCoverage]
+    executed_branches: list[tuple[int, int]] = Field(default_factory=list)
+    missing_branches: list[tuple[int, int]] = Field(default_factory=list)
 
 
 class TestFiles(BaseModel):

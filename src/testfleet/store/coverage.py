@@ -103,7 +103,7 @@ def add_build(
             checksum=checksum,
             classes=len(classes),
             functions=sum(len(c.functions) for c in classes),
-            probes=sum(len(c.lines) for c in classes),
+            probes=sum(len(c.lines) + len(c.arcs) for c in classes),
             created_at=now,
         )
     ).inserted_primary_key
@@ -119,6 +119,7 @@ def add_build(
                 "class_id": cls.id,
                 "name": cls.name,
                 "lines": cls.lines,
+                "arcs": [list(arc) for arc in cls.arcs],
                 "source": cls.source,
             }
         )

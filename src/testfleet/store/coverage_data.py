@@ -148,6 +148,7 @@ def class_page(
             coverage_classes.c.class_id,
             coverage_classes.c.name,
             coverage_classes.c.lines,
+            coverage_classes.c.arcs,
         )
         .where(coverage_classes.c.build_id == build_id, coverage_classes.c.idx > after)
         .order_by(coverage_classes.c.idx)
@@ -192,6 +193,7 @@ def class_layout(conn: Connection, build_id: int) -> dict[str, tuple[int, int, i
             coverage_classes.c.idx,
             coverage_classes.c.class_id,
             coverage_classes.c.lines,
+            coverage_classes.c.arcs,
         ).where(coverage_classes.c.build_id == build_id)
     )
-    return {r.name: (r.idx, r.class_id, len(r.lines)) for r in rows}
+    return {r.name: (r.idx, r.class_id, len(r.lines) + len(r.arcs)) for r in rows}

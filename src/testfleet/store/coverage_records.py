@@ -29,17 +29,25 @@ class BuildRecord:
 
 @dataclass(frozen=True, slots=True)
 class ClassRecord:
-    """A module of a build: probe i is line `lines[i]`."""
+    """A module of a build: probe i is line `lines[i]`, then probe len(lines) + j is branch
+    arc `arcs[j]`."""
 
     idx: int
     class_id: int
     name: str
     lines: list[int]
+    arcs: list[tuple[int, int]]
+
+    @property
+    def probes(self) -> int:
+        """How many probes it has."""
+        return len(self.lines) + len(self.arcs)
 
     @classmethod
     def from_row(cls, row: Any) -> ClassRecord:
         """The record of a `coverage_classes` row (without its source)."""
-        return cls(row.idx, row.class_id, row.name, list(row.lines))
+        arcs = [(int(a), int(b)) for a, b in row.arcs]
+        return cls(row.idx, row.class_id, row.name, list(row.lines), arcs)
 
 
 @dataclass(frozen=True, slots=True)

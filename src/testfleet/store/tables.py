@@ -209,6 +209,7 @@ coverage_classes = Table(
     Column("class_id", BigInteger, nullable=False),
     Column("name", String(1000), nullable=False),
     Column("lines", JSON, nullable=False),
+    Column("arcs", JSON, nullable=False),
     Column("source", Text),
 )
 Index("ix_coverage_classes_build_id_name", coverage_classes.c.build_id, coverage_classes.c.name)

@@ -16,6 +16,8 @@ from testfleet.store import coverage_data
 from testfleet.store.coverage_records import BuildRecord, ClassRecord, FunctionRecord
 from testfleet.store.db import Store
 
+Arc = tuple[int, int]
+
 FORMATS = ("json", "cobertura", "lcov")
 MEDIA_TYPES = {"json": "application/json", "cobertura": "application/xml", "lcov": "text/plain"}
 
@@ -35,13 +37,27 @@ def lines_of(cls: ClassRecord, mask: int) -> tuple[list[int], list[int]]:
     return covered, missing
 
 
+def branches_of(cls: ClassRecord, mask: int) -> tuple[list[Arc], list[Arc]]:
+    """The executed and missing branch arcs of a class under `mask` (none unless measured)."""
+    executed: list[Arc] = []
+    missing: list[Arc] = []
+    offset = len(cls.lines)
+    for position, arc in enumerate(cls.arcs, offset):
+        (executed if mask >> position & 1 else missing).append(arc)
+    return executed, missing
+
+
 def file_coverage(cls: ClassRecord, mask: int, functions: list[FunctionRecord]) -> FileCoverage:
-    """One module of a report."""
+    """One module of a report: its summary counts probes (lines, and branches if measured),
+    as coverage.py's own total does."""
     covered, missing = lines_of(cls, mask)
+    executed, unexecuted = branches_of(cls, mask)
     return FileCoverage(
         covered_lines=covered,
         missing_lines=missing,
-        summary=totals(len(covered), len(cls.lines)),
+        executed_branches=executed,
+        missing_branches=unexecuted,
+        summary=totals(len(covered) + len(executed), cls.probes),
         functions={
             fn.name: FunctionCoverage(
                 line=fn.line,
@@ -95,7 +111,7 @@ async def json_report(
             if test_mask:
                 covered, _ = lines_of(cls, test_mask)
                 tests.setdefault(name, {})[cls.name] = covered
-                test_counts[name] = test_counts.get(name, 0) + len(covered)
+                test_counts[name] = test_counts.get(name, 0) + test_mask.bit_count()
     yield '}, "totals": ' + totals(covered_total, probes_total).model_dump_json()
     yield ', "tests": {'
     for number, (name, files) in enumerate(sorted(tests.items())):
@@ -110,7 +126,7 @@ async def cobertura_report(
     """Cobertura XML (as `coverage xml` writes it; packages are folders)."""
     packages: dict[str, list[str]] = {}
     package_counts: dict[str, list[int]] = {}
-    covered_total = probes_total = 0
+    covered_total = probes_total = branches_covered = branches_total = 0
     async for cls, functions in classes_of(store, build.id):
         mask = folded.classes.get(cls.idx, 0)
         covered, _ = lines_of(cls, mask)
@@ -140,12 +156,16 @@ async def cobertura_report(
         counts[1] += len(cls.lines)
         covered_total += len(covered)
         probes_total += len(cls.lines)
+        executed, _ = branches_of(cls, mask)
+        branches_covered += len(executed)
+        branches_total += len(cls.arcs)
     yield '<?xml version="1.0" ?>\n'
     yield (
         f'<coverage version="testfleet" timestamp="{int(time.time() * 1000)}" '
         f'lines-valid="{probes_total}" lines-covered="{covered_total}" '
-        f'line-rate="{_rate(covered_total, probes_total)}" branches-covered="0" '
-        'branches-valid="0" branch-rate="0" complexity="0">'
+        f'line-rate="{_rate(covered_total, probes_total)}" '
+        f'branches-covered="{branches_covered}" branches-valid="{branches_total}" '
+        f'branch-rate="{_rate(branches_covered, branches_total)}" complexity="0">'
     )
     yield f"<sources><source>{_escape(base)}</source></sources><packages>"
     for package, classes in sorted(packages.items()):
@@ -175,6 +195,13 @@ async def lcov_report(
             flag = mask >> position & 1
             hit += flag
             out.append(f"DA:{line},{flag}")
+        executed, _ = branches_of(cls, mask)
+        taken, ran = set(executed), {line for p, line in enumerate(cls.lines) if mask >> p & 1}
+        for number, arc in enumerate(cls.arcs):
+            taken_text = "1" if arc in taken else "0" if arc[0] in ran else "-"
+            out.append(f"BRDA:{arc[0]},0,{number},{taken_text}")
+        if cls.arcs:
+            out += [f"BRF:{len(cls.arcs)}", f"BRH:{len(executed)}"]
         out += [f"LF:{len(cls.lines)}", f"LH:{hit}", "end_of_record"]
         yield "\n".join(out) + "\n"
 

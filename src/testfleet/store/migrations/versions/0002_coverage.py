@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("class_id", sa.BigInteger(), nullable=False),
         sa.Column("name", sa.String(length=1000), nullable=False),
         sa.Column("lines", sa.JSON(), nullable=False),
+        sa.Column("arcs", sa.JSON(), nullable=False),
         sa.Column("source", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["build_id"],
