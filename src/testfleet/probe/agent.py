@@ -80,7 +80,10 @@ class Probe:
         return self.meter.switch_context(name)
 
     def wait_ready(self, timeout: float) -> bool:
-        """Block until the hub has accepted the probe (or `timeout` seconds)."""
+        """Block until the hub has accepted the probe (or `timeout` seconds); False if it
+        did not, or refused it."""
+        if not self._thread.is_alive():
+            return False
         future = asyncio.run_coroutine_threadsafe(self._ready(timeout), self._loop)
         try:
             return future.result(timeout + 1)
@@ -90,6 +93,8 @@ class Probe:
     def flush(self, timeout: float = 10.0) -> bool:
         """Send what the sessions collected now and wait until the hub has acknowledged
         everything sent; False if that did not happen within `timeout` seconds."""
+        if not self._thread.is_alive():
+            return False
         future = asyncio.run_coroutine_threadsafe(self._flush_now(timeout), self._loop)
         try:
             return future.result(timeout + 1)
