@@ -96,6 +96,7 @@ class FakeProbe:
     seq: int = 0
     held: set[str] = field(default_factory=set)
     data: list[str] = field(default_factory=list)
+    actions: list[HubToProbeModel] = field(default_factory=list)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _new: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -190,6 +191,7 @@ class FakeProbe:
         async def loop() -> None:
             while True:
                 action = await self.expect(*ACTIONS, within=3600)
+                self.actions.append(action)
                 match action:
                     case StartAgentSession(payload=payload):
                         self.numbered(
