@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ ENV_ID = "TESTFLEET_PROBE_ID"
 ENV_NO_SOURCE = "TESTFLEET_PROBE_NO_SOURCE"
 ENV_BRANCH = "TESTFLEET_PROBE_BRANCH"
 REQUIRED = (ENV_HUB, ENV_APP, ENV_BUILD)
+NAME = re.compile(r"[A-Za-z0-9][\w.:@+-]{0,199}")
+"""What an application or build name may be (the wire's `Name`)."""
 
 
 class ProbeConfigError(ValueError):
@@ -49,6 +52,13 @@ class ProbeConfig:
             raise ProbeConfigError(
                 f"the hub URL must look like http://host:port, got {self.hub_url!r}"
             )
+        names = {"app": self.app, "build": self.build, "parent build": self.parent_build}
+        for what, value in names.items():
+            if value is not None and not NAME.fullmatch(value):
+                raise ProbeConfigError(
+                    f"{what} {value!r}: use 1-200 letters, digits and . _ - : @ +, "
+                    "starting with a letter or digit"
+                )
 
     @property
     def roots(self) -> tuple[Path, ...]:

@@ -93,6 +93,8 @@ class Link:
                 # Once per outage: the application's own output is not the probe's log.
                 log = _log.debug if attempt else _log.warning
                 log("testfleet probe: hub unreachable or connection lost (retrying): %r", error)
+            except Exception:  # a bug of ours: keep trying, never take the application down
+                _log.exception("testfleet probe: connection failed")
             self.ready.clear()
             delay = min(RECONNECT_MAX, RECONNECT_MIN * 2**attempt) * random.uniform(0.8, 1.2)
             attempt += 1
