@@ -164,3 +164,35 @@ def test_the_pytest_plugin_records_a_session_split_by_test(hub: Hub, tmp_path: P
     home = report["tests"]["test_shop.py::test_home"]["files"]["shop/pricing.py"]
     assert 13 in food and 13 not in home
     assert 14 in home and 14 not in food
+
+
+def test_watch_follows_a_realtime_session_until_it_ends(hub: Hub, tmp_path: Path) -> None:
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        app = start_app(hub.url, "watch-1", tmp_path)
+        wait_probe(client, "watch-1")
+        started = cli(hub, "start", "--app", "shop", "--build", "watch-1", "--realtime")
+        session_id = started.stdout.strip()
+        watcher = subprocess.Popen(
+            [*cli_command(), "--hub", hub.url, "coverage", "watch", session_id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert watcher.stdout is not None
+            first = watcher.stdout.readline()
+            app.do("run 20 1")
+            app.do("flush")
+            stopped = cli(hub, "stop", session_id, "--app", "shop")
+            rest, errors = watcher.communicate(timeout=60)
+        finally:
+            if watcher.poll() is None:
+                watcher.kill()
+                watcher.communicate(timeout=10)
+        app.exit()
+
+    assert stopped.returncode == 0, stopped.stderr
+    assert watcher.returncode == 0, errors
+    lines = [first.strip(), *rest.splitlines()]
+    assert session_id in lines[0] and "active" in lines[0] and " 0/" in lines[0]
+    assert "finished" in lines[-1] and " 0/" not in lines[-1]
