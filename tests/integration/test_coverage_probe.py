@@ -9,13 +9,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
+from testfleet.protocol.coverage import MAX_PART_OBJECTS
 from tests.support.processes import Hub, cli_command, wait_until
 from tests.support.proxy import CuttableProxy
 
@@ -421,3 +424,57 @@ def test_a_python_subprocess_joins_the_applications_session_from_its_first_line(
     )
     files = json.loads((tmp_path / "c.json").read_text())["files"]
     same_as_reference(lines, {path: data["executed_lines"] for path, data in files.items()})
+
+
+def test_a_part_of_65535_classes_goes_through_the_real_socket(hub: Hub) -> None:
+    """The largest part Drill4J allows, over uvicorn's WebSocket, is stored and acknowledged."""
+    classes = [
+        {"id": n, "name": f"m{n}.py", "lines": list(range(1, 21)), "functions": []}
+        for n in range(MAX_PART_OBJECTS)
+    ]
+    register = {
+        "type": "REGISTER",
+        "agentId": "big-1",
+        "instanceId": "i1",
+        "app": "big",
+        "build": "1",
+        "buildChecksum": "c",
+        "classesCount": len(classes),
+        "wireVersion": 1,
+        "sessions": [],
+    }
+    url = hub.url.replace("http://", "ws://") + "/api/v1/coverage/probes/connect"
+    with connect(url, max_size=None, open_timeout=30) as socket, api(hub) as client:
+        socket.send(json.dumps(register))
+        assert json.loads(socket.recv(timeout=30))["needClasses"] is True
+        for start in range(0, len(classes), 10_000):
+            part = {"type": "INIT_DATA_PART", "astEntities": classes[start : start + 10_000]}
+            socket.send(json.dumps(part))
+        socket.send(json.dumps({"type": "INITIALIZED", "msg": "Initialized"}))
+        assert json.loads(socket.recv(timeout=60))["type"] == "READY"
+        with ThreadPoolExecutor(1) as pool:
+            started = pool.submit(
+                client.post,
+                "/api/v1/coverage/agents/big-1/dispatch-action",
+                json={"type": "START", "payload": {"sessionId": "huge"}},
+            )
+            assert json.loads(socket.recv(timeout=30))["type"] == "START_AGENT_SESSION"
+            socket.send(
+                json.dumps(
+                    {"type": "SESSION_STARTED", "sessionId": "huge", "testType": "MANUAL", "ts": 1}
+                )
+            )
+            assert started.result(timeout=30).json()["sessions"][0]["state"] == "active"
+        data = [
+            {"id": n, "className": f"m{n}.py", "probes": [i % 2 == 0 for i in range(20)]}
+            for n in range(MAX_PART_OBJECTS)
+        ]
+        frame = json.dumps(
+            {"type": "COVERAGE_DATA_PART", "sessionId": "huge", "data": data, "seq": 1}
+        )
+        socket.send(frame)
+        assert json.loads(socket.recv(timeout=60)) == {"type": "ACK", "seq": 1}
+        info = client.get("/api/v1/coverage/sessions/huge").json()
+
+    assert len(frame) > 10_000_000
+    assert info["totals"]["covered"] == 10 * MAX_PART_OBJECTS

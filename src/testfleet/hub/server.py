@@ -79,7 +79,7 @@ def build_server(
         lifespan="on",
         timeout_graceful_shutdown=5,
         timeout_keep_alive=30,
-        ws_max_size=8 * 1024 * 1024,
+        ws_max_size=64 * 1024 * 1024,  # coverage parts (65,535 objects) run to tens of MB
         access_log=False,
         ws="websockets-sansio",
     )

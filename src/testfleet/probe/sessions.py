@@ -16,6 +16,9 @@ from testfleet.protocol.coverage import (
     StartSessionPayload,
 )
 
+MAX_PART_BYTES = 24 * 1024 * 1024
+"""Parts stay well under the hub's WebSocket frame limit (64 MB)."""
+
 Key = tuple[str, str]
 """(module path, test name)."""
 
@@ -94,7 +97,8 @@ class Sessions:
                             session.probe_count += (mask & ~seen).bit_count()
 
     def parts(self, session: Session) -> list[CoverDataPart]:
-        """The changed classes as parts of at most 65,535 objects; clears the changes."""
+        """The changed classes as parts of at most 65,535 objects (and about 24 MB of JSON);
+        clears the changes."""
         objects = []
         for key in sorted(session.dirty):
             filename, test = key
@@ -111,12 +115,19 @@ class Sessions:
                 )
             )
         session.dirty.clear()
-        return [
-            CoverDataPart(
-                sessionId=session.payload.sessionId, data=objects[i : i + MAX_PART_OBJECTS]
-            )
-            for i in range(0, len(objects), MAX_PART_OBJECTS)
-        ]
+        parts: list[CoverDataPart] = []
+        chunk: list[ExecClassData] = []
+        size = 0
+        for item in objects:
+            weight = len(item.className) + len(item.testName) + 6 * len(item.probes) + 80
+            if chunk and (len(chunk) == MAX_PART_OBJECTS or size + weight > MAX_PART_BYTES):
+                parts.append(CoverDataPart(sessionId=session.payload.sessionId, data=chunk))
+                chunk, size = [], 0
+            chunk.append(item)
+            size += weight
+        if chunk:
+            parts.append(CoverDataPart(sessionId=session.payload.sessionId, data=chunk))
+        return parts
 
     def end(self, session_id: str) -> Session | None:
         """Forget a session (after its last parts were taken, or to discard it)."""
