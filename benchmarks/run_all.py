@@ -50,6 +50,9 @@ def main() -> None:
     results["coverage_ingest_postgresql"] = last_json_line(
         [*coverage, "--parts", "5", "--backend", "postgresql"], 1200
     )
+    results["coverage_ingest_socket"] = last_json_line(
+        [*coverage, "--parts", "10", "--socket"], 1200
+    )
     results["coverage_overhead"] = last_json_line(
         [sys.executable, "-m", "benchmarks.coverage_overhead", "--rounds", "5"], 1800
     )
