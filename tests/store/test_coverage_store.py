@@ -11,6 +11,7 @@ from testfleet.hub.coverage.folding import finish, fold
 from testfleet.protocol.coverage import AstClass, AstFunction
 from testfleet.store import Store
 from testfleet.store import coverage as cs
+from testfleet.store import coverage_actions as ca
 from testfleet.store import coverage_data as cd
 from testfleet.store.coverage_codec import PartData, encode_part
 from testfleet.store.coverage_records import BuildRecord, SessionRecord
@@ -197,3 +198,26 @@ async def test_probes_connect_and_disconnect_per_instance(store: Store) -> None:
         ("p1", "i2", "hub-b", "1")
     ]
     assert gone == []
+
+
+async def test_a_handed_over_action_is_claimed_once_and_only_by_its_hub(store: Store) -> None:
+    action_id = await store.write(
+        ca.add_action,
+        hub="hub-b",
+        target={"app": "shop"},
+        action={"type": "STOP_ALL"},
+        requested_by="me",
+        now=NOW,
+    )
+    pending = await store.read(ca.pending_actions, "hub-b")
+    wrong_hub = await store.write(ca.claim_action, action_id, "hub-a")
+    first = await store.write(ca.claim_action, action_id, "hub-b")
+    second = await store.write(ca.claim_action, action_id, "hub-b")
+    await store.write(ca.end_action, action_id, "done", {"sessions": ["s1"]})
+    ended = await store.read(ca.get_action, action_id)
+
+    assert pending == [action_id]
+    assert wrong_hub is None and second is None
+    assert first is not None and first.action == {"type": "STOP_ALL"}
+    assert ended is not None and (ended.state, ended.result) == ("done", {"sessions": ["s1"]})
+    assert await store.read(ca.pending_actions, "hub-b") == []

@@ -18,6 +18,7 @@ from testfleet.hub.agents.session import AgentSessions
 from testfleet.hub.allocator import DeviceAllocator
 from testfleet.hub.config import HubConfig
 from testfleet.hub.coverage.connections import ProbeConnections
+from testfleet.hub.coverage.forward import Forwarding
 from testfleet.hub.coverage.live import LiveBoard
 from testfleet.hub.coverage.server import ProbeServer
 from testfleet.hub.coverage.service import CoverageService
@@ -80,6 +81,14 @@ class Hub:
             service=self.coverage,
             metrics=metrics,
         )
+        if relay.enabled:
+            self.coverage.forwarding = Forwarding(
+                server_id=server_id,
+                store=store,
+                relay=relay,
+                connections=probes,
+                run_here=partial(self.coverage.dispatch, here=True),
+            )
         coverage_steps = CoverageSteps(store, plans, task_index, self.coverage)
         self.sessions = AgentSessions(
             server_id=server_id,
@@ -114,6 +123,8 @@ class Hub:
             "agents": self.liveness.watch(),
             "relay": self.relay.run(),
         }
+        if self.coverage.forwarding is not None:
+            services["coverage-actions"] = self.coverage.forwarding.watch()
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))
         self.ready = True

@@ -295,3 +295,18 @@ coverage_probes = Table(
     Column("connected_at", UTCDateTime, nullable=False),
 )
 Index("ix_coverage_probes_app", coverage_probes.c.app)
+
+# An admin action for the probes of another hub: that hub carries it out and writes the result.
+coverage_actions = Table(
+    "coverage_actions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("hub", String(200), nullable=False),
+    Column("target", JSON, nullable=False),
+    Column("action", JSON, nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("result", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_coverage_actions_hub_state", coverage_actions.c.hub, coverage_actions.c.state)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from testfleet.hub.coverage.answers import Answers, agent_payload, cancel_message, stop_message
 from testfleet.hub.coverage.connections import ProbeConnection, ProbeConnections
 from testfleet.hub.coverage.folding import finish, fold
+from testfleet.hub.coverage.forward import Forwarding
 from testfleet.hub.coverage.live import LiveBoard, LiveSession
 from testfleet.hub.coverage.parts import CheckedPart, Refusal
 from testfleet.hub.coverage.targets import Target, resolve
@@ -77,14 +78,23 @@ class CoverageService:
         self._answer_timeout = answer_timeout
         self._stop_timeout = stop_timeout
         self._answers = Answers()
+        self.forwarding: Forwarding | None = None
+        """Set by the hub when several hubs share the store."""
         self._finishing: dict[str, asyncio.Future[SessionRecord]] = {}
         self._background: set[asyncio.Future[Any]] = set()
 
     # ---- the admin's side ----------------------------------------------------------------
 
-    async def dispatch(self, target: Target, action: ActionModel, who: str) -> list[SessionRecord]:
+    async def dispatch(
+        self, target: Target, action: ActionModel, who: str, *, here: bool = False
+    ) -> list[SessionRecord]:
         """Carry out one admin action (START, STOP, CANCEL, STOP_ALL, CANCEL_ALL, or
-        ADD_SESSION_DATA) on the target's probes; returns the sessions it concerned."""
+        ADD_SESSION_DATA) on the target's probes; returns the sessions it concerned. Probes
+        all connected to another hub get it through that hub (unless `here`)."""
+        if not here and self.forwarding is not None:
+            hub = await self.forwarding.hub_for(target, action)
+            if hub is not None:
+                return await self.forwarding.hand_over(hub, target, action, who)
         match action:
             case StartNewSession():
                 sessions = [await self._start(target, action, who)]
