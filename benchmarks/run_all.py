@@ -53,6 +53,17 @@ def main() -> None:
     results["plans_postgresql"] = last_json_line([*plans, *postgres_hubs], 900)
     results["plans_postgresql_chunked"] = last_json_line([*plans, *postgres_hubs, *chunked], 900)
     results["sync_engines"] = last_json_line([sys.executable, "-m", "benchmarks.sync_engines"], 600)
+    coverage = [sys.executable, "-m", "benchmarks.coverage_ingest"]
+    results["coverage_ingest_sqlite"] = last_json_line([*coverage, "--parts", "10"], 1200)
+    results["coverage_ingest_postgresql"] = last_json_line(
+        [*coverage, "--parts", "5", "--backend", "postgresql"], 1200
+    )
+    results["coverage_ingest_socket"] = last_json_line(
+        [*coverage, "--parts", "10", "--socket"], 1200
+    )
+    results["coverage_overhead"] = last_json_line(
+        [sys.executable, "-m", "benchmarks.coverage_overhead", "--rounds", "5"], 1800
+    )
     if not args.no_peer:
         # The same workload on the same parallelism as the peer: two workers, one at a time.
         results["sqlite_two_workers"] = last_json_line(

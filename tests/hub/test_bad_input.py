@@ -138,6 +138,8 @@ async def test_a_deeply_nested_descriptor_is_422(tmp_path: Path) -> None:
             "malformed_message",
         ),
         ('{"type": "DEVICE_REMOVED", "seq": 1, "name": "a\\u0000b"}', "malformed_message"),
+        # Over the agents' 4 MiB (the WebSocket layer itself takes coverage parts to 64 MiB).
+        ('{"type": "HEARTBEAT", "pad": "' + "x" * (4 * 1024 * 1024) + '"}', "too_large"),
     ],
 )
 async def test_bad_frames_get_an_error_and_the_agent_works_on(

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
+from starlette.websockets import WebSocketDisconnect
 
 from testfleet.hub.app import create_app
 from testfleet.hub.auth import Principal
@@ -79,7 +80,8 @@ async def eventually(
 
 
 class MemorySocket:
-    """Both ends of an agent's WebSocket in memory. The hub uses it as its `AgentSocket`."""
+    """Both ends of an agent's (or a probe's) WebSocket in memory. The hub uses it as its
+    `AgentSocket` (or `ProbeSocket`)."""
 
     def __init__(self) -> None:
         self.to_hub: asyncio.Queue[str | bytes | None] = asyncio.Queue()
@@ -99,6 +101,15 @@ class MemorySocket:
             return {"type": "websocket.disconnect", "code": 1000}
         key = "text" if isinstance(frame, str) else "bytes"
         return {"type": "websocket.receive", key: frame}
+
+    async def receive_text(self) -> str:
+        """The next text frame (a probe's socket); WebSocketDisconnect once hung up."""
+        frame = await self.to_hub.get()
+        if frame is None:
+            raise WebSocketDisconnect(1000)
+        if not isinstance(frame, str):
+            raise RuntimeError("a binary frame where text was expected")
+        return frame
 
     async def send_text(self, data: str) -> None:
         """A frame to the agent."""

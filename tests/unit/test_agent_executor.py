@@ -61,3 +61,27 @@ def test_a_stop_for_a_task_that_already_finished_here_sends_nothing() -> None:
         "TASK_FINISHED",
     ]
     assert events[-1]["state"] == "passed"
+
+
+def test_a_coverage_step_starts_once_the_hub_acknowledged_its_start() -> None:
+    """The hub opens the step's coverage session before it acknowledges STEP_STARTED."""
+
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
+        outbox = Outbox()
+        executor = TaskExecutor(outbox)
+        task = echo_task(7)
+        task.steps[0].coverage = True
+        executor.start(task)
+        await asyncio.sleep(0.2)
+        held = [e["type"] for e in sent(outbox)]
+        outbox.ack(2)  # TASK_STARTED, STEP_STARTED
+        await asyncio.sleep(0.2)
+        ran = [e["type"] for e in sent(outbox)]
+        outbox.ack(4)  # LOG, STEP_FINISHED: the session is closed
+        await asyncio.gather(*executor.running.values())
+        return held, ran, [e["type"] for e in sent(outbox)]
+
+    held, ran, rest = asyncio.run(scenario())
+    assert held == ["TASK_STARTED", "STEP_STARTED"]
+    assert ran == ["LOG", "STEP_FINISHED"]  # the task waits for the session to close
+    assert rest == ["TASK_FINISHED"]

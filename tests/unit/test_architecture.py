@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "client": {"protocol"},
     "agent": {"protocol", "steps", "client"},
     "sdk": {"protocol", "client"},
+    "probe": {"protocol", "client"},
     "hub": {"protocol", "store", "steps", "ui"},
     "ui": set(),
     "cli": None,

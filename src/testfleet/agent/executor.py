@@ -39,6 +39,8 @@ _log = logging.getLogger(__name__)
 _REMEMBERED = 10_000
 LOG_CHUNK = 256 * 1024
 """Characters of output per LOG event at most (a frame stays well under the hub's limit)."""
+COVERAGE_WAIT = 30.0
+"""How long a coverage step waits for the hub to open (or close) its session."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,10 @@ class TaskExecutor:
         workdir = await self._workspace(task_id)
         try:
             for index, step in enumerate(message.steps):
-                self.outbox.add(StepStarted(seq=1, task_id=task_id, step_index=index))
+                started = self.outbox.add(StepStarted(seq=1, task_id=task_id, step_index=index))
                 try:
+                    if step.coverage:
+                        await self._hub_ready(message, index, started, "open")
                     result = await self._run_step(message, index, step, workdir)
                     await self._upload(message, index, step, workdir)
                 except asyncio.CancelledError:
@@ -142,7 +146,7 @@ class TaskExecutor:
                     )
                     state, error = RunState.CANCELLED, reason
                     break
-                self.outbox.add(
+                finished = self.outbox.add(
                     StepFinished(
                         seq=1,
                         task_id=task_id,
@@ -152,6 +156,13 @@ class TaskExecutor:
                         error=result.error,
                     )
                 )
+                if step.coverage:
+                    try:
+                        await self._hub_ready(message, index, finished, "close")
+                    except asyncio.CancelledError:
+                        reason = self._stop_reasons.pop(task_id, "stopped")
+                        state, error = RunState.CANCELLED, reason
+                        break
                 if not result.passed:
                     state = RunState.FAILED
                     error = f"step {step.name!r} failed" + (
@@ -166,6 +177,21 @@ class TaskExecutor:
             self.running.pop(task_id, None)
             if workdir is not None and not self.keep_work:
                 await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _hub_ready(self, message: RunTask, index: int, seq: int, what: str) -> None:
+        """Wait for the hub to acknowledge a coverage step's start (it has opened the
+        session) or end (it has closed it); say so in the step's log if it does not."""
+        if not await self.outbox.wait_acked(seq, COVERAGE_WAIT):
+            self.outbox.add(
+                LogChunk(
+                    seq=1,
+                    task_id=message.task_id,
+                    step_index=index,
+                    stream="info",
+                    text=f"the hub did not confirm the coverage session ({what}) within "
+                    f"{COVERAGE_WAIT:g} s; going on\n",
+                )
+            )
 
     async def _workspace(self, task_id: int) -> Path | None:
         """A fresh working directory for the task (None: no work root configured)."""

@@ -27,6 +27,7 @@ class Outbox:
         self.changed = asyncio.Event()
         self.emptied = asyncio.Event()
         self.emptied.set()
+        self._acked = asyncio.Event()
 
     @property
     def next_seq(self) -> int:
@@ -52,6 +53,18 @@ class Outbox:
             del self._pending[first]
         if not self._pending:
             self.emptied.set()
+        self._acked.set()
+
+    async def wait_acked(self, seq: int, within: float) -> bool:
+        """Until the hub has acknowledged `seq` (True), or `within` seconds (False)."""
+        try:
+            async with asyncio.timeout(within):
+                while seq in self._pending:
+                    self._acked.clear()
+                    await self._acked.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def resume_after(self, hub_last_seq: int) -> None:
         """After (re)registering: drop what the hub has, and never reuse a seq it has seen."""

@@ -13,7 +13,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 
-from testfleet.cli.context import HubOptions, hub_options
+from testfleet.cli.context import HubOptions, hub_options, json_wanted
 from testfleet.cli.output import (
     EXIT_FAILED,
     UserInputError,
@@ -107,7 +107,7 @@ def import_plan(ctx: typer.Context, directory: Path, as_json: JSON = False) -> N
             headers={"Content-Type": "application/zip"},
         )
         plan = PlanInfo.model_validate(response.json())
-        if as_json:
+        if json_wanted(ctx, as_json):
             print_json(plan)
             return
         cases = ", ".join(c.name for c in plan.manifest.testcases)
@@ -122,7 +122,7 @@ def list_plans(ctx: typer.Context, as_json: JSON = False) -> None:
     """The plans the hub knows."""
     with reporting_errors(), _http(ctx) as client:
         plans = PlanList.model_validate(_call(client, "GET", "/api/v1/plans").json())
-        if as_json:
+        if json_wanted(ctx, as_json):
             print_json(plans)
             return
         for plan in plans.plans:
@@ -135,7 +135,7 @@ def show_plan(ctx: typer.Context, name: str, as_json: JSON = False) -> None:
     """A plan's cases, instance bounds and parameters."""
     with reporting_errors(), _http(ctx) as client:
         plan = PlanInfo.model_validate(_call(client, "GET", f"/api/v1/plans/{name}").json())
-        if as_json:
+        if json_wanted(ctx, as_json):
             print_json(plan)
             return
         manifest = plan.manifest
@@ -228,7 +228,7 @@ def status(ctx: typer.Context, task_id: str, as_json: JSON = False) -> None:
         task = PlanTask.model_validate(
             _call(client, "POST", "/status", json={"task_id": task_id}).json()
         )
-        print_json(task) if as_json else _print_task(task)
+        print_json(task) if json_wanted(ctx, as_json) else _print_task(task)
 
 
 @plan_app.command("tasks")
@@ -244,7 +244,7 @@ def tasks(
     with reporting_errors(), _http(ctx) as client:
         body = {"types": type_, "states": state, "plan": plan, "limit": limit}
         found = TaskList.model_validate(_call(client, "POST", "/tasks", json=body).json())
-        if as_json:
+        if json_wanted(ctx, as_json):
             print_json(found)
             return
         for task in found.tasks:
@@ -319,7 +319,7 @@ def healthcheck(
         report = HealthReport.model_validate(
             _call(client, "POST", "/healthcheck", json={"runner": runner, "fix": fix}).json()
         )
-        if as_json:
+        if json_wanted(ctx, as_json):
             print_json(report)
         else:
             for check in report.checks:

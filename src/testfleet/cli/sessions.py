@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 
 from testfleet.cli import output
-from testfleet.cli.context import hub_client
+from testfleet.cli.context import hub_client, json_wanted
 from testfleet.cli.output import print_json, reporting_errors
 from testfleet.cli.render import local_time, state_text
 from testfleet.protocol.sessions import SessionCommands, SessionInfo
@@ -40,7 +40,7 @@ def list_sessions(
         return
     with reporting_errors(), hub_client(ctx) as client:
         result = client.sessions(state, device, agent, limit)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(result)
     elif not result.sessions:
         output.stderr.print(f"no {state} sessions", style="dim")
@@ -79,7 +79,7 @@ def kill(
     """End a stuck session: on its node first, then its device is freed."""
     with reporting_errors(), hub_client(ctx) as client:
         result = client.kill_session(session)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(result)
     else:
         output.print_line(f"session {result.id} is {result.state}: {result.end_reason or ''}")
@@ -94,7 +94,7 @@ def show(
     """A session's command timeline: each command, the driver's status and how long it took."""
     with reporting_errors(), hub_client(ctx) as client:
         result = client.session_commands(session)
-    if as_json:
+    if json_wanted(ctx, as_json):
         print_json(result)
     else:
         output.stdout.print(commands_table(result))

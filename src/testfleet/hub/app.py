@@ -22,6 +22,8 @@ from testfleet.hub.gateway import gateway_path
 from testfleet.hub.guard import RequestGuard
 from testfleet.hub.routes import (
     artifacts,
+    coverage,
+    coverage_reports,
     deletions,
     inventory,
     jobs,
@@ -90,6 +92,8 @@ def create_app(config: HubConfig) -> FastAPI:
         webhooks,
         schedules,
         overview,
+        coverage,
+        coverage_reports,
         testground,
         testplans,
         sync,

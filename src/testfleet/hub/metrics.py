@@ -58,3 +58,24 @@ class HubMetrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
+        self.coverage_parts = Counter(
+            "testfleet_coverage_parts_total",
+            "Coverage parts (COVERAGE_DATA_PART) stored.",
+            registry=self.registry,
+        )
+        self.coverage_part_seconds = Histogram(
+            "testfleet_coverage_part_seconds",
+            "Time to store a coverage part, from its frame read to its commit.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.coverage_refused = Counter(
+            "testfleet_coverage_messages_refused_total",
+            "Probe messages answered with ERROR.",
+            registry=self.registry,
+        )
+        self.coverage_probes = Gauge(
+            "testfleet_coverage_probes_connected",
+            "Coverage probes connected to this hub.",
+            registry=self.registry,
+        )

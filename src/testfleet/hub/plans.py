@@ -32,6 +32,7 @@ class JobPlan:
                         params=s.params,
                         timeout=s.timeout,
                         artifacts=s.artifacts,
+                        coverage=s.coverage is not None,
                     )
                     for s in test.steps
                 ]

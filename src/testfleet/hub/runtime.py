@@ -20,6 +20,12 @@ from testfleet.hub.allocator import DeviceAllocator
 from testfleet.hub.artifacts.service import ArtifactLimits, ArtifactService
 from testfleet.hub.artifacts.storage import DirectoryStorage
 from testfleet.hub.config import HubConfig
+from testfleet.hub.coverage.connections import ProbeConnections
+from testfleet.hub.coverage.forward import Forwarding
+from testfleet.hub.coverage.live import LiveBoard
+from testfleet.hub.coverage.server import ProbeServer
+from testfleet.hub.coverage.service import CoverageService
+from testfleet.hub.coverage.steps import CoverageSteps
 from testfleet.hub.delivery import Delivery
 from testfleet.hub.gateway import GatewayService
 from testfleet.hub.jobs.context import RunnerDeps
@@ -44,6 +50,7 @@ from testfleet.hub.sync.service import SyncService, engine_for
 from testfleet.hub.testplans.catalog import PlanCatalog
 from testfleet.hub.testplans.runs import PlanRuns
 from testfleet.hub.webhooks.dispatcher import WebhookDispatcher
+from testfleet.store import coverage as coverage_store
 from testfleet.store.db import Store
 from testfleet.store.ingest import TaskIndex
 
@@ -86,6 +93,24 @@ class Hub:
         )
         self.scheduler = Scheduler(config, store, signals, runners, partial(JobRunner, runner_deps))
         self.revocations = revocations = Revocations(store)
+        self.probes = probes = ProbeConnections(metrics)
+        self.coverage = CoverageService(store=store, connections=probes, live=LiveBoard())
+        self.probe_server = ProbeServer(
+            server_id=server_id,
+            store=store,
+            connections=probes,
+            service=self.coverage,
+            metrics=metrics,
+        )
+        if relay.enabled:
+            self.coverage.forwarding = Forwarding(
+                server_id=server_id,
+                store=store,
+                relay=relay,
+                connections=probes,
+                run_here=partial(self.coverage.dispatch, here=True),
+            )
+        coverage_steps = CoverageSteps(store, plans, task_index, self.coverage)
         self.sessions = AgentSessions(
             server_id=server_id,
             store=store,
@@ -94,7 +119,9 @@ class Hub:
             news=news,
             signals=signals,
             metrics=metrics,
-            intake=Intake(store, news, signals, metrics, task_index),
+            intake=Intake(
+                store, news, signals, metrics, task_index, before_ack=coverage_steps.handle
+            ),
             revocations=revocations,
         )
         self.liveness = LivenessWatch(
@@ -143,6 +170,7 @@ class Hub:
 
     async def start(self) -> None:
         """Start the background services."""
+        await self.store.write(coverage_store.forget_hub_probes, self.server_id)
         services: dict[str, Coroutine[Any, Any, None]] = {
             "jobs": self.scheduler.claim_forever(),
             "leases": self.scheduler.keep_leases(),
@@ -160,6 +188,8 @@ class Hub:
             "sync": self.sync.run(),
             "plan-runs": self.plan_runs.run(),
         }
+        if self.coverage.forwarding is not None:
+            services["coverage-actions"] = self.coverage.forwarding.watch()
         for name, coroutine in services.items():
             self._background.append(asyncio.create_task(coroutine, name=f"hub-{name}"))
         self.ready = True
@@ -173,6 +203,7 @@ class Hub:
         await self.scheduler.shutdown()
         await self.plan_runs.stop()
         await self.connections.close_all()
+        await self.probes.close_all()
         for task in self._background:
             task.cancel()
         with contextlib.suppress(Exception):

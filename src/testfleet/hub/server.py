@@ -14,9 +14,10 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from testfleet.hub.agents.messages import MAX_FRAME
+from testfleet.hub.agents.messages import MAX_FRAME as AGENT_MAX_FRAME
 from testfleet.hub.app import create_app
 from testfleet.hub.config import HubConfig
+from testfleet.hub.coverage.parts import MAX_FRAME as PROBE_MAX_FRAME
 
 _log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0005
@@ -80,7 +81,9 @@ def build_server(
         lifespan="on",
         timeout_graceful_shutdown=5,
         timeout_keep_alive=30,
-        ws_max_size=MAX_FRAME,
+        # The largest frame any WebSocket takes: a coverage part (65,535 objects) runs to tens
+        # of MB. Each endpoint refuses more than its own limit (agents: 4 MiB).
+        ws_max_size=max(AGENT_MAX_FRAME, PROBE_MAX_FRAME),
         access_log=False,
         ws="websockets-sansio",
         backlog=8192,  # a fleet reconnecting at once (the kernel may cap it lower)

@@ -64,6 +64,18 @@ ArtifactGlob = Annotated[str, AfterValidator(_relative_glob)]
 """A glob of artifact files, relative to the task's working directory."""
 
 
+class StepCoverage(_Strict):
+    """A coverage session the hub opens on an application's probes around a step."""
+
+    app: str = Field(min_length=1, max_length=200, description="The application under test.")
+    build: str | None = Field(None, max_length=200, description="Its build [default: newest].")
+    test_type: str = Field("AUTO", min_length=1, max_length=50)
+    test_name: str | None = Field(
+        None, max_length=1000, description="The test name [default: job/test/step]."
+    )
+    realtime: bool = False
+
+
 class StepDescriptor(_Strict):
     """One step of a test: a plugin and its parameters."""
 
@@ -78,6 +90,9 @@ class StepDescriptor(_Strict):
         max_length=MAX_GLOBS,
         description="Globs of files to keep when the step ends, relative to the task's "
         "working directory ('reports/*.xml', 'screenshots/**').",
+    )
+    coverage: StepCoverage | None = Field(
+        None, description="Record coverage of an application while this step runs."
     )
 
 

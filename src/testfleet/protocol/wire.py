@@ -175,6 +175,12 @@ class StepSpec(_Message):
     artifacts: list[str] = Field(
         default_factory=list, description="Globs of files to upload when the step ends."
     )
+    coverage: bool = Field(
+        False,
+        description="A coverage session opens around the step: the agent starts the step once "
+        "its STEP_STARTED is acknowledged (the session is open then), and starts nothing else "
+        "before its STEP_FINISHED is (the session is closed).",
+    )
 
 
 class RunTask(_Message):

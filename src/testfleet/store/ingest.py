@@ -80,6 +80,17 @@ class TaskIndex:
             self.remember(task_id, owner.job_id, owner.agent_id)
         return owner
 
+    def job_of(self, conn: Connection, task_id: int) -> int | None:
+        """The job of `task_id`, or None for a task the store does not know."""
+        owner = self.owner_of(conn, task_id)
+        return owner.job_id if owner is not None else None
+
+    def cached_job(self, task_id: int) -> int | None:
+        """The job of `task_id` if the cache knows it (no store read)."""
+        with self._lock:
+            owner = self._owners.get(task_id)
+        return owner.job_id if owner is not None else None
+
 
 @dataclass(frozen=True)
 class Refused:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import DBAPIError
 
@@ -40,12 +41,15 @@ class Intake:
         signals: Signals,
         metrics: HubMetrics,
         task_index: TaskIndex,
+        before_ack: Callable[[list[EventMessage]], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._news = news
         self._signals = signals
         self._metrics = metrics
         self._task_index = task_index
+        self._before_ack = before_ack
+        """Called with each stored batch before it is acknowledged (coverage steps)."""
 
     async def run(self, connection: AgentConnection) -> None:
         """Store the connection's events as they come, until cancelled or until the agent
@@ -53,6 +57,11 @@ class Intake:
         while not connection.refusals.exhausted:
             batch = await connection.inbox.take(MAX_BATCH)
             applied = await self._store_batch(connection, batch)
+            if self._before_ack is not None:
+                try:
+                    await self._before_ack(batch)
+                except Exception:  # the events are stored: acknowledge them all the same
+                    _log.exception("acting on events of agent %s failed", connection.name)
             await self._settle(connection, applied)
 
     async def _store_batch(self, connection: AgentConnection, batch: list[EventMessage]) -> Applied:

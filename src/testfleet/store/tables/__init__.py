@@ -1,8 +1,8 @@
 """The schema. Migrations in `migrations/versions` create exactly this (a test compares).
 
 One module per part: `core` (with the `metadata`), `sessions` (the WebDriver gateway),
-`plans` (test plans and the sync service), `results`. Importing this package registers every
-table in `metadata`."""
+`plans` (test plans and the sync service), `coverage`, `results`. Importing this package
+registers every table in `metadata`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ from testfleet.store.tables.core import (
     steps,
     tasks,
     tokens,
+)
+from testfleet.store.tables.coverage import (
+    coverage_actions,
+    coverage_builds,
+    coverage_classes,
+    coverage_functions,
+    coverage_hits,
+    coverage_parts,
+    coverage_probes,
+    coverage_sessions,
 )
 from testfleet.store.tables.plans import (
     plan_builds,
@@ -51,6 +61,14 @@ from testfleet.store.tables.sessions import (
 __all__ = [
     "agents",
     "artifacts",
+    "coverage_actions",
+    "coverage_builds",
+    "coverage_classes",
+    "coverage_functions",
+    "coverage_hits",
+    "coverage_parts",
+    "coverage_probes",
+    "coverage_sessions",
     "devices",
     "driver_sessions",
     "event_cursors",

@@ -1,0 +1,1 @@
+"""A small shop: the example application testfleet's coverage probe measures."""

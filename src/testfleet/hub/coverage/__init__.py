@@ -1,0 +1,1 @@
+"""Coverage: Drill4J sessions on probes, their data, reports and test impact analysis."""
