@@ -104,18 +104,31 @@ class ArtifactUploader:
         transport: httpx.AsyncBaseTransport | None = None,
         retry_delay: float = 0.2,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(
-            base_url=hub_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(60.0, connect=10.0),
-            transport=transport,
-        )
+        self._hub_url = hub_url.rstrip("/")
+        self._token = token
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
         self._retry_delay = retry_delay
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP client, made at the first upload: making one costs a TLS context (tens
+        of milliseconds), which an agent that never uploads should not pay at start."""
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+            self._client = httpx.AsyncClient(
+                base_url=self._hub_url,
+                headers=headers,
+                timeout=httpx.Timeout(60.0, connect=10.0),
+                transport=self._transport,
+            )
+        return self._client
+
     async def aclose(self) -> None:
-        """Close the connections."""
-        await self._http.aclose()
+        """Close the connections (if an upload opened any)."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def upload(self, task_id: int, step_index: int, file: FoundFile) -> UploadState:
         """Upload one file; raises Refused (for good) or the last error after retries."""
