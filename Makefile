@@ -102,10 +102,11 @@ $(PEERS): benchmarks/peers/requirements-buildbot.txt
 bench: $(STAMP) $(PEERS) appium $(GRID_JAR)
 	$(BIN)/python -m benchmarks.run_all
 
-## bench-ui: the web UI's figures (first paint, asset weight, live event latency)
+## bench-ui: the web UI's figures (first paint, asset weight, live event latency, results pages)
 bench-ui: $(STAMP)
 	$(BIN)/python -m benchmarks.ui_first_paint
 	$(BIN)/python -m benchmarks.ui_live_events
+	$(BIN)/python -m benchmarks.ui_results
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -82,6 +82,7 @@ def screenshot(page: Page, name: str) -> Path:
     """Save the page as `<name>.png` in the screenshots folder."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top, where it belongs
     page.screenshot(path=str(path), full_page=True)
     return path
 

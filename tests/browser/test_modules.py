@@ -1,7 +1,9 @@
-"""The UI's pure modules, run in the browser: times, durations, YAML, pointers, ANSI lines."""
+"""The UI's pure modules, run in the browser: times, durations, sizes, YAML, pointers, ANSI
+lines, schedule params."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -217,3 +219,31 @@ def test_the_timeline_says_why_in_words(blank: Page) -> None:
     assert "agent 'a' lost" in text
     assert "0/1 tasks passed" in text
     assert "waiting: no device has labels pool=nope" in text
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 bytes"), (1, "1 byte"), (1023, "1023 bytes"), (1900, "1.9 KB"), (52_428_800, "50 MB")],
+)
+def test_sizes_read_as_people_say_them(blank: Page, size: int, text: str) -> None:
+    assert run(blank, "format.js", "(m, n) => m.bytes(n)", size) == text
+
+
+def test_a_time_in_a_named_zone_and_an_unknown_zone(blank: Page) -> None:
+    when = "2025-01-15T01:00:00Z"
+    berlin = run(blank, "format.js", "(m, t) => m.zoneTime(t, 'Europe/Berlin')", when)
+    assert re.search(r"Jan 15, 2025, 2:00\s*AM", berlin), berlin
+    assert run(blank, "format.js", "(m, t) => m.zoneTime(t, 'Mars/Olympus')", when) == ""
+
+
+def test_schedule_params_are_name_value_lines(blank: Page) -> None:
+    parse = "(m, text) => { try { return m.parseParams(text); } catch (e) { return e.message; } }"
+    text = "version=1.2\n\n# a comment\n debug = true \nurl=http://x/?a=b"
+    assert run(blank, "schedule-parts.js", parse, text) == {
+        "version": "1.2",
+        "debug": "true",
+        "url": "http://x/?a=b",
+    }
+    assert run(blank, "schedule-parts.js", parse, "ok=1\n=nameless") == (
+        "line 2: give a parameter as NAME=VALUE"
+    )

@@ -110,9 +110,39 @@ async def test_the_lab_watch_says_what_changed(tmp_path: Path) -> None:
         jobs = await client.next("lab_changed")
         await hub.agent("a1")
         inventory = await client.next("lab_changed")
-    assert first["topics"] == ["inventory", "jobs"]
+    assert first["topics"] == ["inventory", "jobs", "schedules", "webhooks"]
     assert "jobs" in jobs["topics"]
     assert "inventory" in inventory["topics"]
+
+
+async def next_topics(client: Client, topic: str) -> list[str]:
+    """The topics of the next notice naming `topic` (notices of other changes are skipped)."""
+    while True:
+        topics: list[str] = (await client.next("lab_changed"))["topics"]
+        if topic in topics:
+            return topics
+
+
+async def test_schedules_webhooks_and_deletions_are_topics_too(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as hub, channel(hub) as client:
+        client.send({"type": "watch_lab"})
+        await client.next("lab_changed")
+        job_id = await hub.start(one_test_job())
+        agent = await hub.agent("a1")
+        agent.run_tasks()
+        await hub.wait(job_id)
+        schedule = {"name": "s", "cron": "0 2 * * *", "descriptor": one_test_job()}
+        created = (await hub.api.post("/api/v1/schedules", json=schedule)).json()
+        await next_topics(client, "schedules")
+        await hub.api.patch(f"/api/v1/schedules/{created['schedule_id']}", json={"enabled": False})
+        await next_topics(client, "schedules")
+        webhook = {"url": "http://127.0.0.1:9/hook", "events": ["job.failed"]}
+        hook = (await hub.api.post("/api/v1/webhooks", json=webhook)).json()
+        assert "schedules" not in await next_topics(client, "webhooks")
+        await hub.api.patch(f"/api/v1/webhooks/{hook['webhook_id']}", json={"active": False})
+        await next_topics(client, "webhooks")
+        assert (await hub.api.delete(f"/api/v1/jobs/{job_id}")).status_code == 202
+        await next_topics(client, "jobs")
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,8 @@ async def test_a_schedule_shows_its_next_fires_and_refuses_bad_input(hub: Runnin
     assert run.status_code == 201
     job = await hub.status(run.json()["job_id"])
     assert job.requestor == "schedule:nightly" and job.descriptor["params"] == {"version": "3"}
+    after = (await hub.api.get(f"/api/v1/schedules/{info['schedule_id']}")).json()
+    assert after["last_job_id"] == job.job_id and after["last_fire_at"] is None
 
 
 async def test_due_fires_start_one_job_and_missed_fires_follow_the_policy(hub: RunningHub) -> None:
@@ -127,3 +129,46 @@ async def test_due_fires_start_one_job_and_missed_fires_follow_the_policy(hub: R
     assert await hub.hub.schedules.tick() == []  # each fire once; the next ones are ahead
     after = {r.name: r for r in await hub.hub.store.read(schedule_store.list_schedules)}
     assert all(r.next_fire_at is not None and r.next_fire_at > now for r in after.values())
+
+
+SMOKE_YAML = """name: smoke-${{ params.version }}
+params: {version: "1.0"}
+tests:
+  - name: t
+    steps:
+      - {name: say, plugin: echo, params: {text: hi}}
+"""
+
+
+async def test_a_schedules_descriptor_may_be_yaml_or_json_text(hub: RunningHub) -> None:
+    body = {"name": "text", "cron": "*/5 * * * *", "descriptor": SMOKE_YAML}
+    created = await hub.api.post("/api/v1/schedules", json={**body, "params": {"version": "2"}})
+    assert created.status_code == 201, created.text
+    assert created.json()["descriptor"]["name"] == "smoke-2"
+    as_json = await hub.api.post(
+        "/api/v1/schedules",
+        json={**body, "name": "json", "descriptor": '{"name": "j", "tests": []}'},
+    )
+    assert as_json.status_code == 422  # read as JSON, then checked: a job needs a test
+    assert as_json.json()["errors"][0]["location"] == "/descriptor/tests"
+
+
+@pytest.mark.parametrize(
+    ("text", "location", "words"),
+    [
+        ("name: [unclosed", "/descriptor", "invalid YAML at line 1"),
+        ('{"name": ', "/descriptor", "invalid JSON at line 1"),
+        ("- just\n- a list\n", "/descriptor", "expected an object"),
+        ("   ", "/descriptor", "empty"),
+        ("name: x\ntests:\n  - name: t\n    steps: []\n", "/descriptor/tests/0/steps", ""),
+    ],
+)
+async def test_a_bad_descriptor_text_is_422_at_the_descriptor(
+    hub: RunningHub, text: str, location: str, words: str
+) -> None:
+    body = {"name": "bad", "cron": "0 2 * * *", "descriptor": text}
+    answer = await hub.api.post("/api/v1/schedules", json=body)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["errors"][0]
+    assert error["location"] == location
+    assert words in error["message"]

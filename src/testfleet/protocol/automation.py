@@ -117,7 +117,10 @@ class ScheduleCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+-]*$")
     cron: str = Field(min_length=1, max_length=200, description="Five fields: '0 2 * * *'.")
     timezone: str = Field("UTC", max_length=64, description="An IANA zone: Europe/Berlin.")
-    descriptor: dict[str, Any] = Field(description="The job descriptor to start at each fire.")
+    descriptor: dict[str, Any] | str = Field(
+        description="The job descriptor to start at each fire: an object, or its text in YAML "
+        "or JSON (read like the body of POST /jobs; the web UI sends what was pasted)."
+    )
     params: dict[str, Scalar] = Field(
         default_factory=dict, description="Overrides of the descriptor's params."
     )

@@ -102,11 +102,13 @@ class JobEnded(BaseModel):
 
 
 class LabChanged(BaseModel):
-    """Something in the lab changed: `jobs` (a job was queued, started, finished ...) and/or
-    `inventory` (agents, devices, claims). Read the parts you show again."""
+    """Something in the lab changed: `jobs` (a job was queued, started, finished, deleted
+    ...), `inventory` (agents, devices, claims), `schedules` (added, paused, resumed, fired,
+    removed) and/or `webhooks` (added, paused, removed, a delivery queued or attempted). Read
+    the parts you show again."""
 
     type: Literal["lab_changed"] = "lab_changed"
-    topics: list[Literal["jobs", "inventory"]]
+    topics: list[Literal["jobs", "inventory", "schedules", "webhooks"]]
 
 
 class LiveError(BaseModel):

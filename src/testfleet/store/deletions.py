@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, delete, exists, or_, select, true, upda
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.protocol.states import JobState
+from testfleet.store.events import add_events, event_row
 from testfleet.store.jobs import get_job
 from testfleet.store.records import JobRecord
 from testfleet.store.tables import (
@@ -68,6 +69,9 @@ def _queue(conn: Connection, job_ids: Sequence[int], requestor: str, now: dateti
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     rows = [{"job_id": i, "requested_at": now, "requested_by": requestor} for i in job_ids]
     conn.execute(dialect.insert(job_deletions).on_conflict_do_nothing(), rows)
+    # A notice of no job (the jobs' own events go with them): lists of jobs read again.
+    data = {"job_ids": list(job_ids), "by": requestor}
+    add_events(conn, [event_row("jobs_deleted", now, data=data)])
 
 
 def queue_expired(

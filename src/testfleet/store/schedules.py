@@ -76,6 +76,14 @@ def start_scheduled_job(
     return job_id
 
 
+def run_now(conn: Connection, schedule: ScheduleRecord, now: datetime) -> int:
+    """Start a schedule's job outside its timetable; it becomes the schedule's last job (its
+    last fire and next fire stay as they are)."""
+    job_id = start_scheduled_job(conn, schedule, now, None)
+    conn.execute(update(schedules).where(schedules.c.id == schedule.id).values(last_job_id=job_id))
+    return job_id
+
+
 @dataclass(frozen=True)
 class Fire:
     """What a due schedule did: started a job, or skipped a fire missed while no hub ran."""

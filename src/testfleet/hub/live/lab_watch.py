@@ -12,20 +12,35 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, ScalarSelect, Table, func, select
 
 from testfleet.hub.signals import Signals
 from testfleet.store.db import Store
-from testfleet.store.tables import agents, devices, events
+from testfleet.store.tables import (
+    agents,
+    devices,
+    events,
+    schedules,
+    webhook_attempts,
+    webhook_deliveries,
+    webhooks,
+)
 
 _log = logging.getLogger(__name__)
-Topic = Literal["jobs", "inventory"]
-ALL_TOPICS: tuple[Topic, ...] = ("jobs", "inventory")
+Topic = Literal["jobs", "inventory", "schedules", "webhooks"]
+ALL_TOPICS: tuple[Topic, ...] = ("inventory", "jobs", "schedules", "webhooks")
 
 JOB_KINDS = frozenset(
-    {"job_queued", "job_started", "job_stop_requested", "job_retried", "job_finished"}
+    {
+        "job_queued",
+        "job_started",
+        "job_stop_requested",
+        "job_retried",
+        "job_finished",
+        "jobs_deleted",
+    }
 )
 """Events after which a list of jobs or their counts may read differently."""
 INVENTORY_KINDS = frozenset(
@@ -43,15 +58,44 @@ INVENTORY_KINDS = frozenset(
 
 @dataclass(frozen=True)
 class LabPrint:
-    """What the watcher compares: the newest event, and the inventory's shape."""
+    """What the watcher compares: the newest event, the inventory's shape, and the schedules'
+    and webhooks' (their counts and newest rows)."""
 
     newest_event: int
     agents: tuple[tuple[str, int, str], ...]
     devices: tuple[tuple[str, int], ...]
+    schedules: tuple[object, ...] = ()
+    webhooks: tuple[object, ...] = ()
+
+
+def _scalar(
+    column: ColumnElement[Any], table: Table, *where: ColumnElement[bool]
+) -> ScalarSelect[Any]:
+    return select(column).select_from(table).where(*where).scalar_subquery()
+
+
+SCHEDULE_PRINT = (
+    _scalar(func.count(), schedules),
+    _scalar(func.max(schedules.c.id), schedules),
+    _scalar(func.count(), schedules, schedules.c.enabled.is_(True)),
+    _scalar(func.min(schedules.c.next_fire_at), schedules),
+    _scalar(func.max(schedules.c.next_fire_at), schedules),
+    _scalar(func.max(schedules.c.last_fire_at), schedules),
+    _scalar(func.max(schedules.c.last_job_id), schedules),
+)
+"""Schedules added, removed, paused or resumed, retimed, fired: small table, cheap counts."""
+WEBHOOK_PRINT = (
+    _scalar(func.count(), webhooks),
+    _scalar(func.max(webhooks.c.id), webhooks),
+    _scalar(func.count(), webhooks, webhooks.c.active.is_(True)),
+    _scalar(func.max(webhook_deliveries.c.id), webhook_deliveries),
+    _scalar(func.max(webhook_attempts.c.id), webhook_attempts),
+)
+"""Webhooks added, removed, paused; a delivery queued; an attempt made (primary keys)."""
 
 
 def read_print(conn: Connection) -> LabPrint:
-    """The lab's fingerprint: three aggregate queries."""
+    """The lab's fingerprint: four aggregate queries."""
     newest = conn.execute(select(func.max(events.c.id))).scalar() or 0
     agent_rows = conn.execute(
         select(agents.c.state, func.count(), func.max(agents.c.connected_at)).group_by(
@@ -63,10 +107,13 @@ def read_print(conn: Connection) -> LabPrint:
         .where(devices.c.removed.is_(False))
         .group_by(devices.c.state)
     )
+    automation = tuple(conn.execute(select(*SCHEDULE_PRINT, *WEBHOOK_PRINT)).one())
     return LabPrint(
         newest_event=int(newest),
         agents=tuple(sorted((str(s), int(n), str(t)) for s, n, t in agent_rows)),
         devices=tuple(sorted((str(s), int(n)) for s, n in device_rows)),
+        schedules=automation[: len(SCHEDULE_PRINT)],
+        webhooks=automation[len(SCHEDULE_PRINT) :],
     )
 
 
@@ -94,6 +141,10 @@ def _read(conn: Connection, before: LabPrint | None) -> tuple[LabPrint, list[Top
         topics.append("jobs")
     if kinds & INVENTORY_KINDS or (now.agents, now.devices) != (before.agents, before.devices):
         topics.append("inventory")
+    if now.schedules != before.schedules:
+        topics.append("schedules")
+    if now.webhooks != before.webhooks:
+        topics.append("webhooks")
     return now, topics
 
 
@@ -118,7 +169,7 @@ class LabSubscription:
 
 
 class LabWatch:
-    """Tells subscribers when jobs or the inventory change."""
+    """Tells subscribers when jobs, the inventory, schedules or webhooks change."""
 
     def __init__(
         self, store: Store, signals: Signals, *, poll: float = 2.0, min_gap: float = 0.2

@@ -28,6 +28,7 @@ async def delete_job(job_id: RowId, hub: HubDep, who: Operator) -> Acknowledgeme
             409, "job_not_finished", f"job {job_id} is {state}; stop it before deleting it"
         )
     hub.maintenance.wake.set()
+    hub.signals.lab_changed()
     return Acknowledgement(
         server_id=hub.server_id,
         message=f"job {job_id} deleted; its data goes in the background",

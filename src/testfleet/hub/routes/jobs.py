@@ -257,6 +257,11 @@ async def job_events(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
+    # A tail continues from the job's newest event when nothing matched; that newest event is
+    # read first, so that a matching event stored in between is listed, never skipped.
+    newest = (
+        await hub.store.read(event_store.list_events, job_id, limit=1, last=True) if tail else []
+    )
     rows = await hub.store.read(
         event_store.list_events,
         job_id,
@@ -268,9 +273,8 @@ async def job_events(
     )
     records = [build_event(row) for row in rows]
     next_after = records[-1].id if records else after
-    if tail and not records:  # nothing matched: continue from the job's newest event
-        newest = await hub.store.read(event_store.list_events, job_id, limit=1, last=True)
-        next_after = max(after, newest[0].id) if newest else after
+    if tail and not records and newest:  # nothing matched: continue from the newest event
+        next_after = max(after, newest[0].id)
     return EventList(server_id=hub.server_id, events=records, next_after=next_after)
 
 

@@ -44,6 +44,7 @@ async def patch(schedule_id: RowId, body: ScheduleUpdate, hub: HubDep, _: Operat
 async def delete(schedule_id: RowId, hub: HubDep, _: Operator) -> Response:
     if not await hub.store.write(schedule_store.delete_schedule, schedule_id):
         raise ApiError(404, "schedule_not_found", f"schedule {schedule_id} does not exist")
+    hub.signals.lab_changed()
     return Response(status_code=204)
 
 

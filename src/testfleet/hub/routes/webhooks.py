@@ -82,6 +82,7 @@ async def create(body: WebhookCreate, hub: HubDep, who: Admin) -> WebhookCreated
         created_by=who.name,
         now=utcnow(),
     )
+    hub.signals.lab_changed()
     return WebhookCreated(**webhook_info(record).model_dump(), secret=secret)
 
 
@@ -102,6 +103,7 @@ async def patch(webhook_id: RowId, body: WebhookUpdate, hub: HubDep, _: Admin) -
     record = await hub.store.write(webhook_store.update_webhook, webhook_id, **values)
     if record is None:
         raise _not_found(webhook_id)
+    hub.signals.lab_changed()
     return webhook_info(record)
 
 
@@ -109,6 +111,7 @@ async def patch(webhook_id: RowId, body: WebhookUpdate, hub: HubDep, _: Admin) -
 async def delete(webhook_id: RowId, hub: HubDep, _: Admin) -> Response:
     if not await hub.store.write(webhook_store.delete_webhook, webhook_id):
         raise _not_found(webhook_id)
+    hub.signals.lab_changed()
     return Response(status_code=204)
 
 
@@ -143,6 +146,7 @@ async def ping(webhook_id: RowId, hub: HubDep, _: Admin) -> DeliveryInfo:
     payload = {"event": "ping", "occurred_at": now.isoformat(), "webhook_id": record.id}
     delivery_id = await hub.store.write(webhook_store.add_delivery, record.id, "ping", payload, now)
     hub.webhooks.wake.set()
+    hub.signals.lab_changed()
     found = await hub.store.read(
         webhook_store.list_deliveries, record.id, limit=1, before=delivery_id + 1
     )
@@ -160,6 +164,7 @@ async def redeliver(delivery_id: RowId, hub: HubDep, _: Admin) -> DeliveryInfo:
     if delivery is None:
         raise ApiError(404, "delivery_not_found", f"delivery {delivery_id} does not exist")
     hub.webhooks.wake.set()
+    hub.signals.lab_changed()
     return delivery_info(delivery, [])
 
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
-from testfleet.hub.descriptors import check_descriptor
+from testfleet.hub.descriptors import check_descriptor, parse_body
 from testfleet.hub.errors import ApiError
 from testfleet.hub.schedules.timetable import Timetable, TimetableError
 from testfleet.hub.signals import Signals
@@ -91,12 +91,15 @@ class Schedules:
                 _log.info("schedule %d started job %d", fire.schedule_id, fire.job_id)
         if any(fire.job_id is not None for fire in fires):
             self._signals.jobs_submitted.set()
+        if fires:
+            self._signals.lab_changed()
         return fires
 
     async def create(self, body: ScheduleCreate, requestor: str) -> ScheduleInfo:
         """Check and store a schedule; 409 if the name is taken."""
         table = timetable(body.cron, body.timezone)
-        descriptor = _checked(body.descriptor, body.params)
+        document = await _document(body.descriptor)
+        descriptor = _checked(document, body.params)
         record = await self._store.write(
             schedule_store.create_schedule,
             name=body.name,
@@ -112,6 +115,7 @@ class Schedules:
         )
         if record is None:
             raise ApiError(409, "schedule_exists", f"a schedule named {body.name!r} exists")
+        self._signals.lab_changed()
         return schedule_info(record)
 
     async def update(self, schedule_id: int, body: ScheduleUpdate) -> ScheduleInfo:
@@ -124,6 +128,7 @@ class Schedules:
         values["next_fire_at"] = table.next_after(utcnow())
         record = await self._store.write(schedule_store.update_schedule, schedule_id, **values)
         assert record is not None
+        self._signals.lab_changed()
         return schedule_info(record)
 
     async def get(self, schedule_id: int) -> ScheduleRecord:
@@ -136,15 +141,31 @@ class Schedules:
     async def run_now(self, schedule_id: int) -> int:
         """Start a schedule's job now, outside its timetable; returns the job's id."""
         record = await self.get(schedule_id)
-        job_id = await self._store.write(schedule_store.start_scheduled_job, record, utcnow(), None)
+        job_id = await self._store.write(schedule_store.run_now, record, utcnow())
         self._signals.jobs_submitted.set()
+        self._signals.lab_changed()
         return job_id
 
 
 _OWN = "schedule:"
 
 
-def _checked(descriptor: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+async def _document(descriptor: dict[str, Any] | str) -> Any:
+    """A descriptor given as text (YAML or JSON) decoded as POST /jobs decodes its body (in
+    a worker thread); problems are 422 at /descriptor."""
+    if not isinstance(descriptor, str):
+        return descriptor
+    kind = "application/json" if descriptor.lstrip().startswith("{") else "application/yaml"
+    try:
+        return await asyncio.to_thread(parse_body, descriptor.encode(), kind)
+    except ApiError as error:
+        detail = ErrorDetail(location="/descriptor", message=error.message)
+        raise ApiError(
+            422, "invalid_descriptor", f"/descriptor: {error.message}", [detail]
+        ) from None
+
+
+def _checked(descriptor: Any, params: dict[str, Any]) -> dict[str, Any]:
     """The descriptor checked (and its params applied) as a job would be; 422 with locations
     under /descriptor otherwise."""
     try:
@@ -154,7 +175,7 @@ def _checked(descriptor: dict[str, Any], params: dict[str, Any]) -> dict[str, An
             if detail.location.startswith(_OWN):
                 detail.location = detail.location.removeprefix(_OWN)
             elif detail.location.startswith("/"):
-                detail.location = "/descriptor" + detail.location
+                detail.location = "/descriptor" + detail.location.rstrip("/")
         first = error.errors[0] if error.errors else None
         message = f"{first.location}: {first.message}" if first else error.message
         raise ApiError(error.status, error.code, message, error.errors) from None

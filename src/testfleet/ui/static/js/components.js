@@ -11,8 +11,11 @@ export const useMe = () => useContext(Session);
 
 const OPERATORS = ["admin", "operator"];
 
-/** Whether the user may start, stop and retry jobs. */
+/** Whether the user may start, stop, retry and delete jobs, and change schedules. */
 export const canOperate = (me) => OPERATORS.includes(me?.role);
+
+/** Whether the user may manage tokens and webhooks. */
+export const canAdmin = (me) => me?.role === "admin";
 
 /** A state as a coloured badge. */
 export function State({ state, label }) {
@@ -126,4 +129,31 @@ export function Dialog({ title, onClose, children, wide }) {
     </header>
     ${children}
   </dialog>`;
+}
+
+/**
+ * Ask before something that cannot be undone: `onConfirm` (async) runs on the `action`
+ * button; its error is shown and the dialog stays; otherwise the dialog closes.
+ */
+export function Confirm({ title, action, onConfirm, onClose, children }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const go = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await onConfirm();
+      onClose();
+    } catch (problem) {
+      setError(problem);
+      setBusy(false);
+    }
+  };
+  return html`<${Dialog} title=${title} onClose=${onClose}>
+    <div class="dialog-body">${children}<${ErrorNote} error=${error} what="Refused" /></div>
+    <footer class="dialog-foot">
+      <button type="button" class="button" onClick=${onClose} autofocus>Cancel</button>
+      <button type="button" class="button danger-solid" onClick=${go} disabled=${busy}>${action}</button>
+    </footer>
+  <//>`;
 }

@@ -39,6 +39,34 @@ export function elapsed(start, end, now = Date.now()) {
   return ((end ? new Date(end).getTime() : now) - new Date(start).getTime()) / 1000;
 }
 
+const UNITS = ["bytes", "KB", "MB", "GB", "TB"];
+
+/** "512 bytes", "1.4 KB", "23 MB", "2.1 GB" (1 KB = 1024 bytes). */
+export function bytes(size) {
+  if (size === null || size === undefined) return "";
+  let value = size;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  if (!unit) return `${size} ${size === 1 ? "byte" : "bytes"}`;
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${UNITS[unit]}`;
+}
+
+/** The viewer's time zone ("Europe/Paris"). */
+export const viewerZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+/** The date and time of `when` in time zone `zone` (an IANA name), or "" if unknown here. */
+export function zoneTime(when, zone) {
+  try {
+    const format = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short", timeZone: zone });
+    return format.format(new Date(when));
+  } catch {
+    return "";
+  }
+}
+
 /** A count with its noun: "1 device", "3 devices". */
 export const plural = (count, noun, many = `${noun}s`) => `${count} ${count === 1 ? noun : many}`;
 

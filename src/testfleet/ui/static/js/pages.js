@@ -33,6 +33,38 @@ export const pages = [
     module: "pages/agents.js",
   },
   {
+    path: "/schedules",
+    title: "Schedules",
+    nav: "Schedules",
+    module: "pages/schedules.js",
+    data: () => "/schedules",
+  },
+  {
+    path: "/schedules/:id",
+    title: "Schedule",
+    module: "pages/schedule.js",
+  },
+  {
+    path: "/testcases",
+    title: "Test cases",
+    nav: "Test cases",
+    module: "pages/testcases.js",
+  },
+  {
+    path: "/webhooks",
+    title: "Webhooks",
+    nav: "Webhooks",
+    roles: ["admin"],
+    module: "pages/webhooks.js",
+    data: () => "/webhooks",
+  },
+  {
+    path: "/webhooks/:id",
+    title: "Webhook",
+    roles: ["admin"],
+    module: "pages/webhook.js",
+  },
+  {
     path: "/tokens",
     title: "Tokens",
     nav: "Tokens",

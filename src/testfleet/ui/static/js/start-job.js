@@ -6,7 +6,7 @@ import { Dialog } from "./components.js";
 import { lineOf } from "./pointer.js";
 import { navigate } from "./router.js";
 
-const EXAMPLE = `name: smoke
+export const EXAMPLE = `name: smoke
 tags: [ui]
 tests:
   - name: hello
@@ -23,7 +23,8 @@ tests:
 export const descriptorType = (text) =>
   text.trimStart().startsWith("{") ? "application/json" : "application/yaml";
 
-function Editor({ text, onInput, marks }) {
+/** A descriptor's text with line numbers; `marks` (line -> message) are shown in red. */
+export function Editor({ text, onInput, marks }) {
   const count = text.split("\n").length;
   const gutter = [];
   for (let line = 1; line <= count; line++) {

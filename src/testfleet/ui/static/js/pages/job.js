@@ -1,10 +1,13 @@
 // Job: its runs, tests, devices and steps as a timeline, the live tail of its log, the
-// reasons for anything waiting, failing or retried, and its descriptor.
+// reasons for anything waiting, failing or retried, its test report and artifacts, and its
+// descriptor.
 import { html, useCallback, useEffect, useMemo, useRef, useState } from "../html.js";
 import { api, query } from "../api.js";
 import { live } from "../live.js";
 import { canOperate, Empty, ErrorNote, State, Time, useNow } from "../components.js";
-import { JobActions } from "../job-actions.js";
+import { DeleteJob, JobActions } from "../job-actions.js";
+import { Artifacts, useArtifacts } from "../job-artifacts.js";
+import { TestReport } from "../job-report.js";
 import { Timeline } from "../job-timeline.js";
 import { LogLines, LogView, MAX_LINES } from "../job-log.js";
 import { StartJob } from "../start-job.js";
@@ -39,6 +42,7 @@ function useJob(id, onLog) {
           onEvent: (event) => (event.kind === "log" ? logSink.current(event) : soon()),
           onEnd: () => read(),
         });
+        soon(); // what happened between the first read and the tail is read again
       },
       (problem) => alive && setError(problem),
     );
@@ -115,6 +119,7 @@ export default function Job({ params, me }) {
   const [again, setAgain] = useState(false);
   const [actionError, setActionError] = useState(null);
   const { job, error, refresh } = useJob(id, (event) => log.add(event));
+  const artifacts = useArtifacts(job);
   if (!Number.isInteger(id) || id < 1) return html`<${Empty} title="There is no such job" />`;
   if (!job) {
     return error?.status === 404
@@ -126,15 +131,18 @@ export default function Job({ params, me }) {
       <${State} state=${job.state} />
       <${JobActions} job=${job} onDone=${refresh} onError=${setActionError} />
       ${canOperate(me) ? html`<button type="button" class="button ghost" onClick=${() => setAgain(true)}>Start again with changes…</button>` : null}
+      <${DeleteJob} job=${job} files=${artifacts.data?.artifacts.length} />
     </div>
     ${again ? html`<${StartJob} initial=${toYaml(job.descriptor) + "\n"} onClose=${() => setAgain(false)} />` : null}
     <${ErrorNote} error=${actionError} what="Refused" />
     <${ErrorNote} error=${error} what="Not current" />
     ${job.error ? html`<div class="note note-error" data-testid="job-error">${job.error}</div>` : null}
     <section class="panel"><${Facts} job=${job} now=${now} /></section>
+    <${TestReport} job=${job} />
     <section class="panel" data-testid="timeline"><h2>Runs, tests and steps</h2>
       <${Timeline} job=${job} selected=${selected} onSelect=${setSelected} now=${now} /></section>
     <${Log} job=${job} log=${log} selected=${selected} onClear=${() => setSelected(null)} />
+    <${Artifacts} job=${job} listing=${artifacts.data} error=${artifacts.error} now=${now} />
     <section class="panel"><details><summary><h2 style="display:inline">Descriptor</h2></summary>
       <pre class="descriptor" data-testid="descriptor-yaml">${toYaml(job.descriptor)}</pre></details></section>`;
 }

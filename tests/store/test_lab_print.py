@@ -1,0 +1,79 @@
+"""The lab watch's fingerprint on SQLite and PostgreSQL: schedules and webhooks changes show,
+each as its own part (the live channel's `schedules` and `webhooks` topics)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Connection
+
+from testfleet.hub.live.lab_watch import LabPrint, read_print
+from testfleet.store import Store
+from testfleet.store import schedules as schedule_store
+from testfleet.store import webhooks as webhook_store
+from tests.store.helpers import NOW
+
+pytestmark = pytest.mark.anyio
+
+
+def add_schedule(conn: Connection) -> int:
+    record = schedule_store.create_schedule(
+        conn,
+        name="nightly",
+        cron="0 2 * * *",
+        timezone="UTC",
+        descriptor={"name": "n", "tests": []},
+        params={},
+        missed="once",
+        enabled=True,
+        next_fire_at=NOW + timedelta(hours=1),
+        created_at=NOW,
+        created_by="t",
+    )
+    assert record is not None
+    return record.id
+
+
+def add_webhook(conn: Connection) -> int:
+    record = webhook_store.create_webhook(
+        conn,
+        url="http://127.0.0.1:9/",
+        secret="s" * 20,
+        events=["job.failed"],
+        tags=[],
+        description="",
+        active=True,
+        created_by="t",
+        now=NOW,
+    )
+    return record.id
+
+
+async def test_schedule_and_webhook_changes_change_their_own_part(store: Store) -> None:
+    prints: list[LabPrint] = [await store.read(read_print)]
+
+    async def changed() -> tuple[bool, bool]:
+        prints.append(await store.read(read_print))
+        before, now = prints[-2:]
+        assert (before.agents, before.devices) == (now.agents, now.devices)
+        return before.schedules != now.schedules, before.webhooks != now.webhooks
+
+    schedule_id = await store.write(add_schedule)
+    assert await changed() == (True, False)
+    await store.write(schedule_store.update_schedule, schedule_id, enabled=False)
+    assert await changed() == (True, False)
+    later = NOW + timedelta(hours=5)
+    await store.write(schedule_store.update_schedule, schedule_id, next_fire_at=later)
+    assert await changed() == (True, False)
+    assert await changed() == (False, False)  # nothing happened: nothing to tell
+    webhook_id = await store.write(add_webhook)
+    assert await changed() == (False, True)
+    await store.write(webhook_store.update_webhook, webhook_id, active=False)
+    assert await changed() == (False, True)
+    await store.write(webhook_store.add_delivery, webhook_id, "ping", {"event": "ping"}, NOW)
+    assert await changed() == (False, True)
+    await store.write(webhook_store.delete_webhook, webhook_id)
+    assert await changed() == (False, True)
+    await store.write(schedule_store.delete_schedule, schedule_id)
+    assert await changed() == (True, False)
