@@ -107,3 +107,49 @@ async def test_unreachable() -> None:
         with pytest.raises(HubUnreachable):
             async for _ in hub.follow(1):
                 pass
+
+
+def public_methods(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_") and callable(getattr(cls, name))}
+
+
+def test_the_async_client_has_every_method_of_the_blocking_one() -> None:
+    from testfleet.client import Client
+
+    blocking = public_methods(Client) - {"close"}  # `aclose` is its asyncio name
+    assert blocking - public_methods(AsyncClient) == set()
+
+
+async def test_sessions_and_schedules_are_awaitable() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/schedules"):
+            return answer(200, {"server_id": "h", "schedules": []})
+        return answer(200, {"server_id": "h", "sessions": [], "next_cursor": None})
+
+    async with AsyncClient(HUB, transport=httpx.MockTransport(handler)) as hub:
+        assert (await hub.sessions(state="all")).sessions == []
+        assert (await hub.schedules()).schedules == []
+    assert seen == ["GET /api/v1/sessions", "GET /api/v1/schedules"]
+
+
+async def test_download_streams_and_hashes() -> None:
+    import hashlib
+    import io
+
+    body = b"x" * 3_000_000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/missing"):
+            return answer(404, {"code": "not_found", "message": "no such artifact"})
+        return httpx.Response(200, content=body)
+
+    sink = io.BytesIO()
+    async with AsyncClient(HUB, transport=httpx.MockTransport(handler)) as hub:
+        digest = await hub.download("/api/v1/artifacts/1/file", sink)
+        with pytest.raises(ApiError):
+            await hub.download("/api/v1/artifacts/missing", io.BytesIO())
+    assert digest == hashlib.sha256(body).hexdigest()
+    assert sink.getvalue() == body

@@ -11,7 +11,8 @@ from typing import Self, TypeVar
 
 import httpx
 
-from testfleet.client import calls, responses, retries, settings
+from testfleet.client import calls, responses, retries, session_calls, settings
+from testfleet.client.automation import AsyncAutomationMethods
 from testfleet.client.errors import ClientError, WaitTimeout
 from testfleet.client.reconnect import Reconnect
 from testfleet.client.results import AsyncResultsMethods
@@ -30,6 +31,7 @@ from testfleet.protocol.api import (
     TokenList,
     VersionInfo,
 )
+from testfleet.protocol.sessions import SessionCommands, SessionInfo, SessionList
 from testfleet.protocol.states import JobState
 
 T = TypeVar("T")
@@ -63,7 +65,7 @@ class AsyncEventStream(AsyncIterator[EventRecord]):
         await self.aclose()
 
 
-class AsyncClient(AsyncResultsMethods):
+class AsyncClient(AsyncResultsMethods, AsyncAutomationMethods):
     """An asyncio client of a testfleet hub's HTTP API.
 
     Every method raises `ApiError` when the hub answers with an error and `HubUnreachable` when
@@ -289,6 +291,26 @@ class AsyncClient(AsyncResultsMethods):
             cursor = page.next_cursor
         first.next_cursor = None
         return first
+
+    async def sessions(
+        self,
+        state: str = "live",
+        device: str | None = None,
+        agent: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> SessionList:
+        """WebDriver sessions through the gateway, newest first (`state`: live, all, or
+        states comma-separated)."""
+        return await self._call(session_calls.list_sessions(state, device, agent, limit, cursor))
+
+    async def kill_session(self, key: str) -> SessionInfo:
+        """End a session (by its number or WebDriver id): on its node, then its device."""
+        return await self._call(session_calls.kill_session(key))
+
+    async def session_commands(self, key: str, after: int = 0) -> SessionCommands:
+        """A session's commands in order."""
+        return await self._call(session_calls.session_commands(key, after))
 
     async def create_token(self, name: str, role: Role, agent: str | None = None) -> TokenCreated:
         """Create an API token; the answer is the only place its secret appears. An agent

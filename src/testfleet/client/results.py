@@ -143,8 +143,32 @@ class ResultsMethods:
 class AsyncResultsMethods:
     """The results methods of the asyncio `AsyncClient`."""
 
+    base_url: str
+    _http: httpx.AsyncClient
+
     async def _call(self, call: Call[T]) -> T:
         raise NotImplementedError
+
+    async def log_events(self, job_id: int, after: int = 0, limit: int = 1000) -> EventList:
+        """A page of a job's log events (with their task and step)."""
+        return await self._call(log_events(job_id, after, limit))
+
+    async def download(self, path: str, sink: BinaryIO) -> str:
+        """Stream the file at API path `path` (an artifact's `download`) into `sink`;
+        returns the sha256 of what was written. Writes to `sink` block the loop briefly
+        (one 1 MiB block at a time)."""
+        hasher = hashlib.sha256()
+        try:
+            async with self._http.stream("GET", path, timeout=_download_timeout(self)) as response:
+                if not response.is_success:
+                    await response.aread()
+                    responses.raise_for_error(response)
+                async for block in response.aiter_bytes(1024 * 1024):
+                    sink.write(block)
+                    hasher.update(block)
+        except httpx.TransportError as error:
+            raise responses.unreachable(self.base_url, error) from None
+        return hasher.hexdigest()
 
     async def artifacts(self, job_id: int) -> ArtifactList:
         """A job's artifacts, each with its download path."""
