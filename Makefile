@@ -60,8 +60,11 @@ up: $(STAMP)
 	$(BIN)/testfleet up --data-dir $(DATA_DIR) --port $(PORT)
 
 ## test: lint, type-check, then the whole test suite (Appium installed first, once)
+# Two workers (pytest-xdist), a test file each at a time: most tests wait on hub, agent and
+# browser processes. TEST_WORKERS=0 runs them one after another.
+TEST_WORKERS ?= 2
 test: check appium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 check: lint typecheck
 

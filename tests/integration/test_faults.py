@@ -72,9 +72,9 @@ def test_killed_agent_tasks_end_incomplete_and_are_retried_elsewhere(tmp_path: P
                 status = client.get(f"/api/v1/jobs/{job_id}").json()
                 return tasks_of(status)[0]["state"] == "incomplete"
 
-            wait_until(first_incomplete, 15, 0.1, "the killed agent's task to be incomplete")
+            wait_until(first_incomplete, 30, 0.1, "the killed agent's task to be incomplete")
             detected = time.monotonic() - killed_at
-            assert detected < 15
+            assert detected < 30  # a bound (the figure is in benchmarks/jobs.py)
             devices = {d["device_id"]: d for d in client.get("/api/v1/devices").json()["devices"]}
             assert devices["victim:slot-0"]["state"] == "offline"
             agents = {a["name"]: a for a in client.get("/api/v1/agents").json()["agents"]}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 90.0  # a bound, not a figure: a loaded 2-CPU machine starts a hub slowly
 
 
 def free_port() -> int:
@@ -138,12 +138,11 @@ class Hub:
                 args += ["--db", self.db_url]
             self.process = Process(args, self.workdir / f"hub-{self.port}.log")
         self.process.start()
-        wait_until(
-            self._ready,
-            START_TIMEOUT,
-            0.05,
-            f"hub on {self.url} to be ready\n" + self.process.log_tail(),
-        )
+        try:
+            wait_until(self._ready, START_TIMEOUT, 0.05, f"hub on {self.url} to be ready")
+        except AssertionError as error:
+            self.process.kill()  # never left running (and never reaped) behind a failed start
+            raise AssertionError(f"{error}\n{self.process.log_tail()}") from None
         return self
 
     def _ready(self) -> bool:
