@@ -99,6 +99,15 @@ def get_job(conn: Connection, job_id: int) -> JobRecord | None:
     return JobRecord.from_row(row) if row is not None else None
 
 
+def job_state(conn: Connection, job_id: int) -> JobState | None:
+    """A job's state alone (None: no such job), read without a lock."""
+    statement = prepared(
+        "job_state", lambda: select(jobs.c.state).where(jobs.c.id == bindparam("id"))
+    )
+    state = conn.execute(statement, {"id": job_id}).scalar()
+    return JobState(state) if state is not None else None
+
+
 @dataclass(frozen=True)
 class JobLock:
     """What a decision on a locked job needs: its state and owner."""

@@ -113,6 +113,12 @@ class JobService:
 
     async def stop(self, job_id: int, requestor: str) -> JobState:
         """Ask a job to stop; 404 for an unknown job, 409 if it has finished already."""
+        # A finished job stays finished: its refusal needs a read, not a place in a write batch.
+        state = await self._store.read(job_store.job_state, job_id)
+        if state is None:
+            raise job_not_found(job_id)
+        if state.finished:
+            raise ApiError(409, "job_finished", f"job {job_id} has already finished ({state})")
         result = await self._store.write(job_ops.request_stop, job_id, requestor, utcnow())
         match result.outcome:
             case StopOutcome.NOT_FOUND:
