@@ -33,6 +33,17 @@ export const pages = [
     module: "pages/agents.js",
   },
   {
+    path: "/sessions",
+    title: "Sessions",
+    nav: "Sessions",
+    module: "pages/sessions.js",
+  },
+  {
+    path: "/sessions/:id",
+    title: "Session",
+    module: "pages/session.js",
+  },
+  {
     path: "/schedules",
     title: "Schedules",
     nav: "Schedules",
