@@ -44,6 +44,17 @@ export const pages = [
     module: "pages/session.js",
   },
   {
+    path: "/plans",
+    title: "Test plans",
+    nav: "Test plans",
+    module: "pages/plans.js",
+  },
+  {
+    path: "/plans/tasks/:id",
+    title: "Plan task",
+    module: "pages/plan-task.js",
+  },
+  {
     path: "/schedules",
     title: "Schedules",
     nav: "Schedules",
