@@ -21,7 +21,9 @@ from testfleet.store.db import Store
 from testfleet.store.driver_sessions import LIVE_STATES
 from testfleet.store.tables import (
     agents,
+    coverage_builds,
     coverage_parts,
+    coverage_probes,
     coverage_sessions,
     devices,
     driver_sessions,
@@ -127,11 +129,15 @@ PLAN_PRINT = (
 """Plan tasks created, started, finished (by the state's index). A run's instances are not in
 it: a run's page reads them again while the run is unfinished."""
 COVERAGE_PRINT = (
+    _scalar(func.max(coverage_builds.c.id), coverage_builds),
+    _scalar(func.count(), coverage_probes),
+    _scalar(func.max(coverage_probes.c.connected_at), coverage_probes),
     _scalar(func.count(), coverage_sessions),
     _scalar(func.count(), coverage_sessions, coverage_sessions.c.state == "active"),
     _scalar(func.max(coverage_parts.c.id), coverage_parts),
 )
-"""Coverage sessions started, finished or cancelled; a coverage part taken in."""
+"""A build announced, probes connected or gone; coverage sessions started, finished or
+cancelled; a coverage part taken in."""
 _PARTS = {
     "schedules": SCHEDULE_PRINT,
     "webhooks": WEBHOOK_PRINT,

@@ -55,6 +55,27 @@ export const pages = [
     module: "pages/plan-task.js",
   },
   {
+    path: "/coverage",
+    title: "Coverage",
+    nav: "Coverage",
+    module: "pages/coverage.js",
+  },
+  {
+    path: "/coverage/sessions/:id",
+    title: "Coverage session",
+    module: "pages/coverage-session.js",
+  },
+  {
+    path: "/coverage/builds/:app/:build",
+    title: "Build coverage",
+    module: "pages/coverage-build.js",
+  },
+  {
+    path: "/coverage/source",
+    title: "Source coverage",
+    module: "pages/coverage-source.js",
+  },
+  {
     path: "/schedules",
     title: "Schedules",
     nav: "Schedules",

@@ -38,7 +38,7 @@ function Agents({ agents, now }) {
     <thead><tr><th>Agent</th><th>State</th><th class="num">Devices</th><th>Labels</th>
       <th class="hide-narrow">Version</th><th class="hide-narrow">Hub</th><th>Connected</th><th>Last heard</th></tr></thead>
     <tbody>${agents.map(
-      (a) => html`<tr data-agent=${a.name}>
+      (a) => html`<tr key=${a.name} data-agent=${a.name}>
         <td><strong>${a.name}</strong></td>
         <td><${State} state=${a.state} /></td>
         <td class="num"><${Link} to=${`/agents${query({ agent: a.name })}`} aria-label=${`Devices of ${a.name}`}>${a.devices}<//></td>
@@ -65,7 +65,7 @@ function Devices({ devices, now }) {
   return html`<div class="table-wrap"><table data-testid="devices-table">
     <thead><tr><th>Device</th><th>Agent</th><th>State</th><th>Held by</th><th>Capabilities</th><th>Labels</th></tr></thead>
     <tbody>${devices.map(
-      (d) => html`<tr data-device=${d.device_id}>
+      (d) => html`<tr key=${d.device_id} data-device=${d.device_id}>
         <td><strong>${d.name}</strong> <span class="muted small">${d.kind}</span></td>
         <td>${d.agent}</td>
         <td><${State} state=${d.state} /></td>

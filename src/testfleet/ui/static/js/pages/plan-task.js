@@ -16,7 +16,7 @@ function Instances({ instances, now }) {
     <thead><tr><th class="num">#</th><th class="num">In group</th><th>State</th><th>Agent</th>
       <th class="num">Exit</th><th>Error</th><th class="num">Ran</th></tr></thead>
     <tbody>${instances.map(
-      (i) => html`<tr data-instance=${i.seq}>
+      (i) => html`<tr key=${i.seq} data-instance=${i.seq}>
         <td class="num">${i.seq}</td>
         <td class="num">${i.group_seq}</td>
         <td><${State} state=${i.state} /></td>
@@ -52,12 +52,12 @@ function Sync({ sync }) {
   return html`<div class="grid-2">
     <div><h3>States (barriers)</h3>${sync.states.length
       ? html`<table data-testid="sync-states"><thead><tr><th>State</th><th class="num">Entered</th><th>Waiting for</th></tr></thead>
-          <tbody>${sync.states.map((s) => html`<tr data-state=${s.name}><td><code>${s.name}</code></td><td class="num">${s.count}</td>
+          <tbody>${sync.states.map((s) => html`<tr key=${s.name} data-state=${s.name}><td><code>${s.name}</code></td><td class="num">${s.count}</td>
             <td>${Object.entries(s.waiting).map(([target, n]) => `${n} waiting for ${target}`).join(", ") || "—"}</td></tr>`)}</tbody></table>`
       : html`<p class="muted">none</p>`}</div>
     <div><h3>Topics</h3>${sync.topics.length
       ? html`<table data-testid="sync-topics"><thead><tr><th>Topic</th><th class="num">Messages</th><th class="num">Subscribers</th></tr></thead>
-          <tbody>${sync.topics.map((t) => html`<tr data-topic=${t.name}><td><code>${t.name}</code></td><td class="num">${t.messages}</td><td class="num">${t.subscribers}</td></tr>`)}</tbody></table>`
+          <tbody>${sync.topics.map((t) => html`<tr key=${t.name} data-topic=${t.name}><td><code>${t.name}</code></td><td class="num">${t.messages}</td><td class="num">${t.subscribers}</td></tr>`)}</tbody></table>`
       : html`<p class="muted">none</p>`}</div>
   </div>`;
 }

@@ -27,7 +27,7 @@ function Catalog({ plans, now, me, onRun }) {
       ${canOperate(me) ? html`<th><span class="skip">Actions</span></th>` : null}</tr></thead>
     ${plans.map(
       (plan) => html`<tbody data-plan=${plan.name}>${plan.manifest.testcases.map(
-        (tc, i) => html`<tr data-case=${tc.name}>
+        (tc, i) => html`<tr key=${tc.name} data-case=${tc.name}>
           <td>${i === 0
             ? html`<strong>${plan.name}</strong><br /><span class="muted small">${bytes(plan.source_size)}</span>`
             : null}</td>
@@ -51,7 +51,7 @@ function Tasks({ tasks, now }) {
     <thead><tr><th>Task</th><th>Type</th><th>State</th><th>Plan / case</th><th>Outcomes</th>
       <th class="hide-narrow">Runner</th><th class="hide-narrow">Requestor</th><th>Created</th><th class="num">Duration</th></tr></thead>
     <tbody>${tasks.map(
-      (t) => html`<tr data-task=${t.id}>
+      (t) => html`<tr key=${t.id} data-task=${t.id}>
         <td><${Link} to=${`/plans/tasks/${t.id}`} class="mono">${t.id}<//></td>
         <td>${t.type}</td>
         <td><${TaskState} task=${t} /></td>

@@ -20,7 +20,7 @@ function Commands({ commands, start, total }) {
       <thead><tr><th class="num">#</th><th class="num">At</th><th>Command</th><th>Status</th>
         <th class="num">Duration</th><th class="hide-narrow"><span class="skip">Relative duration</span></th></tr></thead>
       <tbody>${commands.map(
-        (c, i) => html`<tr data-command=${c.id} class=${c.status >= 400 ? "failed" : ""}>
+        (c, i) => html`<tr key=${c.id} data-command=${c.id} class=${c.status >= 400 ? "failed" : ""}>
           <td class="num muted">${i + 1}</td>
           <td class="num" title=${localTime(c.at)}>+${duration((new Date(c.at).getTime() - zero) / 1000)}</td>
           <td><code>${c.command}</code></td>

@@ -61,7 +61,7 @@ function Rows({ sessions, now, me, refresh }) {
       <th>Since</th><th>Last command</th><th class="num">Commands</th><th class="num hide-narrow">Duration</th>
       ${operator ? html`<th><span class="skip">Actions</span></th>` : null}</tr></thead>
     <tbody>${sessions.map(
-      (s) => html`<tr data-session=${s.id}>
+      (s) => html`<tr key=${s.id} data-session=${s.id}>
         <td><${Link} to=${`/sessions/${s.id}`}>#${s.id}<//> <span class="muted small">${asked(s)}</span></td>
         <td><${State} state=${s.state} /></td>
         <td>${s.device_id || html`<span class="muted">${s.state === "queued" ? "waiting" : "—"}</span>`}</td>
