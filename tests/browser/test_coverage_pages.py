@@ -178,6 +178,8 @@ def test_a_realtime_session_a_tests_source_and_a_new_builds_risks(browse: Page, 
     screenshot(page, "coverage")
     page.locator('[data-app="shop"]').get_by_role("link", name="2.0").click()
     expect(page.get_by_role("heading", name="Build shop 2.0")).to_be_visible()
+    builds = page.get_by_role("navigation", name="Builds of shop")
+    expect(builds.get_by_role("link", name="1.0")).to_be_visible()
     risk = page.get_by_test_id("risks-table").locator('[data-risk="shop/pricing.py:tax_rate"]')
     expect(risk).to_contain_text("modified")
     expect(risk).to_contain_text("untested")

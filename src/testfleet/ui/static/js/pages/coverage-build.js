@@ -49,6 +49,7 @@ export default function CoverageBuild({ params, me }) {
         api(`${base}/tests-to-run`, { signal }),
         api(`/coverage/sessions${query({ app, build, limit: 100 })}`, { signal }),
         api(`${base}/report`, { signal }),
+        api(`/coverage/builds${query({ app, limit: 20 })}`, { signal }),
       ]),
     ["coverage"],
     [base],
@@ -59,11 +60,16 @@ export default function CoverageBuild({ params, me }) {
       ? html`<${Empty} title=${`There is no build ${build} of ${app}`}><p><${Link} to="/coverage">Coverage<//></p><//>`
       : html`<${ErrorNote} error=${error} what="The build cannot be read" />${error ? null : html`<p class="muted loading">Loading…</p>`}`;
   }
-  const [info, risks, toRun, { sessions }, report] = data;
+  const [info, risks, toRun, { sessions }, report, { builds }] = data;
   return html`<div class="page-head">
       <h1><span class="muted">Build</span> ${app} ${build}</h1>
       ${info.parent ? html`<span class="sub muted">after <${Link} to=${buildLink(app, info.parent)}>${info.parent}<//></span>` : null}
     </div>
+    ${builds.length > 1
+      ? html`<nav class="small" aria-label=${`Builds of ${app}`}>Builds of ${app}, newest first:${builds.map(
+          (b) => html` ${b.build === build ? html`<b aria-current="page">${b.build}</b>` : html`<${Link} to=${buildLink(app, b.build)}>${b.build}<//>`}`,
+        )}</nav>`
+      : null}
     <${ErrorNote} error=${error} what="Not current" />
     <section class="panel"><dl class="facts">
       <div><dt>Announced</dt><dd><${Time} at=${info.created_at} now=${now} /></dd></div>
