@@ -110,7 +110,15 @@ async def test_the_lab_watch_says_what_changed(tmp_path: Path) -> None:
         jobs = await client.next("lab_changed")
         await hub.agent("a1")
         inventory = await client.next("lab_changed")
-    assert first["topics"] == ["inventory", "jobs", "schedules", "webhooks"]
+    assert first["topics"] == [
+        "coverage",
+        "inventory",
+        "jobs",
+        "plans",
+        "schedules",
+        "sessions",
+        "webhooks",
+    ]
     assert "jobs" in jobs["topics"]
     assert "inventory" in inventory["topics"]
 

@@ -1,5 +1,5 @@
-"""The lab watch's fingerprint on SQLite and PostgreSQL: schedules and webhooks changes show,
-each as its own part (the live channel's `schedules` and `webhooks` topics)."""
+"""The lab watch's fingerprint on SQLite and PostgreSQL: schedules, webhooks, gateway sessions,
+plan tasks and coverage changes show, each as its own part (the live channel's topics)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ import pytest
 from sqlalchemy import Connection
 
 from testfleet.hub.live.lab_watch import LabPrint, read_print
-from testfleet.store import Store
+from testfleet.protocol.plan_api import TaskState
+from testfleet.store import Store, coverage_records
+from testfleet.store import coverage as coverage_store
+from testfleet.store import driver_sessions as session_store
+from testfleet.store import plan_tasks as task_store
 from testfleet.store import schedules as schedule_store
 from testfleet.store import webhooks as webhook_store
 from tests.store.helpers import NOW
+from tests.store.test_coverage_store import add_build
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +82,76 @@ async def test_schedule_and_webhook_changes_change_their_own_part(store: Store) 
     assert await changed() == (False, True)
     await store.write(schedule_store.delete_schedule, schedule_id)
     assert await changed() == (True, False)
+
+
+async def test_gateway_sessions_plan_tasks_and_coverage_change_their_own_parts(
+    store: Store,
+) -> None:
+    prints: list[LabPrint] = [await store.read(read_print)]
+
+    async def changed() -> tuple[bool, bool, bool]:
+        prints.append(await store.read(read_print))
+        before, now = prints[-2:]
+        return (
+            before.sessions != now.sessions,
+            before.plans != now.plans,
+            before.coverage != now.coverage,
+        )
+
+    row = await store.write(
+        session_store.open_request,
+        requestor="t",
+        requested={},
+        priority=0,
+        idle_timeout=60,
+        hub="h",
+        now=NOW,
+    )
+    assert await changed() == (True, False, False)
+    command = {"session_id": row, "at": NOW, "method": "GET", "command": "title"}
+    await store.write(
+        session_store.record_activity, [], [{**command, "status": 200, "duration_ms": 1.0}]
+    )
+    assert await changed() == (True, False, False)
+    await store.write(session_store.finish, row, "test", NOW)
+    assert await changed() == (True, False, False)
+    assert await changed() == (False, False, False)
+
+    await store.write(
+        task_store.create_task,
+        task_id="run-1",
+        type="run",
+        plan="ping",
+        case="ping",
+        runner="local:exec",
+        builder="exec:python",
+        composition={},
+        requestor="t",
+        server_id="h",
+        now=NOW,
+    )
+    assert await changed() == (False, True, False)
+    await store.write(task_store.move_task, "run-1", TaskState.PROCESSING, NOW)
+    assert await changed() == (False, True, False)
+    await store.write(task_store.move_task, "run-1", TaskState.COMPLETE, NOW)
+    assert await changed() == (False, True, False)
+
+    build = await add_build(store)
+    created = await store.write(
+        coverage_store.create_session,
+        session_id="s1",
+        build=build,
+        test_type="AUTO",
+        test_name=None,
+        is_realtime=False,
+        is_global=False,
+        agents=[],
+        scope="app",
+        started_by="t",
+        job_id=None,
+        now=NOW,
+    )
+    assert isinstance(created, coverage_records.SessionRecord)
+    assert await changed() == (False, False, True)
+    await store.write(coverage_store.set_session_state, "s1", "finished")
+    assert await changed() == (False, False, True)

@@ -104,11 +104,15 @@ class JobEnded(BaseModel):
 class LabChanged(BaseModel):
     """Something in the lab changed: `jobs` (a job was queued, started, finished, deleted
     ...), `inventory` (agents, devices, claims), `schedules` (added, paused, resumed, fired,
-    removed) and/or `webhooks` (added, paused, removed, a delivery queued or attempted). Read
-    the parts you show again."""
+    removed), `webhooks` (added, paused, removed, a delivery queued or attempted),
+    `sessions` (gateway sessions requested, started, ended, a command recorded), `plans` (plan
+    tasks created, started, finished) and/or `coverage` (coverage sessions started or ended, a
+    part taken in). Read the parts you show again."""
 
     type: Literal["lab_changed"] = "lab_changed"
-    topics: list[Literal["jobs", "inventory", "schedules", "webhooks"]]
+    topics: list[
+        Literal["jobs", "inventory", "schedules", "webhooks", "sessions", "plans", "coverage"]
+    ]
 
 
 class LiveError(BaseModel):

@@ -18,19 +18,35 @@ from sqlalchemy import ColumnElement, Connection, ScalarSelect, Table, func, sel
 
 from testfleet.hub.signals import Signals
 from testfleet.store.db import Store
+from testfleet.store.driver_sessions import LIVE_STATES
 from testfleet.store.tables import (
     agents,
+    coverage_builds,
+    coverage_parts,
+    coverage_probes,
+    coverage_sessions,
     devices,
+    driver_sessions,
     events,
+    plan_tasks,
     schedules,
+    session_commands,
     webhook_attempts,
     webhook_deliveries,
     webhooks,
 )
 
 _log = logging.getLogger(__name__)
-Topic = Literal["jobs", "inventory", "schedules", "webhooks"]
-ALL_TOPICS: tuple[Topic, ...] = ("inventory", "jobs", "schedules", "webhooks")
+Topic = Literal["jobs", "inventory", "schedules", "webhooks", "sessions", "plans", "coverage"]
+ALL_TOPICS: tuple[Topic, ...] = (
+    "coverage",
+    "inventory",
+    "jobs",
+    "plans",
+    "schedules",
+    "sessions",
+    "webhooks",
+)
 
 JOB_KINDS = frozenset(
     {
@@ -66,6 +82,9 @@ class LabPrint:
     devices: tuple[tuple[str, int], ...]
     schedules: tuple[object, ...] = ()
     webhooks: tuple[object, ...] = ()
+    sessions: tuple[object, ...] = ()
+    plans: tuple[object, ...] = ()
+    coverage: tuple[object, ...] = ()
 
 
 def _scalar(
@@ -92,10 +111,44 @@ WEBHOOK_PRINT = (
     _scalar(func.max(webhook_attempts.c.id), webhook_attempts),
 )
 """Webhooks added, removed, paused; a delivery queued; an attempt made (primary keys)."""
+_LIVE_SESSION = driver_sessions.c.state.in_(LIVE_STATES)
+SESSION_PRINT = (
+    _scalar(func.max(driver_sessions.c.id), driver_sessions),
+    _scalar(func.count(), driver_sessions, _LIVE_SESSION),
+    _scalar(func.count(), driver_sessions, _LIVE_SESSION, driver_sessions.c.started_at.is_(None)),
+    _scalar(func.max(session_commands.c.id), session_commands),
+)
+"""Gateway sessions requested, started, ended; a command recorded (the state's index and
+primary keys only)."""
+_UNFINISHED_TASK = plan_tasks.c.state.in_(("scheduled", "processing"))
+PLAN_PRINT = (
+    _scalar(func.max(plan_tasks.c.created_at), plan_tasks),
+    _scalar(func.count(), plan_tasks, _UNFINISHED_TASK),
+    _scalar(func.count(), plan_tasks, plan_tasks.c.state == "processing"),
+)
+"""Plan tasks created, started, finished (by the state's index). A run's instances are not in
+it: a run's page reads them again while the run is unfinished."""
+COVERAGE_PRINT = (
+    _scalar(func.max(coverage_builds.c.id), coverage_builds),
+    _scalar(func.count(), coverage_probes),
+    _scalar(func.max(coverage_probes.c.connected_at), coverage_probes),
+    _scalar(func.count(), coverage_sessions),
+    _scalar(func.count(), coverage_sessions, coverage_sessions.c.state == "active"),
+    _scalar(func.max(coverage_parts.c.id), coverage_parts),
+)
+"""A build announced, probes connected or gone; coverage sessions started, finished or
+cancelled; a coverage part taken in."""
+_PARTS = {
+    "schedules": SCHEDULE_PRINT,
+    "webhooks": WEBHOOK_PRINT,
+    "sessions": SESSION_PRINT,
+    "plans": PLAN_PRINT,
+    "coverage": COVERAGE_PRINT,
+}
 
 
 def read_print(conn: Connection) -> LabPrint:
-    """The lab's fingerprint: four aggregate queries."""
+    """The lab's fingerprint: four aggregate queries (the last one a row of scalar ones)."""
     newest = conn.execute(select(func.max(events.c.id))).scalar() or 0
     agent_rows = conn.execute(
         select(agents.c.state, func.count(), func.max(agents.c.connected_at)).group_by(
@@ -107,13 +160,21 @@ def read_print(conn: Connection) -> LabPrint:
         .where(devices.c.removed.is_(False))
         .group_by(devices.c.state)
     )
-    automation = tuple(conn.execute(select(*SCHEDULE_PRINT, *WEBHOOK_PRINT)).one())
+    row = tuple(conn.execute(select(*(c for part in _PARTS.values() for c in part))).one())
+    parts: dict[str, tuple[object, ...]] = {}
+    start = 0
+    for name, columns in _PARTS.items():
+        parts[name] = row[start : start + len(columns)]
+        start += len(columns)
     return LabPrint(
         newest_event=int(newest),
         agents=tuple(sorted((str(s), int(n), str(t)) for s, n, t in agent_rows)),
         devices=tuple(sorted((str(s), int(n)) for s, n in device_rows)),
-        schedules=automation[: len(SCHEDULE_PRINT)],
-        webhooks=automation[len(SCHEDULE_PRINT) :],
+        schedules=parts["schedules"],
+        webhooks=parts["webhooks"],
+        sessions=parts["sessions"],
+        plans=parts["plans"],
+        coverage=parts["coverage"],
     )
 
 
@@ -145,6 +206,12 @@ def _read(conn: Connection, before: LabPrint | None) -> tuple[LabPrint, list[Top
         topics.append("schedules")
     if now.webhooks != before.webhooks:
         topics.append("webhooks")
+    if now.sessions != before.sessions:
+        topics.append("sessions")
+    if now.plans != before.plans:
+        topics.append("plans")
+    if now.coverage != before.coverage:
+        topics.append("coverage")
     return now, topics
 
 
@@ -169,7 +236,8 @@ class LabSubscription:
 
 
 class LabWatch:
-    """Tells subscribers when jobs, the inventory, schedules or webhooks change."""
+    """Tells subscribers when jobs, the inventory, schedules, webhooks, gateway sessions, plan
+    tasks or coverage sessions change."""
 
     def __init__(
         self, store: Store, signals: Signals, *, poll: float = 2.0, min_gap: float = 0.2

@@ -27,7 +27,7 @@ const early = new Map();
 /** Start reading `path` now (a page's first data, while the UI is still starting); the
  * next `api(path)` within 5 s takes this answer instead of asking again. */
 export function prefetch(path) {
-  const answer = call(path, {});
+  const answer = call(`/api/v1${path}`, {});
   answer.catch(() => null);
   early.set(path, { answer, at: Date.now() });
 }
@@ -39,10 +39,14 @@ export function api(path, options = {}) {
     early.delete(path);
     if (Date.now() - found.at < 5000) return found.answer;
   }
-  return call(path, options);
+  return call(`/api/v1${path}`, options);
 }
 
-async function call(path, { method = "GET", body, type, signal } = {}) {
+/** Call the hub's Testground daemon API (`/run`, `/logs`, ... at the hub's root); `text`:
+ * the answer is plain text. */
+export const daemon = (path, options = {}) => call(path, options);
+
+async function call(url, { method = "GET", body, type, signal, text = false } = {}) {
   const init = { method, headers: { Accept: "application/json" }, signal };
   if (typeof body === "string") {
     init.body = body;
@@ -53,16 +57,17 @@ async function call(path, { method = "GET", body, type, signal } = {}) {
   }
   let response;
   try {
-    response = await fetch(`/api/v1${path}`, init);
+    response = await fetch(url, init);
   } catch (error) {
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, { code: "unreachable", message: "the hub cannot be reached" });
   }
   if (response.status === 204) return null;
+  if (text && response.ok) return response.text();
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = new ApiError(response.status, data);
-    if (response.status === 401 && !path.startsWith("/auth/session")) signedOut(error);
+    if (response.status === 401 && !url.startsWith("/api/v1/auth/session")) signedOut(error);
     throw error;
   }
   return data;

@@ -46,10 +46,12 @@ export function Chips({ values }) {
   const entries = Object.entries(values || {});
   if (!entries.length) return html`<span class="muted">—</span>`;
   return html`<span class="chips">${entries.map(
-    ([key, value]) =>
-      html`<span class="chip"><span class="chip-key">${key}</span>${
-        value === "" ? "" : html`=${typeof value === "object" ? JSON.stringify(value) : String(value)}`
-      }</span>`,
+    ([key, value]) => {
+      const text = value === "" ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
+      return html`<span class="chip" title=${text.length > 40 ? `${key}=${text}` : undefined}><span class="chip-key">${key}</span>${
+        text === "" ? "" : `=${text}`
+      }</span>`;
+    },
   )}</span>`;
 }
 

@@ -33,6 +33,49 @@ export const pages = [
     module: "pages/agents.js",
   },
   {
+    path: "/sessions",
+    title: "Sessions",
+    nav: "Sessions",
+    module: "pages/sessions.js",
+  },
+  {
+    path: "/sessions/:id",
+    title: "Session",
+    module: "pages/session.js",
+  },
+  {
+    path: "/plans",
+    title: "Test plans",
+    nav: "Test plans",
+    module: "pages/plans.js",
+  },
+  {
+    path: "/plans/tasks/:id",
+    title: "Plan task",
+    module: "pages/plan-task.js",
+  },
+  {
+    path: "/coverage",
+    title: "Coverage",
+    nav: "Coverage",
+    module: "pages/coverage.js",
+  },
+  {
+    path: "/coverage/sessions/:id",
+    title: "Coverage session",
+    module: "pages/coverage-session.js",
+  },
+  {
+    path: "/coverage/builds/:app/:build",
+    title: "Build coverage",
+    module: "pages/coverage-build.js",
+  },
+  {
+    path: "/coverage/source",
+    title: "Source coverage",
+    module: "pages/coverage-source.js",
+  },
+  {
     path: "/schedules",
     title: "Schedules",
     nav: "Schedules",

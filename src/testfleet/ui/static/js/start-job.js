@@ -24,7 +24,7 @@ export const descriptorType = (text) =>
   text.trimStart().startsWith("{") ? "application/json" : "application/yaml";
 
 /** A descriptor's text with line numbers; `marks` (line -> message) are shown in red. */
-export function Editor({ text, onInput, marks }) {
+export function Editor({ text, onInput, marks, label = "Job descriptor" }) {
   const count = text.split("\n").length;
   const gutter = [];
   for (let line = 1; line <= count; line++) {
@@ -32,7 +32,7 @@ export function Editor({ text, onInput, marks }) {
   }
   return html`<div class="editor">
     <div class="gutter" aria-hidden="true">${gutter}</div>
-    <textarea aria-label="Job descriptor" spellcheck="false" rows=${Math.max(12, count + 1)}
+    <textarea aria-label=${label} spellcheck="false" rows=${Math.max(12, count + 1)}
       value=${text} onInput=${(e) => onInput(e.target.value)} data-testid="descriptor"></textarea>
   </div>`;
 }
