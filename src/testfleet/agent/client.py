@@ -16,6 +16,7 @@ from testfleet import __version__
 from testfleet.agent.artifacts import ArtifactUploader
 from testfleet.agent.config import AgentConfig, host_slots
 from testfleet.agent.devices import Inventory, ProviderError, make_provider
+from testfleet.agent.devtools import DevTools
 from testfleet.agent.executor import StepSite, TaskExecutor
 from testfleet.agent.outbox import Outbox
 from testfleet.agent.processes import ProcessGuard, default_state_dir
@@ -24,6 +25,10 @@ from testfleet.protocol.wire import (
     HUB_MESSAGES,
     Ack,
     DeviceSpec,
+    DevList,
+    DevResume,
+    DevRun,
+    DevSet,
     Error,
     Heartbeat,
     Initialized,
@@ -76,6 +81,7 @@ class Agent:
             environment=self.inventory.environment,
             site=StepSite(config.name, config.hub_url, config.token, config.cache_dir),
         )
+        self.devtools = DevTools(self.outbox, self.executor.pausing, self.executor.workdirs)
         self.agent_id: int | None = None
         self.connected = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -234,6 +240,16 @@ class Agent:
                     self.executor.stop(message.task_id, message.reason)
                 case SetHeartbeat():
                     self._heartbeat = message.interval
+                case DevSet():
+                    self.executor.pausing.set_flags(message.job_id, message.flags)
+                case DevResume():
+                    self.executor.pausing.resume(
+                        message.job_id, message.by, ignore_failure=message.ignore_failure
+                    )
+                case DevList():
+                    await self.devtools.listing(message)
+                case DevRun():
+                    self.devtools.run(message)
                 case Error():
                     _log.error("hub: %s: %s", message.code, message.message)
                     if message.code in RESEND_CODES:

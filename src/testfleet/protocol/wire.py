@@ -134,8 +134,76 @@ class DeviceRemoved(_Event):
     name: Text = Field(min_length=1, max_length=200)
 
 
+class TaskPaused(_Event):
+    """Developer mode: the task stopped at a step boundary and waits to be resumed (its
+    device stays claimed). `step_index` is the step it will run next (or, after a failed step,
+    the one that failed)."""
+
+    type: Literal["TASK_PAUSED"] = "TASK_PAUSED"
+    task_id: Id
+    step_index: int = Field(ge=0, le=10_000)
+    step_name: Text = Field(max_length=200)
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class TaskResumed(_Event):
+    """Developer mode: a paused task goes on."""
+
+    type: Literal["TASK_RESUMED"] = "TASK_RESUMED"
+    task_id: Id
+    step_index: int = Field(ge=0, le=10_000)
+    by: Text | None = Field(None, max_length=200)
+    ignore_failure: bool = False
+
+
+class DevListing(_Event):
+    """Developer mode: the paused task's working directory, as asked by DEV_LIST."""
+
+    type: Literal["DEV_LISTING"] = "DEV_LISTING"
+    task_id: Id
+    request_id: Text = Field(max_length=100)
+    directory: Text = Field(max_length=2000)
+    entries: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+    truncated: bool = False
+    error: Text | None = Field(None, max_length=2000)
+
+
+class DevCommandOutput(_Event):
+    """Developer mode: output of a command run with DEV_RUN."""
+
+    type: Literal["DEV_COMMAND_OUTPUT"] = "DEV_COMMAND_OUTPUT"
+    task_id: Id
+    command_id: Text = Field(max_length=100)
+    stream: Literal["stdout", "stderr"] = "stdout"
+    text: str = Field(max_length=1_000_000)
+
+
+class DevCommandFinished(_Event):
+    """Developer mode: a command run with DEV_RUN ended (`exit_code` None: it could not start
+    or was killed)."""
+
+    type: Literal["DEV_COMMAND_FINISHED"] = "DEV_COMMAND_FINISHED"
+    task_id: Id
+    command_id: Text = Field(max_length=100)
+    exit_code: Int32 | None = None
+    timed_out: bool = False
+    truncated: bool = False
+    error: Text | None = Field(None, max_length=2000)
+
+
 EventMessage = (
-    TaskStarted | StepStarted | LogChunk | StepFinished | TaskFinished | DeviceAdded | DeviceRemoved
+    TaskStarted
+    | StepStarted
+    | LogChunk
+    | StepFinished
+    | TaskFinished
+    | DeviceAdded
+    | DeviceRemoved
+    | TaskPaused
+    | TaskResumed
+    | DevListing
+    | DevCommandOutput
+    | DevCommandFinished
 )
 """Any numbered event an agent sends."""
 
@@ -183,6 +251,16 @@ class StepSpec(_Message):
     )
 
 
+class PauseFlags(_Message):
+    """Developer mode: where the tasks of a job pause (all off: they never do)."""
+
+    pause_at: Text | None = Field(
+        None, max_length=200, description="Pause before the step of this name starts."
+    )
+    pause_on_failure: bool = Field(False, description="Pause after a step that failed.")
+    pause_on_next: bool = Field(False, description="Pause at every step boundary.")
+
+
 class RunTask(_Message):
     """Run these steps on this device of yours."""
 
@@ -191,6 +269,9 @@ class RunTask(_Message):
     job_id: int
     device_name: str
     steps: list[StepSpec]
+    pause: PauseFlags | None = Field(
+        None, description="Developer mode: the job's pause flags when the task is given."
+    )
 
 
 class StopTask(_Message):
@@ -218,7 +299,58 @@ class Error(_Message):
     fatal: bool = False
 
 
-HubMessageModel = Initialized | Ack | RunTask | StopTask | SetHeartbeat | Error
+class DevSet(_Message):
+    """Developer mode: the pause flags of a job's tasks on this agent, now and for the tasks
+    of the job still to come (replaces the earlier flags)."""
+
+    type: Literal["DEV_SET"] = "DEV_SET"
+    job_id: Id
+    flags: PauseFlags
+
+
+class DevResume(_Message):
+    """Developer mode: resume the job's paused tasks on this agent (none paused: nothing)."""
+
+    type: Literal["DEV_RESUME"] = "DEV_RESUME"
+    job_id: Id
+    by: Text | None = Field(None, max_length=200)
+    ignore_failure: bool = False
+
+
+class DevList(_Message):
+    """Developer mode: report the working directory of a task (DEV_LISTING)."""
+
+    type: Literal["DEV_LIST"] = "DEV_LIST"
+    task_id: Id
+    request_id: Text = Field(max_length=100)
+
+
+class DevRun(_Message):
+    """Developer mode: run a shell command in a paused task's working directory, within
+    `timeout` seconds and `max_output` characters of output (DEV_COMMAND_OUTPUT, then
+    DEV_COMMAND_FINISHED)."""
+
+    type: Literal["DEV_RUN"] = "DEV_RUN"
+    task_id: Id
+    command_id: Text = Field(max_length=100)
+    command: Text = Field(min_length=1, max_length=10_000)
+    by: Text | None = Field(None, max_length=200)
+    timeout: float = Field(30.0, gt=0, le=3600)
+    max_output: int = Field(256 * 1024, ge=1, le=16 * 1024 * 1024)
+
+
+HubMessageModel = (
+    Initialized
+    | Ack
+    | RunTask
+    | StopTask
+    | SetHeartbeat
+    | Error
+    | DevSet
+    | DevResume
+    | DevList
+    | DevRun
+)
 """Any message the hub sends to an agent."""
 
 HubMessage = Annotated[HubMessageModel, Field(discriminator="type")]
@@ -235,4 +367,9 @@ AGENT_MESSAGE_TYPES = (
     "TASK_FINISHED",
     "DEVICE_ADDED",
     "DEVICE_REMOVED",
+    "TASK_PAUSED",
+    "TASK_RESUMED",
+    "DEV_LISTING",
+    "DEV_COMMAND_OUTPUT",
+    "DEV_COMMAND_FINISHED",
 )
