@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 
-from testfleet.protocol.states import FINISHED_JOB_STATES, JobState, RunState
+from testfleet.protocol.states import FINISHED_JOB_STATES, AgentState, JobState, RunState
 from testfleet.store import jobs as job_store
 from testfleet.store.events import add_events, event_row
-from testfleet.store.records import JobRecord, Record
-from testfleet.store.tables import developer_commands, developer_sessions, jobs, tasks
+from testfleet.store.records import JobRecord, Record, TaskRecord
+from testfleet.store.tables import agents, developer_commands, developer_sessions, jobs, tasks
 
 _OPEN = (RunState.PENDING, RunState.RUNNING)
 
@@ -198,6 +198,50 @@ def record_event(
     add_events(conn, [event_row(kind, now, job_id=job_id, data=data)])
 
 
+@dataclass(frozen=True)
+class OpenTask:
+    """An unfinished task of a job, where it runs, and whether its agent is online."""
+
+    task: TaskRecord
+    agent_name: str
+    agent_online: bool
+    agent_hub: str | None
+
+
+def open_tasks(conn: Connection, job_id: int) -> list[OpenTask]:
+    """The job's unfinished tasks with their agents."""
+    rows = conn.execute(
+        select(
+            tasks,
+            agents.c.name.label("agent_name"),
+            agents.c.state.label("agent_state"),
+            agents.c.hub.label("agent_hub"),
+        )
+        .join(agents, agents.c.id == tasks.c.agent_id)
+        .where(tasks.c.job_id == job_id, tasks.c.state.in_(_OPEN))
+        .order_by(tasks.c.id)
+    ).all()
+    found = []
+    for row in rows:
+        values = dict(row._mapping)
+        online = values.pop("agent_state") == AgentState.ONLINE
+        hub = values.pop("agent_hub")
+        values["state"] = RunState(values["state"])
+        found.append(OpenTask(TaskRecord(**values), row.agent_name, online, hub))
+    return found
+
+
+def sessions_of_agent(conn: Connection, agent_id: int) -> list[DeveloperSession]:
+    """Developer sessions of the jobs with unfinished tasks on `agent_id`."""
+    held = (
+        select(tasks.c.job_id)
+        .where(tasks.c.agent_id == agent_id, tasks.c.state.in_(_OPEN))
+        .scalar_subquery()
+    )
+    rows = conn.execute(select(developer_sessions).where(developer_sessions.c.job_id.in_(held)))
+    return [DeveloperSession.from_row(row) for row in rows]
+
+
 # ---- the tasks' pause state (from the agents' events) -------------------------------------------
 
 
@@ -256,6 +300,14 @@ def add_command(
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def command_agent(conn: Connection, command_id: int) -> int | None:
+    """The agent a kept command is for (None: taken already)."""
+    row = conn.execute(
+        select(developer_commands.c.agent_id).where(developer_commands.c.id == command_id)
+    ).first()
+    return int(row.agent_id) if row is not None else None
 
 
 def take_command(conn: Connection, command_id: int) -> tuple[int, dict[str, Any]] | None:
