@@ -5,6 +5,8 @@ dropped agent connection, a job that ends while attached)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import LiveHub
 from tests.support.jobs import start, wait_state
-from tests.support.processes import Agent, Hub, wait_until
+from tests.support.processes import Agent, Hub, cli_command, wait_until
 from tests.support.proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
@@ -307,3 +309,51 @@ def test_a_vanished_developer_is_released_after_the_timeout_and_a_dropped_agent_
         events = client.get(f"/api/v1/jobs/{job_id}/events", params={"limit": 1000}).json()
         ended = [e for e in events["events"] if e["kind"] == "developer_session_ended"]
         assert ended and "gone" in ended[0]["data"]["why"]
+
+
+def test_the_cli_attaches_pauses_at_a_step_and_resumes(
+    live_hub: LiveHub, client: httpx.Client, tmp_path: Path
+) -> None:
+    job_id = start(client, steps_job("dev-cli", first_sleep=6.0))
+    running(client, job_id)
+    log = tmp_path / "attach.log"
+    env = {**os.environ, "TESTFLEET_HUB": live_hub.url}
+    with log.open("w") as out:
+        attach = subprocess.Popen(
+            [*cli_command(), "dev", "attach", str(job_id), "--pause-at", "two"],
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+        )
+    try:
+        wait_until(lambda: "info: paused" in log.read_text(), 30, 0.05, "paused in the CLI")
+        assert client.get(f"/api/v1/jobs/{job_id}").json()["state"] == "paused"
+        assert step_state(client, job_id, 1) == "pending"
+        assert attach.stdin is not None
+        attach.stdin.write("bogus\nrun echo from-the-cli\n")
+        attach.stdin.flush()
+        wait_until(lambda: "from-the-cli" in log.read_text(), 30, 0.05, "command output")
+        attach.stdin.write("resume\n")
+        attach.stdin.flush()
+        assert attach.wait(30) == 0  # the job ended: the session closed
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait(10)
+        if attach.stdin is not None:
+            attach.stdin.close()
+    text = log.read_text()
+    assert "commands: resume" in text  # the bogus line got the help
+    assert "job_finished" in text
+    assert wait_state(client, job_id)["state"] == "completed"
+
+    done = subprocess.run(
+        [*cli_command(), "dev", "resume", str(job_id)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 1 and "job_not_running" in done.stdout
