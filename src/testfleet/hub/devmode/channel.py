@@ -107,12 +107,27 @@ class DeveloperChannel:
         """One message to the browser."""
         text = json.dumps({"type": kind, "what": what, "data": data}, default=str)
         async with self._sending:
-            await self.socket.send_text(text)
+            if self._closing:
+                return
+            try:
+                await self.socket.send_text(text)
+            except Exception:  # the browser has gone (or the socket is closing): stop talking
+                self._closing = True
+
+    async def close(self, code: int = 1000) -> None:
+        """Close the socket (once); nothing more is sent."""
+        async with self._sending:
+            if self._closing:
+                return
+            self._closing = True
+            with contextlib.suppress(Exception):
+                await self.socket.close(code=code)
 
     async def serve(self) -> None:
         """From accept to close."""
         await self.socket.accept()
         attached = False
+        created = False
         if self.control:
             result = await self.mode.attach(self.job_id, self.who)
             if isinstance(result, devmode_store.NotRunning):
@@ -133,34 +148,35 @@ class DeveloperChannel:
                     developer_name=holder,
                 )
                 return
-            attached = True
-            what = "session_started" if result.created else "session_joined"
-            await self.send("info", what, {"developer_name": self.who.name})
-        else:
-            await self.send(
-                "info",
-                "read_only",
-                {"message": f"role {self.who.role!r} sees the status; control needs operator"},
-            )
-        after = await self.mode.last_event_id(self.job_id)
-        await self._send_status(force=True)
-        follower = asyncio.create_task(self._follow(after), name=f"dev-{self.job_id}-follow")
+            attached, created = True, result.created
+        follower: asyncio.Task[None] | None = None
         try:
+            if attached:
+                what = "session_started" if created else "session_joined"
+                await self.send("info", what, {"developer_name": self.who.name})
+            else:
+                await self.send(
+                    "info",
+                    "read_only",
+                    {"message": f"role {self.who.role!r} sees the status; control needs operator"},
+                )
+            after = await self.mode.last_event_id(self.job_id)
+            await self._send_status(force=True)
+            follower = asyncio.create_task(self._follow(after), name=f"dev-{self.job_id}-follow")
             await self._read()
         finally:
-            follower.cancel()
-            with contextlib.suppress(BaseException):
-                await follower
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(BaseException):
+                    await follower
             if attached:
                 with contextlib.suppress(Exception):
                     await self.mode.detach(self.job_id, self.who)
-            with contextlib.suppress(Exception):
-                await self.socket.close()
+            await self.close()
 
     async def _refuse(self, what: str, message: str, **data: Any) -> None:
-        with contextlib.suppress(Exception):
-            await self.send("error", what, {"message": message, **data})
-            await self.socket.close(code=1008)
+        await self.send("error", what, {"message": message, **data})
+        await self.close(1008)
 
     async def _read(self) -> None:
         while not self._closing:
@@ -251,7 +267,7 @@ class DeveloperChannel:
             "session_ended",
             {"message": "developer session ended" + (", job cancelled" if cancel else "")},
         )
-        self._closing = True
+        await self.close()
 
     async def _task(self, data: dict[str, Any]) -> Any:
         task_id = data.get("task_id")
@@ -321,14 +337,12 @@ class DeveloperChannel:
                             "the developer session is closed",
                         },
                     )
-                    self._closing = True
-                    await self.socket.close(code=1000)
+                    await self.close()
                     return
                 for event in item:
                     if event.kind == "developer_session_ended" and self.control:
                         await self.send("info", "session_ended", event.data)
-                        self._closing = True
-                        await self.socket.close(code=1000)
+                        await self.close()
                         return
                     if event.kind.startswith("developer_agent_"):
                         await self._agent_news(event.kind, event.data)
@@ -345,9 +359,8 @@ class DeveloperChannel:
             return
         except Exception:
             _log.exception("developer mode, job %d: following failed", self.job_id)
-            with contextlib.suppress(Exception):
-                await self.send("error", "follow_failed", {"message": "the hub lost the job"})
-                await self.socket.close(code=1011)
+            await self.send("error", "follow_failed", {"message": "the hub lost the job"})
+            await self.close(1011)
 
     async def _agent_news(self, kind: str, data: dict[str, Any]) -> None:
         agent = data.get("agent")
