@@ -19,6 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import LiveHub
 from tests.support.jobs import start, wait_state
+from tests.support.postgres import fresh_database
 from tests.support.processes import Agent, Hub, cli_command, wait_until
 from tests.support.proxy import CuttableProxy
 
@@ -96,6 +97,7 @@ def ws_url(base: str, job_id: int, token: str | None = None) -> str:
 def open_dev(base: str, job_id: int, who: str = "ann", token: str | None = None) -> Dev:
     """A developer socket as `who` (a requestor name without auth, or a token)."""
     headers = {"X-Testfleet-Requestor": who} if token is None else {}
+    token = token or None
     socket = connect(ws_url(base, job_id, token), additional_headers=headers, open_timeout=10)
     return Dev(socket.__enter__())  # closed by the test (socket.close())
 
@@ -357,3 +359,71 @@ def test_the_cli_attaches_pauses_at_a_step_and_resumes(
         env=env,
     )
     assert done.returncode == 1 and "job_not_running" in done.stdout
+
+
+def test_tokens_operators_control_and_viewers_only_watch(auth_hub: LiveHub) -> None:
+    with auth_hub.client() as admin:
+        tokens = {
+            name: admin.post("/api/v1/tokens", json={"name": name, "role": role}).json()["token"]
+            for name, role in (
+                ("dev-ann", "operator"),
+                ("dev-bob", "operator"),
+                ("dev-vic", "viewer"),
+            )
+        }
+        job_id = start(admin, steps_job("dev-auth", first_sleep=30.0))
+        running(admin, job_id)
+        anonymous = open_dev(auth_hub.url, job_id, token="")
+        assert anonymous.wait("unauthenticated")["type"] == "error"
+        ann = open_dev(auth_hub.url, job_id, token=tokens["dev-ann"])
+        try:
+            assert ann.wait("session_started")["data"]["developer_name"] == "dev-ann"
+            assert ann.status()["developer_id"] is not None
+            bob = open_dev(auth_hub.url, job_id, token=tokens["dev-bob"])
+            assert bob.wait("developer_session_held")["data"]["developer_name"] == "dev-ann"
+            vic = open_dev(auth_hub.url, job_id, token=tokens["dev-vic"])
+            assert vic.wait("read_only")
+            assert vic.status()["developer_name"] == "dev-ann"  # the viewer sees who holds it
+            vic.send("resume_test_execution")
+            assert vic.wait("read_only")["type"] == "error"
+            vic.socket.close()
+            ann.send("quit_development_session", cancel_job=True)
+            ann.wait("session_ended")
+        finally:
+            ann.socket.close()
+        assert wait_state(admin, job_id)["state"] == "cancelled"
+
+
+def test_developer_on_one_hub_controls_an_agent_connected_to_another(tmp_path: Path) -> None:
+    """Two hubs on PostgreSQL: the developer's socket on hub A, the agent on hub B; the
+    commands go through the store and LISTEN/NOTIFY, the answers come back as events."""
+    with fresh_database() as url:
+        a = Hub(tmp_path, db_url=url).start()
+        b = Hub(tmp_path, db_url=url, extra=["--max-running-jobs", "0"])
+        agent = Agent(tmp_path, "", "on-b", slots=1)
+        try:
+            b.start()
+            agent.hub_url = b.url
+            agent.start()
+            with httpx.Client(base_url=a.url, timeout=30) as client:
+                agent.wait_online(client)
+                job_id = start(client, steps_job("dev-across", first_sleep=1.0))
+                running(client, job_id)
+                dev = open_dev(a.url, job_id)
+                try:
+                    dev.wait("session_started")
+                    dev.send("set_pause_at_test", name="two")
+                    assert dev.wait("paused")["data"]["step_name"] == "two"
+                    assert client.get(f"/api/v1/jobs/{job_id}").json()["state"] == "paused"
+                    dev.send("run_command", command="echo across-hubs")
+                    output = dev.wait("command_output")["data"]
+                    assert "across-hubs" in output["text"]
+                    dev.send("resume_test_execution")
+                    dev.wait("resumed")
+                    assert dev.wait("job_finished")["data"]["state"] == "completed"
+                finally:
+                    dev.socket.close()
+        finally:
+            agent.stop()
+            b.stop()
+            a.stop()
