@@ -17,67 +17,23 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from testfleet.hub.auth import OPERATE, Principal
+from testfleet.hub.devmode.messages import (
+    COMMANDS,
+    EVENT_WHAT,
+    FOLLOWED,
+    MAX_COMMAND,
+    MAX_FRAME,
+    READ_ONLY,
+    REFRESH,
+    Bad,
+    flag_argument,
+)
 from testfleet.hub.devmode.service import DeveloperMode
 from testfleet.hub.live.job_feed import Ended, JobFeeds
 from testfleet.store import devmode as devmode_store
 
 _log = logging.getLogger(__name__)
-MAX_FRAME = 64 * 1024
-"""The largest command frame (characters)."""
-MAX_COMMAND = 10_000
-"""The longest shell command."""
-REFRESH = 1.0
-"""Seconds between looks at the status when nothing happens."""
-COMMANDS = (
-    "status",
-    "set_pause_at_test",
-    "set_pause_on_failure",
-    "set_pause_on_next_command",
-    "resume_test_execution",
-    "quit_development_session",
-    "list_directory",
-    "log",
-    "run_command",
-    "screenshot",
-)
-READ_ONLY = frozenset({"status", "log"})
-FOLLOWED = (
-    "task_paused",
-    "task_resumed",
-    "step_started",
-    "step_finished",
-    "task_finished",
-    "dev_listing",
-    "dev_command_output",
-    "dev_command_finished",
-    "developer_command",
-    "developer_session_ended",
-    "developer_agent_disconnected",
-    "developer_agent_reconnected",
-)
-_EVENT_WHAT = {
-    "task_paused": "paused",
-    "task_resumed": "resumed",
-    "step_started": "step_started",
-    "step_finished": "step_finished",
-    "task_finished": "task_finished",
-    "dev_listing": "listing",
-    "dev_command_output": "command_output",
-    "dev_command_finished": "command_finished",
-    "developer_command": "command_started",
-}
-
 Screenshot = Any
-
-
-class Bad(Exception):
-    """A command the channel answers with a warning or an error."""
-
-    def __init__(self, kind: str, what: str, message: str, **data: Any) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.what = what
-        self.data = {"message": message, **data}
 
 
 class DeveloperChannel:
@@ -239,10 +195,10 @@ class DeveloperChannel:
         await self._set(pause_at=name or None)
 
     async def _cmd_set_pause_on_failure(self, data: dict[str, Any]) -> None:
-        await self._set(pause_on_failure=_flag(data))
+        await self._set(pause_on_failure=flag_argument(data))
 
     async def _cmd_set_pause_on_next_command(self, data: dict[str, Any]) -> None:
-        await self._set(pause_on_next=_flag(data))
+        await self._set(pause_on_next=flag_argument(data))
 
     async def _cmd_resume_test_execution(self, data: dict[str, Any]) -> None:
         options = data.get("options") or {}
@@ -347,7 +303,7 @@ class DeveloperChannel:
                     if event.kind.startswith("developer_agent_"):
                         await self._agent_news(event.kind, event.data)
                         continue
-                    what = _EVENT_WHAT.get(event.kind)
+                    what = EVENT_WHAT.get(event.kind)
                     if what is not None:
                         await self.send(
                             "info",
@@ -393,10 +349,3 @@ class DeveloperChannel:
         if force or status != self._status:
             self._status = status
             await self.send("info", "status", status)
-
-
-def _flag(data: dict[str, Any]) -> bool:
-    flag = data.get("flag")
-    if not isinstance(flag, bool):
-        raise Bad("error", "bad_argument", "flag: true or false")
-    return flag
