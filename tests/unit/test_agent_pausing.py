@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from testfleet.agent.devtools import DevTools
 from testfleet.agent.executor import TaskExecutor
 from testfleet.agent.outbox import Outbox
+from testfleet.hub.redact import TokenRedactor
 from testfleet.protocol.wire import DevList, DevRun, PauseFlags, RunTask, StepSpec
 
 
@@ -205,3 +207,27 @@ def test_commands_run_only_while_paused_in_the_task_directory_within_limits(
     assert finished("c2")["timed_out"] and finished("c2")["exit_code"] is None
     assert finished("c3")["truncated"] and len(output("c3")) == 5000
     assert "not running" in finished("c4")["error"]
+
+
+def test_run_task_leaves_out_pause_flags_it_has_none_of() -> None:
+    """An agent that predates developer mode refuses unknown fields: without a developer the
+    RUN_TASK it gets is the one it knows."""
+    plain = json.loads(three_steps().model_dump_json())
+    assert "pause" not in plain
+    flagged = three_steps().model_copy(update={"pause": PauseFlags(pause_at="two")})
+    assert json.loads(flagged.model_dump_json())["pause"]["pause_at"] == "two"
+
+
+def test_tokens_in_websocket_query_strings_are_redacted_from_the_log() -> None:
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5", "/api/v1/jobs/1/developer/ws?token=tf_secret&x=1"),
+        None,
+    )
+    assert TokenRedactor().filter(record)
+    text = record.getMessage()
+    assert "tf_secret" not in text and "token=[redacted]&x=1" in text

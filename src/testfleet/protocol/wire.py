@@ -270,7 +270,10 @@ class RunTask(_Message):
     device_name: str
     steps: list[StepSpec]
     pause: PauseFlags | None = Field(
-        None, description="Developer mode: the job's pause flags when the task is given."
+        None,
+        description="Developer mode: the job's pause flags when the task is given (left out "
+        "when there are none, so that an agent that predates developer mode takes the task).",
+        exclude_if=lambda value: value is None,
     )
 
 
