@@ -128,9 +128,9 @@ class DevTools:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await readers
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(Exception):  # the rest of its output, so its pipes close
             async with asyncio.timeout(5):
-                await process.wait()
+                await process.communicate()
         code = process.returncode if not (timed_out or truncated.is_set()) else None
         ended: str | None = None
         if timed_out:
