@@ -4,6 +4,7 @@ dropped agent connection, a job that ends while attached)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -427,3 +428,73 @@ def test_developer_on_one_hub_controls_an_agent_connected_to_another(tmp_path: P
             agent.stop()
             b.stop()
             a.stop()
+
+
+OPEN_SESSION = """
+import json, os, urllib.request
+url, caps = os.environ["TESTFLEET_WEBDRIVER_URL"], json.loads(os.environ["TESTFLEET_DEVICE_CAPS"])
+def call(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(request, timeout=60))
+caps = {k: v for k, v in caps.items() if ":" in k or k == "browserName"}
+session = call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["value"]["sessionId"]
+page = "data:text/html,<h1 style='font-size:80px'>developer mode</h1>"
+call("POST", f"/session/{session}/url", {"url": page})
+print("session", session)
+"""
+
+CLOSE_SESSIONS = """
+import json, os, urllib.request
+url = os.environ["TESTFLEET_WEBDRIVER_URL"]
+for s in json.load(urllib.request.urlopen(url + "/sessions", timeout=30))["value"]:
+    urllib.request.urlopen(urllib.request.Request(url + "/session/" + s["id"], method="DELETE"))
+"""
+
+
+def test_a_screenshot_of_a_paused_browser_task(tmp_path: Path) -> None:
+    hub = Hub(tmp_path).start()
+    agent = Agent(tmp_path, hub.url, "browsers", slots=0, providers=["chromium:count=1"])
+    try:
+        agent.start()
+        with httpx.Client(base_url=hub.url, timeout=30) as client:
+            wait_until(
+                lambda: len(client.get("/api/v1/devices").json()["devices"]) == 1,
+                60,
+                0.1,
+                "the browser device",
+            )
+
+            def cmd(name: str, code: str) -> dict[str, Any]:
+                params = {"executable": "python3", "args": ["-c", code]}
+                return {"name": name, "plugin": "cmd", "timeout": "60s", "params": params}
+
+            descriptor = {
+                "name": "dev-screen",
+                "tests": [
+                    {
+                        "name": "t",
+                        "devices": {"count": 1, "capabilities": {"browserName": "chrome"}},
+                        "steps": [cmd("open", OPEN_SESSION), cmd("close", CLOSE_SESSIONS)],
+                    }
+                ],
+            }
+            job_id = start(client, descriptor)
+            running(client, job_id)
+            dev = open_dev(hub.url, job_id)
+            try:
+                dev.wait("session_started")
+                dev.send("set_pause_at_test", name="close")
+                dev.wait("paused", timeout=60)
+                dev.send("screenshot")
+                shot = dev.wait("screenshot", timeout=30)["data"]
+                png = base64.b64decode(shot["png_base64"])
+                assert png.startswith(b"\x89PNG") and len(png) > 1000
+                dev.send("resume_test_execution")
+                assert dev.wait("job_finished", timeout=60)["data"]["state"] == "completed"
+            finally:
+                dev.socket.close()
+    finally:
+        agent.stop()
+        hub.stop()

@@ -12,7 +12,8 @@ from testfleet.agent.devtools import DevTools
 from testfleet.agent.executor import TaskExecutor
 from testfleet.agent.outbox import Outbox
 from testfleet.hub.redact import TokenRedactor
-from testfleet.protocol.wire import DevList, DevRun, PauseFlags, RunTask, StepSpec
+from testfleet.protocol.wire import RunTask, StepSpec
+from testfleet.protocol.wire_dev import DevList, DevRun, PauseFlags
 
 
 def three_steps(task_id: int = 5, fail_second: bool = False) -> RunTask:

@@ -19,13 +19,8 @@ from typing import Any
 
 from testfleet.agent.outbox import Outbox
 from testfleet.agent.pausing import PauseControl
-from testfleet.protocol.wire import (
-    DevCommandFinished,
-    DevCommandOutput,
-    DevList,
-    DevListing,
-    DevRun,
-)
+from testfleet.protocol.wire import DevCommandFinished, DevCommandOutput, DevListing
+from testfleet.protocol.wire_dev import DevList, DevRun
 
 _log = logging.getLogger(__name__)
 MAX_ENTRIES = 500

@@ -79,6 +79,8 @@ class TaskExecutor:
         self._stop_reasons: dict[int, str] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
         self.pausing = PauseControl(outbox)
+        self.task_devices: dict[int, str] = {}
+        """The device of each running task."""
         self.workdirs: dict[int, Path | None] = {}
         """The working directory of each running task (None: the agent's own)."""
 
@@ -132,6 +134,7 @@ class TaskExecutor:
         state, error = RunState.PASSED, None
         workdir = await self._workspace(task_id)
         self.workdirs[task_id] = workdir
+        self.task_devices[task_id] = message.device_name
         try:
             for index, step in enumerate(message.steps):
                 reason = self.pausing.reason_before(message.job_id, step.name)
@@ -200,6 +203,7 @@ class TaskExecutor:
                     break
         finally:
             self.workdirs.pop(task_id, None)
+            self.task_devices.pop(task_id, None)
             self.outbox.add(
                 TaskFinished(seq=1, task_id=task_id, state=state, error=error),
                 final_of_task=task_id,

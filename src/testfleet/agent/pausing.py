@@ -14,7 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from testfleet.agent.outbox import Outbox
-from testfleet.protocol.wire import PauseFlags, TaskPaused, TaskResumed
+from testfleet.protocol.wire import TaskPaused, TaskResumed
+from testfleet.protocol.wire_dev import PauseFlags
 
 _REMEMBERED_JOBS = 1000
 

@@ -20,7 +20,8 @@ from testfleet.hub.agents.connections import Connections
 from testfleet.hub.plans import JobPlan, JobPlans
 from testfleet.hub.relay import Relay
 from testfleet.protocol.states import RunState
-from testfleet.protocol.wire import PauseFlags, RunTask, StopTask
+from testfleet.protocol.wire import RunTask, StopTask
+from testfleet.protocol.wire_dev import PauseFlags
 from testfleet.store import jobs as job_store
 from testfleet.store import tasks as task_store
 from testfleet.store.db import Store

@@ -13,6 +13,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from testfleet.protocol.states import RunState
 from testfleet.protocol.types import Id, Int32, Seq, Text
+from testfleet.protocol.wire_dev import (
+    DevList,
+    DevResume,
+    DevRun,
+    DevScreenshot,
+    DevSet,
+    PauseFlags,
+)
 
 
 def utcnow() -> datetime:
@@ -191,6 +199,17 @@ class DevCommandFinished(_Event):
     error: Text | None = Field(None, max_length=2000)
 
 
+class DevScreenshotTaken(_Event):
+    """Developer mode: the screen of a paused task's browser device (PNG, base64), or why
+    there is none."""
+
+    type: Literal["DEV_SCREENSHOT_TAKEN"] = "DEV_SCREENSHOT_TAKEN"
+    task_id: Id
+    request_id: Text = Field(max_length=100)
+    png_base64: str | None = Field(None, max_length=3_000_000)
+    error: Text | None = Field(None, max_length=2000)
+
+
 EventMessage = (
     TaskStarted
     | StepStarted
@@ -204,6 +223,7 @@ EventMessage = (
     | DevListing
     | DevCommandOutput
     | DevCommandFinished
+    | DevScreenshotTaken
 )
 """Any numbered event an agent sends."""
 
@@ -251,16 +271,6 @@ class StepSpec(_Message):
     )
 
 
-class PauseFlags(_Message):
-    """Developer mode: where the tasks of a job pause (all off: they never do)."""
-
-    pause_at: Text | None = Field(
-        None, max_length=200, description="Pause before the step of this name starts."
-    )
-    pause_on_failure: bool = Field(False, description="Pause after a step that failed.")
-    pause_on_next: bool = Field(False, description="Pause at every step boundary.")
-
-
 class RunTask(_Message):
     """Run these steps on this device of yours."""
 
@@ -302,46 +312,6 @@ class Error(_Message):
     fatal: bool = False
 
 
-class DevSet(_Message):
-    """Developer mode: the pause flags of a job's tasks on this agent, now and for the tasks
-    of the job still to come (replaces the earlier flags)."""
-
-    type: Literal["DEV_SET"] = "DEV_SET"
-    job_id: Id
-    flags: PauseFlags
-
-
-class DevResume(_Message):
-    """Developer mode: resume the job's paused tasks on this agent (none paused: nothing)."""
-
-    type: Literal["DEV_RESUME"] = "DEV_RESUME"
-    job_id: Id
-    by: Text | None = Field(None, max_length=200)
-    ignore_failure: bool = False
-
-
-class DevList(_Message):
-    """Developer mode: report the working directory of a task (DEV_LISTING)."""
-
-    type: Literal["DEV_LIST"] = "DEV_LIST"
-    task_id: Id
-    request_id: Text = Field(max_length=100)
-
-
-class DevRun(_Message):
-    """Developer mode: run a shell command in a paused task's working directory, within
-    `timeout` seconds and `max_output` characters of output (DEV_COMMAND_OUTPUT, then
-    DEV_COMMAND_FINISHED)."""
-
-    type: Literal["DEV_RUN"] = "DEV_RUN"
-    task_id: Id
-    command_id: Text = Field(max_length=100)
-    command: Text = Field(min_length=1, max_length=10_000)
-    by: Text | None = Field(None, max_length=200)
-    timeout: float = Field(30.0, gt=0, le=3600)
-    max_output: int = Field(256 * 1024, ge=1, le=16 * 1024 * 1024)
-
-
 HubMessageModel = (
     Initialized
     | Ack
@@ -353,6 +323,7 @@ HubMessageModel = (
     | DevResume
     | DevList
     | DevRun
+    | DevScreenshot
 )
 """Any message the hub sends to an agent."""
 
@@ -375,4 +346,5 @@ AGENT_MESSAGE_TYPES = (
     "DEV_LISTING",
     "DEV_COMMAND_OUTPUT",
     "DEV_COMMAND_FINISHED",
+    "DEV_SCREENSHOT_TAKEN",
 )

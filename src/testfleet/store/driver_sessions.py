@@ -281,17 +281,6 @@ def get(conn: Connection, row_id: int) -> DriverSessionRecord | None:
     return DriverSessionRecord.from_row(row) if row is not None else None
 
 
-def active_on_device(conn: Connection, device_id: str) -> DriverSessionRecord | None:
-    """The live (active) session on a device, if any (developer mode's screenshot)."""
-    row = conn.execute(
-        _with_agent()
-        .where(driver_sessions.c.device_id == device_id, driver_sessions.c.state == ACTIVE)
-        .order_by(driver_sessions.c.id.desc())
-        .limit(1)
-    ).first()
-    return DriverSessionRecord.from_row(row) if row is not None else None
-
-
 def by_session_id(conn: Connection, session_id: str) -> DriverSessionRecord | None:
     """One session by the id its client uses (the driver's)."""
     statement = prepared(

@@ -45,6 +45,7 @@ _KINDS: dict[str, str] = {
     "DEV_LISTING": "dev_listing",
     "DEV_COMMAND_OUTPUT": "dev_command_output",
     "DEV_COMMAND_FINISHED": "dev_command_finished",
+    "DEV_SCREENSHOT_TAKEN": "dev_screenshot",
 }
 
 

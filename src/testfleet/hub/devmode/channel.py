@@ -33,7 +33,6 @@ from testfleet.hub.live.job_feed import Ended, JobFeeds
 from testfleet.store import devmode as devmode_store
 
 _log = logging.getLogger(__name__)
-Screenshot = Any
 
 
 class DeveloperChannel:
@@ -46,7 +45,6 @@ class DeveloperChannel:
         feeds: JobFeeds,
         job_id: int,
         who: Principal,
-        screenshot: Screenshot | None = None,
     ) -> None:
         self.socket = socket
         self.mode = mode
@@ -54,7 +52,6 @@ class DeveloperChannel:
         self.job_id = job_id
         self.who = who
         self.control = who.role in OPERATE
-        self.screenshot = screenshot
         self._status: dict[str, Any] | None = None
         self._closing = False
         self._sending = asyncio.Lock()
@@ -264,17 +261,9 @@ class DeveloperChannel:
         await self.send("info", "log", {"task_id": task_id, "lines": text})
 
     async def _cmd_screenshot(self, data: dict[str, Any]) -> None:
-        if self.screenshot is None:
-            raise Bad("warning", "no_screenshot", "screenshots are not available on this hub")
         task = await self._task(data)
-        image = await self.screenshot(task.task.device_id)
-        if image is None:
-            raise Bad(
-                "warning",
-                "no_screenshot",
-                f"device {task.task.device_name} has no live WebDriver session",
-            )
-        await self.send("info", "screenshot", {"task_id": task.task.id, "png_base64": image})
+        request_id = await self.mode.screenshot(self.job_id, task)
+        await self.send("info", "screenshot_requested", {"request_id": request_id})
 
     # ---- following the job -----------------------------------------------------------------------
 
@@ -300,6 +289,9 @@ class DeveloperChannel:
                         await self.send("info", "session_ended", event.data)
                         await self.close()
                         return
+                    if event.kind == "dev_screenshot":
+                        await self._screenshot_taken(event.task_id, event.data)
+                        continue
                     if event.kind.startswith("developer_agent_"):
                         await self._agent_news(event.kind, event.data)
                         continue
@@ -317,6 +309,24 @@ class DeveloperChannel:
             _log.exception("developer mode, job %d: following failed", self.job_id)
             await self.send("error", "follow_failed", {"message": "the hub lost the job"})
             await self.close(1011)
+
+    async def _screenshot_taken(self, task_id: int | None, data: dict[str, Any]) -> None:
+        if data.get("png_base64"):
+            await self.send(
+                "info",
+                "screenshot",
+                {
+                    "task_id": task_id,
+                    "request_id": data.get("request_id"),
+                    "png_base64": data["png_base64"],
+                },
+            )
+        else:
+            await self.send(
+                "warning",
+                "no_screenshot",
+                {"task_id": task_id, "message": data.get("error") or "no screenshot"},
+            )
 
     async def _agent_news(self, kind: str, data: dict[str, Any]) -> None:
         agent = data.get("agent")

@@ -36,6 +36,7 @@ FOLLOWED = (
     "developer_session_ended",
     "developer_agent_disconnected",
     "developer_agent_reconnected",
+    "dev_screenshot",
 )
 EVENT_WHAT = {
     "task_paused": "paused",

@@ -22,7 +22,15 @@ from sqlalchemy import Connection
 from testfleet.hub.auth import Principal
 from testfleet.hub.devmode.link import DevLink
 from testfleet.hub.devmode.status import build_status, read_view
-from testfleet.protocol.wire import DevList, DevResume, DevRun, DevSet, PauseFlags, utcnow
+from testfleet.protocol.wire import utcnow
+from testfleet.protocol.wire_dev import (
+    DevList,
+    DevResume,
+    DevRun,
+    DevScreenshot,
+    DevSet,
+    PauseFlags,
+)
 from testfleet.store import devmode as devmode_store
 from testfleet.store import events as event_store
 from testfleet.store.db import Store
@@ -192,6 +200,13 @@ class DeveloperMode:
         await self._link.send(
             job_id, task.task.agent_id, DevList(task_id=task.task.id, request_id=request_id)
         )
+        return request_id
+
+    async def screenshot(self, job_id: int, task: OpenTask) -> str:
+        """Ask the agent for the screen of the task's device; returns the request id."""
+        request_id = uuid.uuid4().hex[:16]
+        message = DevScreenshot(task_id=task.task.id, request_id=request_id)
+        await self._link.send(job_id, task.task.agent_id, message)
         return request_id
 
     async def run_command(self, job_id: int, who: Principal, task: OpenTask, command: str) -> str:

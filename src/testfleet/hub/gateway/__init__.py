@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,11 +18,10 @@ from testfleet.hub.gateway.creator import SessionCreator, Timeouts
 from testfleet.hub.gateway.handler import Gateway, gateway_path
 from testfleet.hub.gateway.keeper import SessionKeeper
 from testfleet.hub.gateway.metrics import GatewayMetrics
-from testfleet.hub.gateway.proxy import NodeClient, NodeUnreachable
-from testfleet.hub.gateway.sessions import SCREENSHOT_TIMEOUT, SessionEnder, SessionRoutes
+from testfleet.hub.gateway.proxy import NodeClient
+from testfleet.hub.gateway.sessions import SessionEnder, SessionRoutes
 from testfleet.hub.gateway.status import GridStatus
 from testfleet.hub.relay import Relay
-from testfleet.store import driver_sessions as session_store
 from testfleet.store.db import Store
 
 __all__ = ["GatewayService", "gateway_path"]
@@ -46,7 +44,6 @@ class GatewayService:
         registry: CollectorRegistry,
     ) -> None:
         self.metrics = GatewayMetrics(registry, lambda: allocator.waiting)
-        self._store = store
         self.nodes = NodeClient()
         self.log = CommandLog(store)
         self.routes = SessionRoutes(store)
@@ -97,20 +94,6 @@ class GatewayService:
             metrics=self.metrics,
             status=GridStatus(store, server_id, ready, lambda: allocator.waiting),
         )
-
-    async def live_screenshot(self, device_id: str) -> str | None:
-        """A current screenshot (base64 PNG) of the live WebDriver session on a device; None
-        when it has none or its node does not answer."""
-        record = await self._store.read(session_store.active_on_device, device_id)
-        if record is None or record.session_id is None or record.node_url is None:
-            return None
-        url = f"{record.node_url.rstrip('/')}/session/{record.session_id}/screenshot"
-        try:
-            status, body = await self.nodes.call("GET", url, within=SCREENSHOT_TIMEOUT)
-            value = json.loads(body)["value"] if status == 200 else None
-        except (NodeUnreachable, ValueError, KeyError, TypeError):
-            return None
-        return value if isinstance(value, str) else None
 
     def _tell_other_hubs(self) -> None:
         task = asyncio.create_task(self._relay.publish(FREED, 0))

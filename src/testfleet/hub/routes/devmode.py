@@ -29,7 +29,5 @@ async def developer(websocket: WebSocket, job_id: JobId) -> None:
             await websocket.send_text(json.dumps(refusal))
             await websocket.close(code=1008)
         return
-    channel = DeveloperChannel(
-        websocket, hub.developer_mode, hub.job_feeds, job_id, who, hub.gateway.live_screenshot
-    )
+    channel = DeveloperChannel(websocket, hub.developer_mode, hub.job_feeds, job_id, who)
     await channel.serve()
