@@ -498,3 +498,24 @@ def test_a_screenshot_of_a_paused_browser_task(tmp_path: Path) -> None:
     finally:
         agent.stop()
         hub.stop()
+
+
+def test_quitting_while_paused_lets_the_job_run_on(live_hub: LiveHub, client: httpx.Client) -> None:
+    job_id = start(client, steps_job("dev-quit", first_sleep=1.0))
+    running(client, job_id)
+    dev = open_dev(live_hub.url, job_id)
+    try:
+        dev.wait("session_started")
+        dev.send("set_pause_on_next_command", flag=True)
+        dev.wait("paused")
+        dev.send("quit_development_session", cancel_job=False)
+        assert dev.wait("session_ended")["type"] == "info"
+    finally:
+        dev.socket.close()
+    final = wait_state(client, job_id)
+    assert final["state"] == "completed"  # the flags went off with the session: no more pauses
+    events = client.get(f"/api/v1/jobs/{job_id}/events", params={"limit": 1000}).json()
+    kinds = [e["kind"] for e in events["events"]]
+    assert kinds.count("task_paused") == 1 and kinds.count("task_resumed") == 1
+    ended = [e for e in events["events"] if e["kind"] == "developer_session_ended"]
+    assert [e["data"]["why"] for e in ended] == ["quit"]
