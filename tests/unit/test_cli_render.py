@@ -30,6 +30,7 @@ from testfleet.protocol.api import (
     TaskStatus,
     TestStatus,
 )
+from testfleet.protocol.states import RunState
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -129,6 +130,16 @@ def test_job_tree_shows_tests_tasks_and_steps() -> None:
         assert expected in text, expected
     say = next(line for line in text.splitlines() if " say " in line)
     assert "echo" in say and "passed" in say and " 0 " in say and "1.5s" in say
+
+
+def test_job_tree_says_why_a_paused_job_is_paused() -> None:
+    status = sample_status("paused")
+    task = status.runs[0].tests[0].tasks[0]
+    task.state, task.paused, task.paused_step = RunState.RUNNING, "reached step 'run'", 1
+    text = text_of(job_tree(status))
+    assert "job 7 smoke paused" in text
+    assert "paused: task 11 (host-1): reached step 'run'" in text
+    assert "paused: reached step 'run'" in text.split("task 11: host-1")[1]
 
 
 def test_summary_counts_tests_and_names_failures() -> None:

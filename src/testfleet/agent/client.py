@@ -7,6 +7,8 @@ import contextlib
 import json
 import logging
 import random
+from collections.abc import Coroutine
+from typing import Any
 
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
@@ -16,9 +18,11 @@ from testfleet import __version__
 from testfleet.agent.artifacts import ArtifactUploader
 from testfleet.agent.config import AgentConfig, host_slots
 from testfleet.agent.devices import Inventory, ProviderError, make_provider
+from testfleet.agent.devtools import DevTools
 from testfleet.agent.executor import StepSite, TaskExecutor
 from testfleet.agent.outbox import Outbox
 from testfleet.agent.processes import ProcessGuard, default_state_dir
+from testfleet.agent.screens import Screens
 from testfleet.protocol.version import WIRE_VERSION
 from testfleet.protocol.wire import (
     HUB_MESSAGES,
@@ -32,6 +36,7 @@ from testfleet.protocol.wire import (
     SetHeartbeat,
     StopTask,
 )
+from testfleet.protocol.wire_dev import DevList, DevResume, DevRun, DevScreenshot, DevSet
 
 _log = logging.getLogger(__name__)
 FATAL_CODES = frozenset(
@@ -76,10 +81,19 @@ class Agent:
             environment=self.inventory.environment,
             site=StepSite(config.name, config.hub_url, config.token, config.cache_dir),
         )
+        self.devtools = DevTools(self.outbox, self.executor.pausing, self.executor.workdirs)
+        self.screens = Screens(self.outbox, self.executor.task_devices, self.inventory.url_of)
         self.agent_id: int | None = None
         self.connected = asyncio.Event()
         self._stopping = asyncio.Event()
         self._heartbeat = 1.0
+        self._chores: set[asyncio.Task[None]] = set()
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` without holding up the connection's reader (kept until it ends)."""
+        task = asyncio.create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     def stop(self) -> None:
         """Ask the agent to finish: running tasks are cancelled and reported."""
@@ -234,6 +248,18 @@ class Agent:
                     self.executor.stop(message.task_id, message.reason)
                 case SetHeartbeat():
                     self._heartbeat = message.interval
+                case DevSet():
+                    self.executor.pausing.set_flags(message.job_id, message.flags)
+                case DevResume():
+                    self.executor.pausing.resume(
+                        message.job_id, message.by, ignore_failure=message.ignore_failure
+                    )
+                case DevList():
+                    await self.devtools.listing(message)
+                case DevRun():
+                    self.devtools.run(message)
+                case DevScreenshot():
+                    self._background(self.screens.take(message))
                 case Error():
                     _log.error("hub: %s: %s", message.code, message.message)
                     if message.code in RESEND_CODES:

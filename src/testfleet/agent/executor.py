@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from testfleet.agent.artifacts import ArtifactUploader, upload_step_artifacts
 from testfleet.agent.outbox import Outbox
+from testfleet.agent.pausing import PauseControl
 from testfleet.protocol.durations import format_duration
 from testfleet.protocol.states import RunState
 from testfleet.protocol.wire import (
@@ -77,6 +78,11 @@ class TaskExecutor:
         self.running: dict[int, asyncio.Task[None]] = {}
         self._stop_reasons: dict[int, str] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
+        self.pausing = PauseControl(outbox)
+        self.task_devices: dict[int, str] = {}
+        """The device of each running task."""
+        self.workdirs: dict[int, Path | None] = {}
+        """The working directory of each running task (None: the agent's own)."""
 
     def held(self) -> list[int]:
         """Tasks running, or finished with the final event not yet acknowledged."""
@@ -87,6 +93,8 @@ class TaskExecutor:
         if message.task_id in self._seen:
             _log.info("task %d is known already; not starting it again", message.task_id)
             return
+        if message.pause is not None:
+            self.pausing.set_flags(message.job_id, message.pause)
         self._remember(message.task_id)
         self.running[message.task_id] = asyncio.create_task(
             self._run(message), name=f"task-{message.task_id}"
@@ -125,8 +133,20 @@ class TaskExecutor:
         self.outbox.add(TaskStarted(seq=1, task_id=task_id))
         state, error = RunState.PASSED, None
         workdir = await self._workspace(task_id)
+        self.workdirs[task_id] = workdir
+        self.task_devices[task_id] = message.device_name
         try:
             for index, step in enumerate(message.steps):
+                reason = self.pausing.reason_before(message.job_id, step.name)
+                if reason is not None:
+                    try:
+                        await self.pausing.pause(message.job_id, task_id, index, step.name, reason)
+                    except asyncio.CancelledError:
+                        state, error = (
+                            RunState.CANCELLED,
+                            self._stop_reasons.pop(task_id, "stopped"),
+                        )
+                        break
                 started = self.outbox.add(StepStarted(seq=1, task_id=task_id, step_index=index))
                 try:
                     if step.coverage:
@@ -164,12 +184,26 @@ class TaskExecutor:
                         state, error = RunState.CANCELLED, reason
                         break
                 if not result.passed:
+                    reason = self.pausing.reason_after_failure(message.job_id, step.name)
+                    if reason is not None:
+                        try:
+                            pause = await self.pausing.pause(
+                                message.job_id, task_id, index, step.name, reason
+                            )
+                        except asyncio.CancelledError:
+                            reason = self._stop_reasons.pop(task_id, "stopped")
+                            state, error = RunState.CANCELLED, reason
+                            break
+                        if pause.ignore_failure:
+                            continue
                     state = RunState.FAILED
                     error = f"step {step.name!r} failed" + (
                         f": {result.error}" if result.error else ""
                     )
                     break
         finally:
+            self.workdirs.pop(task_id, None)
+            self.task_devices.pop(task_id, None)
             self.outbox.add(
                 TaskFinished(seq=1, task_id=task_id, state=state, error=error),
                 final_of_task=task_id,

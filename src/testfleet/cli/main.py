@@ -12,6 +12,7 @@ from testfleet.cli import agent_command, inventory, job_results, probe, serve
 from testfleet.cli.automation import schedule_app, webhook_app
 from testfleet.cli.context import HUB_ENV, TIMEOUT_ENV, TOKEN_ENV, HubOptions
 from testfleet.cli.coverage import coverage_app
+from testfleet.cli.dev import dev_app
 from testfleet.cli.globals import clean_metavars, hoist
 from testfleet.cli.jobs import job_app
 from testfleet.cli.output import EXIT_FAILED, EXIT_INTERRUPTED
@@ -77,6 +78,7 @@ app.add_typer(webhook_app, name="webhook")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(coverage_app, name="coverage")
+app.add_typer(dev_app, name="dev")
 probe.register(app)
 
 

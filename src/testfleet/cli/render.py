@@ -105,6 +105,8 @@ def job_tree(status: JobStatus, now: datetime | None = None) -> Tree:
     label.append(f"  {took}" if took else "", style="dim")
     tree = Tree(label)
     tree.add(Text(_job_facts(status), style="dim"))
+    for reason in paused_reasons(status):
+        tree.add(Text(f"paused: {reason}", style="yellow"))
     if status.error:
         tree.add(Text(status.error, style="red"))
     for run in status.runs:
@@ -169,6 +171,17 @@ def failed_case_lines(report: TestReport) -> list[Text]:
     return lines
 
 
+def paused_reasons(status: JobStatus) -> list[str]:
+    """Developer mode: why each paused task of the job is paused (`task 4 (slot-0): ...`)."""
+    return [
+        f"task {task.task_id} ({task.device_name}): {task.paused}"
+        for run in status.runs
+        for test in run.tests
+        for task in test.tasks
+        if task.paused
+    ]
+
+
 def _job_facts(status: JobStatus) -> str:
     facts = [f"requestor {status.requestor}", f"created {local_time(status.created_at)}"]
     if status.tags:
@@ -204,6 +217,8 @@ def _add_task(parent: Tree, task: TaskStatus, now: datetime | None) -> None:
         state_text(task.state),
         (f"  {span(task.started_at, task.ended_at, now)}", "dim"),
     )
+    if task.paused:
+        heading.append(f"  paused: {task.paused}", style="yellow")
     node = parent.add(heading)
     if task.error and not any(step.error for step in task.steps):
         node.add(Text(task.error, style="red"))

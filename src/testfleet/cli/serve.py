@@ -167,6 +167,15 @@ def register(app: typer.Typer) -> None:
                 "(several hubs on PostgreSQL).",
             ),
         ] = 30.0,
+        developer_timeout: Annotated[
+            float,
+            typer.Option(
+                "--developer-timeout",
+                min=0.1,
+                help="Seconds a developer-mode session lives with none of its developer's "
+                "tabs open; then it ends and the job's paused tasks go on.",
+            ),
+        ] = 300.0,
         session_request_timeout: Annotated[
             float,
             typer.Option(
@@ -283,6 +292,7 @@ def register(app: typer.Typer) -> None:
             session_request_timeout=session_request_timeout,
             session_idle_max=session_idle_max,
             session_history_days=session_history_days,
+            developer_timeout=developer_timeout,
             local_agent=local_agent,
         )
         try:

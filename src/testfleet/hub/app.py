@@ -25,6 +25,7 @@ from testfleet.hub.routes import (
     coverage,
     coverage_reports,
     deletions,
+    devmode,
     inventory,
     jobs,
     live,
@@ -99,6 +100,7 @@ def create_app(config: HubConfig) -> FastAPI:
         sync,
         session,
         live,
+        devmode,
         ui,
     ):
         app.include_router(module.router, max_body_size=MAX_BODY_BYTES)

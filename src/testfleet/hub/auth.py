@@ -88,8 +88,12 @@ def _bearer(header: str | None) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def authenticate(connection: Request | WebSocket, allowed: frozenset[str]) -> Principal:
-    """The caller, checked against the roles `allowed`; ApiError 401/403 otherwise."""
+async def authenticate(
+    connection: Request | WebSocket, allowed: frozenset[str], *, query_token: bool = False
+) -> Principal:
+    """The caller, checked against the roles `allowed`; ApiError 401/403 otherwise. With
+    `query_token`, a `token` query parameter counts too (browsers cannot set headers on a
+    WebSocket; it is checked like the header)."""
     hub = connection.app.state.hub
     if not hub.config.auth_enabled:
         check_origin(connection)
@@ -97,6 +101,8 @@ async def authenticate(connection: Request | WebSocket, allowed: frozenset[str])
         return Principal(name=name or "anonymous", role="admin", via="none")
     secret = _bearer(connection.headers.get("authorization"))
     via: Literal["token", "cookie"] = "token"
+    if secret is None and query_token:
+        secret = connection.query_params.get("token") or None
     if secret is None and (cookie := connection.cookies.get(SESSION_COOKIE)):
         secret, via = cookie, "cookie"
     check_origin(connection, cookie=via == "cookie")

@@ -83,6 +83,10 @@ class HubConfig:
     session_history_days: float = 30.0
     """Days an ended WebDriver session (its commands, its screenshot) is kept."""
 
+    developer_timeout: float = 300.0
+    """Seconds a developer-mode session lives with none of its developer's tabs open; then
+    the developer is gone: the session ends and the job's paused tasks go on."""
+
     local_agent: str | None = None
     """The agent `local:exec` runs plan instances on (`testfleet up` names its own)."""
     plan_limits: Limits = field(default_factory=Limits)
@@ -129,6 +133,7 @@ class HubConfig:
             "session_idle_max",
             "session_create_timeout",
             "session_history_days",
+            "developer_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")

@@ -10,7 +10,7 @@ that creates them, so none is lost between the commit and the notification.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -21,6 +21,7 @@ from testfleet.hub.plans import JobPlan, JobPlans
 from testfleet.hub.relay import Relay
 from testfleet.protocol.states import RunState
 from testfleet.protocol.wire import RunTask, StopTask
+from testfleet.protocol.wire_dev import PauseFlags
 from testfleet.store import jobs as job_store
 from testfleet.store import tasks as task_store
 from testfleet.store.db import Store
@@ -54,6 +55,8 @@ class Delivery:
         self._connections = connections
         self._relay = relay
         self._plans = plans
+        self.pause_flags: Callable[[int], Awaitable[PauseFlags | None]] | None = None
+        """Developer mode: the pause flags of a job's new tasks (None: no developer)."""
         relay.handle("task", self._notified_task)
         relay.handle("task_stop", self._notified_stop)
         relay.on_connect(self._catch_up)
@@ -76,11 +79,12 @@ class Delivery:
         remote ones were announced by `route`); one whose agent left meanwhile goes through
         whichever hub it is on now."""
         told = 0
+        pause = await self._pause_of(tasks[0].job_id) if tasks else None
         for task in tasks:
             if task.agent_id in route.remote:
                 told += 1
             elif (
-                not self._connections.send(task.agent_id, run_task(task, plan))
+                not self._connections.send(task.agent_id, run_task(task, plan, pause))
                 and self._relay.enabled
             ):
                 await self._relay.publish("task", task.id)
@@ -95,7 +99,8 @@ class Delivery:
             if task.agent_id in self._connections:
                 plan = await self._plan_of(task.job_id)
                 if plan is not None:
-                    self._connections.send(task.agent_id, run_task(task, plan))
+                    pause = await self._pause_of(task.job_id)
+                    self._connections.send(task.agent_id, run_task(task, plan, pause))
             elif self._relay.enabled:
                 await self._relay.publish("task", task.id)
 
@@ -105,6 +110,15 @@ class Delivery:
             message = StopTask(task_id=task.id, reason=reason)
             if not self._connections.send(task.agent_id, message) and self._relay.enabled:
                 await self._relay.publish("task_stop", task.id)
+
+    async def _pause_of(self, job_id: int) -> PauseFlags | None:
+        if self.pause_flags is None:
+            return None
+        try:
+            return await self.pause_flags(job_id)
+        except Exception:  # the task runs all the same, without its developer's flags
+            _log.exception("job %d: cannot read its developer's pause flags", job_id)
+            return None
 
     async def _plan_of(self, job_id: int) -> JobPlan | None:
         plan = self._plans.cached(job_id)
@@ -120,9 +134,9 @@ class Delivery:
         if task is None or job is None or task.agent_id not in self._connections:
             return
         if task.state == RunState.PENDING and not job.stop_requested:
-            self._connections.send(
-                task.agent_id, run_task(task, self._plans.get(job.id, job.descriptor))
-            )
+            plan = self._plans.get(job.id, job.descriptor)
+            pause = await self._pause_of(job.id)
+            self._connections.send(task.agent_id, run_task(task, plan, pause))
 
     async def _notified_stop(self, task_id: int) -> None:
         task = await self._store.read(task_store.get_task, task_id)
@@ -138,13 +152,14 @@ class Delivery:
             await self.resend(await self._store.read(_pending_tasks_of, agent_ids))
 
 
-def run_task(task: TaskRecord, plan: JobPlan) -> RunTask:
-    """The RUN_TASK of a task."""
+def run_task(task: TaskRecord, plan: JobPlan, pause: PauseFlags | None = None) -> RunTask:
+    """The RUN_TASK of a task (with its job's developer-mode flags, if any)."""
     return RunTask(
         task_id=task.id,
         job_id=task.job_id,
         device_name=task.device_name,
         steps=plan.steps[task.test_index],
+        pause=pause,
     )
 
 

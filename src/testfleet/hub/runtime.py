@@ -27,6 +27,8 @@ from testfleet.hub.coverage.server import ProbeServer
 from testfleet.hub.coverage.service import CoverageService
 from testfleet.hub.coverage.steps import CoverageSteps
 from testfleet.hub.delivery import Delivery
+from testfleet.hub.devmode.link import DevLink
+from testfleet.hub.devmode.service import DeveloperMode
 from testfleet.hub.gateway import GatewayService
 from testfleet.hub.jobs.context import RunnerDeps
 from testfleet.hub.jobs.news import JobNews
@@ -80,6 +82,14 @@ class Hub:
             store, signals, config.device_lease_ttl, is_local=connections.__contains__
         )
         self.jobs = JobService(server_id, store, signals, metrics, plans, news)
+        self.developer_mode = developer_mode = DeveloperMode(
+            server_id=server_id,
+            store=store,
+            link=DevLink(store, connections, relay),
+            stop_job=self.jobs.stop,
+            timeout=config.developer_timeout,
+        )
+        delivery.pause_flags = developer_mode.flags_for
         runner_deps = RunnerDeps(
             store=store,
             signals=signals,
@@ -123,6 +133,8 @@ class Hub:
                 store, news, signals, metrics, task_index, before_ack=coverage_steps.handle
             ),
             revocations=revocations,
+            on_registered=developer_mode.agent_registered,
+            on_dropped=developer_mode.agent_dropped,
         )
         self.liveness = LivenessWatch(
             server_id=server_id,
@@ -187,6 +199,7 @@ class Hub:
             **self.gateway.loops(),
             "sync": self.sync.run(),
             "plan-runs": self.plan_runs.run(),
+            "developer-mode": self.developer_mode.run(),
         }
         if self.coverage.forwarding is not None:
             services["coverage-actions"] = self.coverage.forwarding.watch()

@@ -14,6 +14,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from testfleet.hub import redact
 from testfleet.hub.agents.messages import MAX_FRAME as AGENT_MAX_FRAME
 from testfleet.hub.app import create_app
 from testfleet.hub.config import HubConfig
@@ -88,4 +89,5 @@ def build_server(
         ws="websockets-sansio",
         backlog=8192,  # a fleet reconnecting at once (the kernel may cap it lower)
     )
+    redact.install("uvicorn.error", "uvicorn.access")  # after uvicorn set its loggers up
     return HubServer(server_config, app, on_exit)

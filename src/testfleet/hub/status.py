@@ -63,6 +63,8 @@ def build_status(tree: JobTree, server_id: str) -> JobStatus:
                 started_at=task.started_at,
                 ended_at=task.ended_at,
                 error=task.error,
+                paused=task.paused,
+                paused_step=task.paused_step,
                 steps=steps_of[task.id],
             )
         )

@@ -76,6 +76,12 @@ class TaskStatus(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None
+    paused: str | None = Field(
+        None, description="Developer mode: why the task is paused (null: it is not)."
+    )
+    paused_step: int | None = Field(
+        None, description="The step it is paused before (or after, when that step failed)."
+    )
     steps: list[StepStatus]
 
 

@@ -13,6 +13,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from testfleet.protocol.states import RunState
 from testfleet.protocol.types import Id, Int32, Seq, Text
+from testfleet.protocol.wire_dev import (
+    DevList,
+    DevResume,
+    DevRun,
+    DevScreenshot,
+    DevSet,
+    PauseFlags,
+)
 
 
 def utcnow() -> datetime:
@@ -134,8 +142,88 @@ class DeviceRemoved(_Event):
     name: Text = Field(min_length=1, max_length=200)
 
 
+class TaskPaused(_Event):
+    """Developer mode: the task stopped at a step boundary and waits to be resumed (its
+    device stays claimed). `step_index` is the step it will run next (or, after a failed step,
+    the one that failed)."""
+
+    type: Literal["TASK_PAUSED"] = "TASK_PAUSED"
+    task_id: Id
+    step_index: int = Field(ge=0, le=10_000)
+    step_name: Text = Field(max_length=200)
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class TaskResumed(_Event):
+    """Developer mode: a paused task goes on."""
+
+    type: Literal["TASK_RESUMED"] = "TASK_RESUMED"
+    task_id: Id
+    step_index: int = Field(ge=0, le=10_000)
+    by: Text | None = Field(None, max_length=200)
+    ignore_failure: bool = False
+
+
+class DevListing(_Event):
+    """Developer mode: the paused task's working directory, as asked by DEV_LIST."""
+
+    type: Literal["DEV_LISTING"] = "DEV_LISTING"
+    task_id: Id
+    request_id: Text = Field(max_length=100)
+    directory: Text = Field(max_length=2000)
+    entries: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+    truncated: bool = False
+    error: Text | None = Field(None, max_length=2000)
+
+
+class DevCommandOutput(_Event):
+    """Developer mode: output of a command run with DEV_RUN."""
+
+    type: Literal["DEV_COMMAND_OUTPUT"] = "DEV_COMMAND_OUTPUT"
+    task_id: Id
+    command_id: Text = Field(max_length=100)
+    stream: Literal["stdout", "stderr"] = "stdout"
+    text: str = Field(max_length=1_000_000)
+
+
+class DevCommandFinished(_Event):
+    """Developer mode: a command run with DEV_RUN ended (`exit_code` None: it could not start
+    or was killed)."""
+
+    type: Literal["DEV_COMMAND_FINISHED"] = "DEV_COMMAND_FINISHED"
+    task_id: Id
+    command_id: Text = Field(max_length=100)
+    exit_code: Int32 | None = None
+    timed_out: bool = False
+    truncated: bool = False
+    error: Text | None = Field(None, max_length=2000)
+
+
+class DevScreenshotTaken(_Event):
+    """Developer mode: the screen of a paused task's browser device (PNG, base64), or why
+    there is none."""
+
+    type: Literal["DEV_SCREENSHOT_TAKEN"] = "DEV_SCREENSHOT_TAKEN"
+    task_id: Id
+    request_id: Text = Field(max_length=100)
+    png_base64: str | None = Field(None, max_length=3_000_000)
+    error: Text | None = Field(None, max_length=2000)
+
+
 EventMessage = (
-    TaskStarted | StepStarted | LogChunk | StepFinished | TaskFinished | DeviceAdded | DeviceRemoved
+    TaskStarted
+    | StepStarted
+    | LogChunk
+    | StepFinished
+    | TaskFinished
+    | DeviceAdded
+    | DeviceRemoved
+    | TaskPaused
+    | TaskResumed
+    | DevListing
+    | DevCommandOutput
+    | DevCommandFinished
+    | DevScreenshotTaken
 )
 """Any numbered event an agent sends."""
 
@@ -191,6 +279,12 @@ class RunTask(_Message):
     job_id: int
     device_name: str
     steps: list[StepSpec]
+    pause: PauseFlags | None = Field(
+        None,
+        description="Developer mode: the job's pause flags when the task is given (left out "
+        "when there are none, so that an agent that predates developer mode takes the task).",
+        exclude_if=lambda value: value is None,
+    )
 
 
 class StopTask(_Message):
@@ -218,7 +312,19 @@ class Error(_Message):
     fatal: bool = False
 
 
-HubMessageModel = Initialized | Ack | RunTask | StopTask | SetHeartbeat | Error
+HubMessageModel = (
+    Initialized
+    | Ack
+    | RunTask
+    | StopTask
+    | SetHeartbeat
+    | Error
+    | DevSet
+    | DevResume
+    | DevList
+    | DevRun
+    | DevScreenshot
+)
 """Any message the hub sends to an agent."""
 
 HubMessage = Annotated[HubMessageModel, Field(discriminator="type")]
@@ -235,4 +341,10 @@ AGENT_MESSAGE_TYPES = (
     "TASK_FINISHED",
     "DEVICE_ADDED",
     "DEVICE_REMOVED",
+    "TASK_PAUSED",
+    "TASK_RESUMED",
+    "DEV_LISTING",
+    "DEV_COMMAND_OUTPUT",
+    "DEV_COMMAND_FINISHED",
+    "DEV_SCREENSHOT_TAKEN",
 )

@@ -17,14 +17,16 @@ from testfleet.protocol.wire import (
     DeviceAdded,
     DeviceRemoved,
     EventMessage,
-    LogChunk,
     StepFinished,
     StepStarted,
     TaskFinished,
+    TaskPaused,
+    TaskResumed,
     TaskStarted,
 )
 from testfleet.store import agents as agent_store
 from testfleet.store import devices as device_store
+from testfleet.store import devmode as devmode_store
 from testfleet.store import tasks as task_store
 from testfleet.store.events import add_events
 from testfleet.store.records import TaskRecord
@@ -38,6 +40,12 @@ _KINDS: dict[str, str] = {
     "TASK_FINISHED": "task_finished",
     "DEVICE_ADDED": "device_added",
     "DEVICE_REMOVED": "device_removed",
+    "TASK_PAUSED": "task_paused",
+    "TASK_RESUMED": "task_resumed",
+    "DEV_LISTING": "dev_listing",
+    "DEV_COMMAND_OUTPUT": "dev_command_output",
+    "DEV_COMMAND_FINISHED": "dev_command_finished",
+    "DEV_SCREENSHOT_TAKEN": "dev_screenshot",
 }
 
 
@@ -148,6 +156,7 @@ def apply_events(
     rows: list[dict[str, Any]] = []
     task_progress: dict[int, _Progress] = {}
     step_progress: dict[tuple[int, int], _Progress] = {}
+    pause_changed: set[int] = set()
     for event in events:
         if event.seq <= applied.highest_seq:
             applied.duplicates += 1
@@ -196,13 +205,28 @@ def apply_events(
             case DeviceAdded() | DeviceRemoved():
                 _apply_device(conn, agent_id, agent_name, event)
                 applied.devices_changed = True
-            case LogChunk():
+            case TaskPaused():
+                devmode_store.mark_paused(conn, event.task_id, event.reason, event.step_index)
+                if job_id is not None:
+                    pause_changed.add(job_id)
+            case TaskResumed():
+                devmode_store.mark_resumed(conn, event.task_id)
+                if job_id is not None:
+                    pause_changed.add(job_id)
+            case _:
                 pass
     # Steps first: a task that ends closes the steps still open, so they must be up to date.
     for (task_id, step), progress in step_progress.items():
         _advance_step(conn, task_id, step, progress)
     for task_id, progress in task_progress.items():
         _advance_task(conn, task_id, progress)
+        # A finished task is paused no more (its job may run on, or end).
+        if progress.ended is not None and devmode_store.mark_resumed(conn, task_id):
+            job_of = index.cached_job(task_id)
+            if job_of is not None:
+                pause_changed.add(job_of)
+    for job_id in pause_changed:
+        devmode_store.settle_job_state(conn, job_id)
     add_events(conn, rows)
     applied.stored = len(rows)
     if applied.highest_seq > last_seq:

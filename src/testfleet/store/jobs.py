@@ -163,7 +163,7 @@ def list_jobs(conn: Connection, query: JobQuery) -> tuple[list[JobRecord], str |
     return records, None
 
 
-_ACTIVE = (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLING)
+_ACTIVE = (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED, JobState.CANCELLING)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,9 @@ class TaskRecord(Record):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None
+    paused: str | None = None
+    """Developer mode: why the task is paused (None: it is not)."""
+    paused_step: int | None = None
     agent_name: str | None = None
 
     @property

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from testfleet.protocol.states import RunState
+from testfleet.store.devmode import mark_resumed, settle_job_state
 from testfleet.store.events import add_events, event_row
 from testfleet.store.records import TaskRecord
 from testfleet.store.tasks import set_task_state
@@ -21,9 +22,12 @@ def end_tasks(
     `task_finished` event; returns the ids that changed."""
     ended: list[int] = []
     events: list[dict[str, Any]] = []
+    unpaused: set[int] = set()
     for task in tasks:
         if set_task_state(conn, task.id, state, at=now, error=reason):
             ended.append(task.id)
+            if task.paused is not None and mark_resumed(conn, task.id):
+                unpaused.add(task.job_id)
             events.append(
                 event_row(
                     "task_finished",
@@ -33,5 +37,7 @@ def end_tasks(
                     data={"state": state, "error": reason, "source": "hub"},
                 )
             )
+    for job_id in unpaused:  # the job was paused: it runs (or ends) now
+        settle_job_state(conn, job_id)
     add_events(conn, events)
     return ended

@@ -53,6 +53,11 @@ class Inventory:
             self._outbox.add(DeviceRemoved(seq=1, name=removed))
             _log.info("device %s removed", removed)
 
+    def url_of(self, device_name: str) -> str | None:
+        """The device's WebDriver endpoint (None: it has none, or is gone)."""
+        device = self._devices.get(device_name)
+        return device.url if device is not None else None
+
     def environment(self, device_name: str) -> dict[str, str]:
         """What a step on the device gets in its environment: the device's WebDriver URL
         and the capabilities to ask it for."""

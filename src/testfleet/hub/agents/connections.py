@@ -51,6 +51,8 @@ class AgentConnection:
     inbox: Inbox = field(default_factory=Inbox)
     refusals: RefusalBudget = field(default_factory=RefusalBudget)
     closed: bool = False
+    replaced: bool = False
+    """A newer connection of the same agent took its place."""
     last_seq: int = 0
     last_seq_read: bool = False  # read from the store with the first events (it may have moved)
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from starlette.websockets import WebSocketDisconnect
 
@@ -52,6 +53,8 @@ class AgentSessions:
         metrics: HubMetrics,
         intake: Intake,
         revocations: Revocations,
+        on_registered: Callable[[int, str], Awaitable[None]] | None = None,
+        on_dropped: Callable[[int, str], Awaitable[None]] | None = None,
     ) -> None:
         self._server_id = server_id
         self._store = store
@@ -63,6 +66,10 @@ class AgentSessions:
         self._intake = intake
         self._revocations = revocations
         self._admission = asyncio.Semaphore(ADMITTED)
+        self._on_registered = on_registered
+        """Called with the agent's id and name once it is registered (developer mode)."""
+        self._on_dropped = on_dropped
+        """Called with the agent's id and name when its connection here ends."""
 
     async def serve(self, socket: AgentSocket, who: Principal | None = None) -> None:
         """Run one agent connection from REGISTER to close; `who` is its credential."""
@@ -110,6 +117,11 @@ class AgentSessions:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 _log.info("agent %s disconnected", connection.name)
+                if self._on_dropped is not None and not connection.replaced:
+                    try:
+                        await self._on_dropped(connection.agent_id, connection.name)
+                    except Exception:
+                        _log.exception("agent %s: after-disconnect work failed", connection.name)
 
     async def _receive_register(self, socket: AgentSocket) -> Register | None:
         try:
@@ -154,6 +166,7 @@ class AgentSessions:
                 )
                 await self._refuse(socket, in_use, fatal=True)
                 return None
+            existing.replaced = True
             await existing.close(1012, "replaced by a new connection of the same agent")
         try:
             registration = await self._record(register, who)
@@ -195,6 +208,11 @@ class AgentSessions:
         for job_id in {task.job_id for task in registration.lost}:
             await self._news.changed(job_id)
         self._signals.devices_changed(agent.id)
+        if self._on_registered is not None:
+            try:
+                await self._on_registered(agent.id, register.name)
+            except Exception:  # the agent works without it; its developer sees the flags off
+                _log.exception("agent %s: after-registration work failed", register.name)
         _log.info(
             "agent %s registered with %d device(s), %d held task(s)",
             register.name,

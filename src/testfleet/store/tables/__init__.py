@@ -1,7 +1,8 @@
 """The schema. Migrations in `migrations/versions` create exactly this (a test compares).
 
 One module per part: `core` (with the `metadata`), `sessions` (the WebDriver gateway),
-`plans` (test plans and the sync service), `coverage`, `results`. Importing this package
+`plans` (test plans and the sync service), `coverage`, `results`, `devmode` (developer
+mode). Importing this package
 registers every table in `metadata`."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from testfleet.store.tables.coverage import (
     coverage_probes,
     coverage_sessions,
 )
+from testfleet.store.tables.devmode import developer_commands, developer_sessions
 from testfleet.store.tables.plans import (
     plan_builds,
     plan_instances,
@@ -69,6 +71,8 @@ __all__ = [
     "coverage_parts",
     "coverage_probes",
     "coverage_sessions",
+    "developer_commands",
+    "developer_sessions",
     "devices",
     "driver_sessions",
     "event_cursors",

@@ -172,6 +172,9 @@ tasks = Table(
     Column("started_at", UTCDateTime),
     Column("ended_at", UTCDateTime),
     Column("error", Text),
+    # Developer mode: why the task is paused, and before (or after) which step; None: it runs.
+    Column("paused", Text),
+    Column("paused_step", Integer),
 )
 Index("ix_tasks_job_run_test", tasks.c.job_id, tasks.c.run, tasks.c.test_index)
 Index("ix_tasks_agent_state", tasks.c.agent_id, tasks.c.state)

@@ -27,6 +27,11 @@ export const pages = [
     module: "pages/job.js",
   },
   {
+    path: "/jobs/:id/developer",
+    title: "Developer mode",
+    module: "pages/developer.js",
+  },
+  {
     path: "/agents",
     title: "Agents and devices",
     nav: "Agents & devices",

@@ -71,6 +71,11 @@ function Facts({ job, now }) {
   </dl>`;
 }
 
+/** The job's tasks paused in developer mode. */
+function pausedTasks(job) {
+  return [...names(job).values()].filter((task) => task.paused);
+}
+
 function names(job) {
   const tasks = new Map();
   for (const run of job?.runs || []) {
@@ -130,6 +135,9 @@ export default function Job({ params, me }) {
       <h1><span class="muted">#${job.job_id}</span> ${job.name}</h1>
       <${State} state=${job.state} />
       <${JobActions} job=${job} onDone=${refresh} onError=${setActionError} />
+      ${["running", "paused"].includes(job.state)
+        ? html`<${Link} class="button ghost" to=${`/jobs/${job.job_id}/developer`} data-testid="developer-mode">Developer mode<//>`
+        : null}
       ${canOperate(me) ? html`<button type="button" class="button ghost" onClick=${() => setAgain(true)}>Start again with changes…</button>` : null}
       <${DeleteJob} job=${job} files=${artifacts.data?.artifacts.length} />
     </div>
@@ -137,6 +145,7 @@ export default function Job({ params, me }) {
     <${ErrorNote} error=${actionError} what="Refused" />
     <${ErrorNote} error=${error} what="Not current" />
     ${job.error ? html`<div class="note note-error" data-testid="job-error">${job.error}</div>` : null}
+    ${pausedTasks(job).map((t) => html`<div class="note note-wait" data-testid="job-paused">Paused (developer mode): task ${t.task_id} on ${t.device_name} — ${t.paused}</div>`)}
     <section class="panel"><${Facts} job=${job} now=${now} /></section>
     <${TestReport} job=${job} />
     <section class="panel" data-testid="timeline"><h2>Runs, tests and steps</h2>
