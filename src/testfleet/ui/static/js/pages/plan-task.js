@@ -66,11 +66,13 @@ async function read(id, signal) {
   const task = await daemon("/status", { method: "POST", body: { task_id: id }, signal });
   const log = daemon("/logs", { method: "POST", body: { task_id: id }, signal, text: true });
   if (task.type !== "run") return { task, log: await log };
-  const [run, sync] = await Promise.all([
+  // One Promise.all for the log too: an aborted read must not leave a rejection unhandled.
+  const [run, sync, text] = await Promise.all([
     api(`/plan-runs/${encodeURIComponent(id)}`, { signal }),
     api(`/plan-runs/${encodeURIComponent(id)}/sync`, { signal }).catch(() => null),
+    log,
   ]);
-  return { task, run, sync, log: await log };
+  return { task, run, sync, log: text };
 }
 
 export default function PlanTask({ params }) {
