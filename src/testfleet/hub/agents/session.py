@@ -76,22 +76,26 @@ class AgentSessions:
         else:
             async with self._admission:  # a reconnecting fleet registers a few at a time
                 connection = await self._register(socket, register, who)
+            del register  # not kept for the connection's life (its devices, labels: ~8 KB)
         if connection is None:
             with contextlib.suppress(Exception):
                 await socket.close(code=1008)
             return
         with self._revocations.watch(connection.token_id) as revoked:
-            tasks = [
+            tasks: list[asyncio.Task[object]] = [
                 asyncio.create_task(self._read(connection), name=f"agent-{connection.name}-r"),
                 asyncio.create_task(
                     self._intake.run(connection), name=f"agent-{connection.name}-i"
                 ),
                 asyncio.create_task(self._write(connection), name=f"agent-{connection.name}-w"),
-                asyncio.create_task(revoked.wait(), name=f"agent-{connection.name}-revoked"),
             ]
+            if connection.token_id is not None:  # without auth there is nothing to revoke
+                tasks.append(
+                    asyncio.create_task(revoked.wait(), name=f"agent-{connection.name}-revoked")
+                )
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                if tasks[3] in done:
+                if len(tasks) > 3 and tasks[3] in done:
                     await self._end(connection, "token_revoked", "the agent's token was revoked")
                 elif connection.refusals.exhausted:
                     await self._end(connection, "too_many_refusals", "too many refused messages")
@@ -275,11 +279,11 @@ class AgentSessions:
 
     async def _write(self, connection: AgentConnection) -> None:
         while True:
-            text = await connection.outbox.get()
-            try:
-                await connection.socket.send_text(text)
-            except Exception:
-                return
+            for text in await connection.outbox.take():
+                try:
+                    await connection.socket.send_text(text)
+                except Exception:
+                    return
 
     async def _end(self, connection: AgentConnection, code: str, reason: str) -> None:
         """Tell the agent why, and close its connection."""
