@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 from starlette.websockets import WebSocketDisconnect
 
@@ -116,10 +118,8 @@ class AgentSessions:
                 _log.info("agent %s disconnected", connection.name)
 
     async def _receive_register(self, socket: AgentSocket) -> Register | None:
-        try:
-            async with asyncio.timeout(REGISTER_TIMEOUT):
-                message = await socket.receive()
-        except TimeoutError:
+        message = await within_looking_time(socket.receive(), REGISTER_TIMEOUT)
+        if message is None:
             timeout = Refusal("register_timeout", f"no REGISTER within {REGISTER_TIMEOUT:g} s")
             await self._refuse(socket, timeout, fatal=True)
             return None
@@ -299,6 +299,33 @@ class AgentSessions:
         self._metrics.agent_errors.inc()
         with contextlib.suppress(Exception):
             await socket.send_text(refusal.error(fatal=fatal).model_dump_json())
+
+
+async def within_looking_time(
+    receiving: Coroutine[object, object, Mapping[str, Any]], seconds: float
+) -> Mapping[str, Any] | None:
+    """What `receiving` gives, or None once the hub has looked for `seconds`.
+
+    Time the hub's event loop was stalled does not count (each second waited counts at most
+    a second): a hub that froze while a fleet reconnected would otherwise refuse every agent
+    whose REGISTER sat unread in its socket, and they would all come back at once."""
+    task = asyncio.ensure_future(receiving)
+    loop = asyncio.get_running_loop()
+    looked = 0.0
+    try:
+        while looked < seconds:
+            began = loop.time()
+            wait = min(1.0, seconds - looked)
+            done, _ = await asyncio.wait({task}, timeout=wait)
+            if done:
+                return task.result()
+            looked += min(loop.time() - began, wait)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    return None
 
 
 HEARTBEAT_FRAME = Heartbeat().model_dump_json()
