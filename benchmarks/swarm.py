@@ -8,7 +8,8 @@ would start a reaper per agent). Measured:
 - registration: from the first agent started to all of them online (and any that gave up);
 - idle: the hub's CPU (share of one core) and resident memory with the whole fleet connected;
 - `/healthz` latency (p50, p99, max), sampled every 50 ms throughout;
-- load: `--jobs` one-echo-step jobs at once: jobs/s, the hub's CPU per job, failed jobs;
+- load: `--jobs` one-echo-step jobs at once (to the hubs in turn): jobs/s, the hubs' CPU
+  per job, failed jobs;
 - the event loop's worst stall and stalls over 100 ms (`testfleet_event_loop_lag_seconds`),
   agents declared lost;
 - `/healthz` latency and stalls by phase: registration (the fleet connecting at once),
@@ -38,7 +39,7 @@ import psutil
 from tests.support.processes import Hub
 
 from benchmarks.harness import fresh_postgres, metric, percentile
-from benchmarks.jobs import throughput
+from benchmarks.jobs import ECHO, throughput
 
 
 def run_agents(urls: list[str], first: int, count: int, seed: int, ready: Any, stop: Any) -> None:
@@ -98,6 +99,58 @@ class Sampler:
                         self.failures += 1
                     self.latencies.append((time.monotonic(), (time.perf_counter() - began) * 1000))
                 await asyncio.sleep(0.05)
+
+
+async def fleet_throughput(
+    urls: list[str], pids: list[int], jobs: int, concurrency: int, limit_s: float
+) -> dict[str, Any]:
+    """`jobs` echo jobs at once, submitted to the hubs in turn; time until the hubs together
+    report them all finished (each hub counts the jobs it ran), and their CPU per job."""
+    hubs = [psutil.Process(pid) for pid in pids]
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def finished(label: str | None = None) -> float:
+            total = 0.0
+            for url in urls:
+                async with session.get(f"{url}/metrics") as response:
+                    total += metric(await response.text(), "testfleet_jobs_finished_total", label)
+            return total
+
+        before, completed_before = await finished(), await finished('state="completed"')
+        semaphore = asyncio.Semaphore(concurrency)
+        rejected = 0
+
+        async def submit(n: int) -> None:
+            nonlocal rejected
+            url = urls[n % len(urls)]
+            async with semaphore, session.post(f"{url}/api/v1/jobs", json=ECHO) as response:
+                await response.read()
+                rejected += response.status != 201
+
+        cpu_before = sum(sum(hub.cpu_times()[:2]) for hub in hubs)
+        began = time.perf_counter()
+        await asyncio.gather(*(submit(n) for n in range(jobs)))
+        submitted = time.perf_counter() - began
+        done = 0.0
+        while time.perf_counter() < began + limit_s:
+            done = await finished() - before
+            if done >= jobs - rejected:
+                break
+            await asyncio.sleep(0.1)
+        elapsed = time.perf_counter() - began
+        cpu = sum(sum(hub.cpu_times()[:2]) for hub in hubs) - cpu_before
+        completed = await finished('state="completed"') - completed_before
+    return {
+        "jobs": jobs,
+        "finished": int(done),
+        "completed": int(completed),
+        "rejected": rejected,
+        "seconds": round(elapsed, 3),
+        "submit_seconds": round(submitted, 3),
+        "jobs_per_s": round(done / elapsed, 1),
+        "hubs_cpu_ms_per_job": round(1000 * cpu / max(done, 1), 2),
+    }
 
 
 async def scrape(url: str) -> str:
@@ -172,7 +225,10 @@ async def measure(
     result["idle_hub_rss_mb"] = [round(h.memory_info().rss / 2**20, 1) for h in hubs]
     if args.jobs:
         jobs_from, before_jobs = time.monotonic(), await stalls(urls)
-        load = await throughput(urls[0], pids[0], args.jobs, 64, limit_s=600)
+        if len(urls) == 1:
+            load = await throughput(urls[0], pids[0], args.jobs, 64, limit_s=600)
+        else:
+            load = await fleet_throughput(urls, pids, args.jobs, 64, limit_s=600)
         result["jobs"] = load
         phases["jobs"] = (jobs_from, time.monotonic())
         stalled["jobs"] = await stalls(urls) - before_jobs
