@@ -157,6 +157,9 @@ class Agent:
             ping_interval=20,
             ping_timeout=20,
             max_size=8 * 1024 * 1024,
+            # No permessage-deflate: frames are small JSON, and its zlib state cost the hub
+            # about 50 KB per agent connection (docs/scaling.md).
+            compression=None,
         ) as websocket:
             await websocket.send(
                 Register(

@@ -24,13 +24,15 @@ class Revocations:
         self._store = store
         self._events: dict[int, asyncio.Event] = {}
         self._watchers: Counter[int] = Counter()
+        self._never = asyncio.Event()
+        """What the connections made without a token watch: never set."""
 
     @contextmanager
     def watch(self, token_id: int | None) -> Iterator[asyncio.Event]:
         """An event set once `token_id` is revoked, for as long as the block runs (a token
         of None, when auth is off, is never revoked)."""
         if token_id is None:
-            yield asyncio.Event()
+            yield self._never
             return
         event = self._events.setdefault(token_id, asyncio.Event())
         self._watchers[token_id] += 1

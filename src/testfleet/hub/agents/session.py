@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 from starlette.websockets import WebSocketDisconnect
 
@@ -83,22 +84,26 @@ class AgentSessions:
         else:
             async with self._admission:  # a reconnecting fleet registers a few at a time
                 connection = await self._register(socket, register, who)
+            del register  # not kept for the connection's life (its devices, labels: ~8 KB)
         if connection is None:
             with contextlib.suppress(Exception):
                 await socket.close(code=1008)
             return
         with self._revocations.watch(connection.token_id) as revoked:
-            tasks = [
+            tasks: list[asyncio.Task[object]] = [
                 asyncio.create_task(self._read(connection), name=f"agent-{connection.name}-r"),
                 asyncio.create_task(
                     self._intake.run(connection), name=f"agent-{connection.name}-i"
                 ),
                 asyncio.create_task(self._write(connection), name=f"agent-{connection.name}-w"),
-                asyncio.create_task(revoked.wait(), name=f"agent-{connection.name}-revoked"),
             ]
+            if connection.token_id is not None:  # without auth there is nothing to revoke
+                tasks.append(
+                    asyncio.create_task(revoked.wait(), name=f"agent-{connection.name}-revoked")
+                )
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                if tasks[3] in done:
+                if len(tasks) > 3 and tasks[3] in done:
                     await self._end(connection, "token_revoked", "the agent's token was revoked")
                 elif connection.refusals.exhausted:
                     await self._end(connection, "too_many_refusals", "too many refused messages")
@@ -124,10 +129,8 @@ class AgentSessions:
                         _log.exception("agent %s: after-disconnect work failed", connection.name)
 
     async def _receive_register(self, socket: AgentSocket) -> Register | None:
-        try:
-            async with asyncio.timeout(REGISTER_TIMEOUT):
-                message = await socket.receive()
-        except TimeoutError:
+        message = await within_looking_time(socket.receive(), REGISTER_TIMEOUT)
+        if message is None:
             timeout = Refusal("register_timeout", f"no REGISTER within {REGISTER_TIMEOUT:g} s")
             await self._refuse(socket, timeout, fatal=True)
             return None
@@ -293,11 +296,11 @@ class AgentSessions:
 
     async def _write(self, connection: AgentConnection) -> None:
         while True:
-            text = await connection.outbox.get()
-            try:
-                await connection.socket.send_text(text)
-            except Exception:
-                return
+            for text in await connection.outbox.take():
+                try:
+                    await connection.socket.send_text(text)
+                except Exception:
+                    return
 
     async def _end(self, connection: AgentConnection, code: str, reason: str) -> None:
         """Tell the agent why, and close its connection."""
@@ -313,6 +316,33 @@ class AgentSessions:
         self._metrics.agent_errors.inc()
         with contextlib.suppress(Exception):
             await socket.send_text(refusal.error(fatal=fatal).model_dump_json())
+
+
+async def within_looking_time(
+    receiving: Coroutine[object, object, Mapping[str, Any]], seconds: float
+) -> Mapping[str, Any] | None:
+    """What `receiving` gives, or None once the hub has looked for `seconds`.
+
+    Time the hub's event loop was stalled does not count (each second waited counts at most
+    a second): a hub that froze while a fleet reconnected would otherwise refuse every agent
+    whose REGISTER sat unread in its socket, and they would all come back at once."""
+    task = asyncio.ensure_future(receiving)
+    loop = asyncio.get_running_loop()
+    looked = 0.0
+    try:
+        while looked < seconds:
+            began = loop.time()
+            wait = min(1.0, seconds - looked)
+            done, _ = await asyncio.wait({task}, timeout=wait)
+            if done:
+                return task.result()
+            looked += min(loop.time() - began, wait)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    return None
 
 
 HEARTBEAT_FRAME = Heartbeat().model_dump_json()

@@ -6,6 +6,7 @@ from collections.abc import Awaitable
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, WebSocket
+from starlette.routing import WebSocketRoute
 
 from testfleet.hub.auth import AGENT, authenticate
 from testfleet.hub.errors import ApiError
@@ -157,9 +158,12 @@ def _pairs(values: list[str], name: str) -> dict[str, str]:
     return pairs
 
 
-@router.websocket("/agents/connect")
 async def agent_socket(websocket: WebSocket) -> None:
-    """One agent's connection (the wire protocol of `testfleet.protocol.wire`)."""
+    """One agent's connection (the wire protocol of `testfleet.protocol.wire`).
+
+    A plain Starlette route, not FastAPI's: it takes no dependencies, and FastAPI's keeps
+    three exit stacks and the solved dependencies for the whole life of every connection
+    (about 8 KB per agent, docs/scaling.md)."""
     hub = websocket.app.state.hub
     try:
         who = await authenticate(websocket, AGENT)
@@ -171,3 +175,6 @@ async def agent_socket(websocket: WebSocket) -> None:
         await websocket.close(code=1008)
         return
     await hub.sessions.serve(websocket, who if hub.config.auth_enabled else None)
+
+
+router.routes.append(WebSocketRoute(AGENT_WS_PATH, agent_socket))
