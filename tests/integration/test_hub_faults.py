@@ -245,7 +245,9 @@ def test_agents_of_a_killed_hub_reconnect_to_the_other_and_every_job_completes(
                         for event in b.get(f"/api/v1/jobs/{job}/events").json()["events"]
                         if event["kind"] == "job_started"
                     }
-                    assert owners == {f"hub-{b_hub.port}"}  # B runs them all
+                    # B runs those submitted to it, except any A claimed first (both hubs
+                    # claim queued jobs; A's tasks then reach the agents through B).
+                    assert f"hub-{b_hub.port}" in owners, owners
                 proxy.target_port = a_hub.port
                 b_hub.kill()
                 for job in jobs:
