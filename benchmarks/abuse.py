@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import httpx
 import psutil
+from tests.support.hostile import ALIAS_BOMB
 from tests.support.processes import Agent, Hub
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -35,17 +36,6 @@ from testfleet.protocol.version import WIRE_VERSION
 LEGIT_LINES = 40
 LEGIT = (
     "import time\nfor i in range({n}):\n    print(f'line {{i}}', flush=True)\n    time.sleep(0.2)"
-)
-ALIAS_BOMB = "\n".join(
-    [
-        "name: bomb",
-        "a: &a [x, x, x, x, x, x, x, x, x]",
-        *(
-            f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]"
-            for p, n in zip("abcdefgh", "bcdefghi", strict=True)
-        ),
-        "tests: [{name: t, steps: [{name: s, plugin: echo, params: {text: *i}}]}]",
-    ]
 )
 
 

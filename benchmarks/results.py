@@ -16,16 +16,15 @@ import asyncio
 import json
 import os
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from sqlalchemy import Connection, insert
 from tests.support.jobs import start, wait_state
+from tests.support.memory import PeakRss
 from tests.support.processes import Hub
 
 from benchmarks.harness import fresh_postgres, lab, percentile
@@ -44,30 +43,6 @@ from testfleet.store.tables import (
 )
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-class Peak:
-    """Peak resident memory of a process over a stretch, sampled every 10 ms."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.base = self.process.memory_info().rss
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.Error:
-                return
-
-    def growth_mb(self) -> float:
-        self._stop.set()
-        self._thread.join(5)
-        return round((self.peak - self.base) / 2**20, 1)
 
 
 def artifact_upload(workdir: Path, size_mb: int) -> dict[str, Any]:
@@ -98,7 +73,7 @@ def artifact_upload(workdir: Path, size_mb: int) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     with lab(workdir, agents=1, slots=1) as (hub, agents):
         assert hub.process is not None and agents[0].process is not None
-        hub_peak, agent_peak = Peak(hub.process.pid), Peak(agents[0].process.pid)
+        hub_peak, agent_peak = PeakRss(hub.process.pid), PeakRss(agents[0].process.pid)
         with httpx.Client(base_url=hub.url, timeout=60) as client:
             job_id = start(client, job)
             status = wait_state(client, job_id, timeout=600)
@@ -111,8 +86,8 @@ def artifact_upload(workdir: Path, size_mb: int) -> dict[str, Any]:
         "artifact_mb": size_mb,
         "artifact_upload_mb_s": round(size_mb * 1.048576 / seconds, 1),
         "artifact_upload_s": round(seconds, 2),
-        "hub_rss_growth_mb": hub_peak.growth_mb(),
-        "agent_rss_growth_mb": agent_peak.growth_mb(),
+        "hub_rss_growth_mb": round(hub_peak.stop() / 2**20, 1),
+        "agent_rss_growth_mb": round(agent_peak.stop() / 2**20, 1),
     }
 
 

@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from testfleet.steps.plan.archive import zip_directory
 from tests.browser.conftest import new_page, screenshot
 from tests.browser.test_sign_in import sign_in
 from tests.conftest import LiveHub
+from tests.support.plans import import_example_plans
 from tests.support.processes import Agent, Hub
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plans"
 LOCAL = "plan-local"
 
 
@@ -46,13 +45,7 @@ def plan_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     live = LiveHub(hub, agent, admin_token=admin)
     with live.client() as client:
         agent.wait_online(client)
-        for plan in ("ping", "quorum"):
-            imported = client.post(
-                "/api/v1/plans",
-                content=zip_directory(EXAMPLES / plan),
-                headers={"Content-Type": "application/zip"},
-            )
-            assert imported.status_code == 201, imported.text
+        import_example_plans(client, "ping", "quorum")
     yield live
     agent.stop()
     hub.stop()

@@ -10,21 +10,10 @@ from pathlib import Path
 import pytest
 
 from testfleet.protocol.wire import Error, RunTask
+from tests.support.hostile import ALIAS_BOMB
 from tests.support.inproc import RunningHub, one_test_job, running_hub
 
 pytestmark = pytest.mark.anyio
-
-ALIAS_BOMB = "\n".join(
-    [
-        "name: bomb",
-        "a: &a [x, x, x, x, x, x, x, x, x]",
-        *(
-            f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]"
-            for p, n in zip("abcdefgh", "bcdefghi", strict=True)
-        ),
-        "tests: [{name: t, steps: [{name: s, plugin: echo, params: {text: *i}}]}]",
-    ]
-)
 
 
 async def job_count(hub: RunningHub) -> int:

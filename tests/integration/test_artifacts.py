@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
 from tests.support.jobs import start, tasks_of, wait_state
+from tests.support.memory import PeakRss
 from tests.support.processes import Agent, Hub, cli_command, wait_until
 from tests.support.proxy import CuttableProxy
 
@@ -159,31 +158,6 @@ def test_an_upload_cut_in_the_middle_resumes_and_matches_its_checksum(lab: Lab) 
             for block in response.iter_bytes():
                 hasher.update(block)
         assert hasher.hexdigest() == big_sha()
-
-
-class PeakRss:
-    """Samples a process's resident memory in a thread; `peak` is the highest seen."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.base = self.process.memory_info().rss
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.Error:
-                return
-
-    def stop(self) -> int:
-        """Stop sampling; the growth over the start, in bytes."""
-        self._stop.set()
-        self._thread.join(5)
-        return self.peak - self.base
 
 
 def test_a_large_artifact_streams_with_flat_memory_and_a_killed_agent_leaves_nothing(

@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from testfleet.steps.plan.archive import zip_directory
+from tests.support.plans import EXAMPLE_PLANS, import_example_plans
 from tests.support.processes import Agent, Hub, cli_command, wait_until
 
 pytestmark = pytest.mark.integration
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plans"
 LOCAL = "plan-local"
 
 
@@ -53,13 +53,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlanLab]:
     lab = PlanLab(hub, agent, workdir)
     with lab.client() as client:
         agent.wait_online(client)
-        for plan in ("ping", "quorum"):
-            imported = client.post(
-                "/api/v1/plans",
-                content=zip_directory(EXAMPLES / plan),
-                headers={"Content-Type": "application/zip"},
-            )
-            assert imported.status_code == 201, imported.text
+        import_example_plans(client, "ping", "quorum")
     yield lab
     agent.stop()
     hub.stop()
@@ -99,7 +93,7 @@ def outputs_of(client: httpx.Client, run_id: str) -> dict[str, bytes]:
 
 
 def test_the_ping_example_runs_through_the_cli(lab: PlanLab) -> None:
-    composition = EXAMPLES / "ping" / "composition.toml"
+    composition = EXAMPLE_PLANS / "ping" / "composition.toml"
     result = lab.cli("run", str(composition), "--within", "90")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "outcome: success" in result.stdout
@@ -118,7 +112,7 @@ def test_the_ping_example_runs_through_the_cli(lab: PlanLab) -> None:
 
 
 def test_a_failing_group_fails_the_run_and_is_counted_per_group(lab: PlanLab) -> None:
-    composition = json.loads((EXAMPLES / "quorum" / "composition.json").read_text())
+    composition = json.loads((EXAMPLE_PLANS / "quorum" / "composition.json").read_text())
     with lab.client() as client:
         task = finished(client, run(client, composition))
         assert task["result"] == {
@@ -162,7 +156,9 @@ def zip_of(members: dict[str, bytes]) -> bytes:
 
 
 def test_bad_archives_are_refused_before_anything_is_stored(lab: PlanLab) -> None:
-    manifest = (EXAMPLES / "quorum" / "manifest.toml").read_bytes().replace(b'"quorum"', b'"evil"')
+    manifest = (
+        (EXAMPLE_PLANS / "quorum" / "manifest.toml").read_bytes().replace(b'"quorum"', b'"evil"')
+    )
     with lab.client() as client:
         for members, where in [
             ({"manifest.toml": manifest, "../escape.py": b"x"}, "archive:../escape.py"),
@@ -227,14 +223,14 @@ def test_bad_compositions_get_422_with_the_location(lab: PlanLab) -> None:
             "/build",
             files=[
                 ("composition", ("c.json", json.dumps(good), "application/json")),
-                ("plan", ("p.zip", zip_directory(EXAMPLES / "ping"), "application/zip")),
+                ("plan", ("p.zip", zip_directory(EXAMPLE_PLANS / "ping"), "application/zip")),
             ],
         )
         assert mismatched.status_code == 422 and "/global/plan" in mismatched.text
 
 
 def test_build_is_cached_by_content(lab: PlanLab) -> None:
-    composition = EXAMPLES / "ping" / "composition.toml"
+    composition = EXAMPLE_PLANS / "ping" / "composition.toml"
     with lab.client() as client:
         results = []
         for _ in range(2):
@@ -242,7 +238,7 @@ def test_build_is_cached_by_content(lab: PlanLab) -> None:
                 "/build",
                 files=[
                     ("composition", ("c.toml", composition.read_bytes(), "application/toml")),
-                    ("plan", ("p.zip", zip_directory(EXAMPLES / "ping"), "application/zip")),
+                    ("plan", ("p.zip", zip_directory(EXAMPLE_PLANS / "ping"), "application/zip")),
                 ],
             )
             assert response.status_code == 201, response.text
@@ -342,7 +338,7 @@ def test_the_plan_commands(lab: PlanLab) -> None:
     shown = lab.cli("show", "quorum")
     assert "case vote: 1..100 instances" in shown.stdout and "verdict: string" in shown.stdout
     assert lab.cli("show", "nope").returncode == 1
-    bad = lab.cli("run", str(EXAMPLES / "quorum" / "manifest.toml"))
+    bad = lab.cli("run", str(EXAMPLE_PLANS / "quorum" / "manifest.toml"))
     assert bad.returncode == 2 and "at /" in bad.stderr
     with lab.client() as client:
         task = finished(client, run(client, vote([{"id": "a", "instances": {"count": 1}}])))
@@ -353,6 +349,6 @@ def test_the_plan_commands(lab: PlanLab) -> None:
     assert "instances ended: 1 success" in lab.cli("logs", task["id"]).stdout
     saved = lab.cli("outputs", task["id"], "-o", "out.tgz")
     assert saved.returncode == 0 and (lab.workdir / "out.tgz").stat().st_size > 0
-    composition = str(EXAMPLES / "ping" / "composition.toml")
-    built = lab.cli("build", composition, "--plan-dir", str(EXAMPLES / "ping"))
+    composition = str(EXAMPLE_PLANS / "ping" / "composition.toml")
+    built = lab.cli("build", composition, "--plan-dir", str(EXAMPLE_PLANS / "ping"))
     assert built.returncode == 0 and '"artifact"' in built.stdout, built.stderr

@@ -11,13 +11,12 @@ import httpx
 import pytest
 
 from testfleet.sdk import SyncClient, SyncError
-from testfleet.steps.plan.archive import zip_directory
+from tests.support.plans import import_example_plans
 from tests.support.postgres import fresh_database
 from tests.support.processes import Agent, Hub, wait_until
 from tests.support.proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plans"
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +106,7 @@ def test_a_run_spreads_over_agents_on_two_hubs(hubs: tuple[Hub, Hub], tmp_path: 
         with httpx.Client(base_url=b.url, timeout=30) as client:
             for agent in agents:
                 agent.wait_online(client)
-            imported = client.post(
-                "/api/v1/plans",
-                content=zip_directory(EXAMPLES / "ping"),
-                headers={"Content-Type": "application/zip"},
-            )
-            assert imported.status_code == 201
+            import_example_plans(client, "ping")
             composition = {
                 "global": {"plan": "ping", "case": "ping", "total_instances": 4},
                 "groups": [{"id": "all", "instances": {"count": 4}}],

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+
+from tests.support.processes import free_port
+from tests.support.served import served
 
 
 @dataclass
@@ -43,16 +44,10 @@ class Receiver:
         return [r for r in self.requests if r.path == path]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def webhook_receiver() -> AsyncIterator[Receiver]:
     """Run a receiver: /ok answers 200, /fail 500, /gone 410, /hang never (until the end)."""
-    receiver = Receiver(_free_port())
+    receiver = Receiver(free_port())
 
     async def endpoint(request: Request) -> Any:
         receiver.requests.append(
@@ -65,19 +60,8 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
         return PlainTextResponse("ok" if status == 200 else "no", status_code=status)
 
     app = Starlette(routes=[Route("/{path:path}", endpoint, methods=["POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=receiver.port, log_level="warning", lifespan="off"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
-        yield receiver
-    finally:
-        receiver.release.set()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with served(app, receiver.port):
+        try:
+            yield receiver
+        finally:
+            receiver.release.set()

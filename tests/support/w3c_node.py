@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.support.processes import free_port
+from tests.support.served import served
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -106,17 +106,5 @@ class FakeNode:
 async def fake_node(**settings: Any) -> AsyncIterator[FakeNode]:
     """Serve a FakeNode until the block ends."""
     node = FakeNode(**settings)
-    config = uvicorn.Config(
-        node.app(), host="127.0.0.1", port=node.port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
+    async with served(node.app(), node.port):
         yield node
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
