@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from testfleet.probe.agent import Probe
 from testfleet.probe.config import ProbeConfig, ProbeConfigError
+
+if TYPE_CHECKING:
+    from testfleet.probe.agent import Probe
 
 __all__ = ["Probe", "ProbeConfig", "ProbeConfigError", "current", "start", "start_from_env"]
 
@@ -62,8 +65,21 @@ def start_from_env() -> Probe | None:
 
 
 def _start(config: ProbeConfig) -> Probe:
+    # Imported here: coverage.py and the probe's machinery are not loaded by the commands and
+    # the pytest plugin that only import this package's configuration.
+    from testfleet.probe.agent import Probe
+
     global _current
     with _lock:
         if _current is None:
             _current = Probe(config).start()
         return _current
+
+
+def __getattr__(name: str) -> object:
+    """`testfleet.probe.Probe`, loaded when first asked for."""
+    if name == "Probe":
+        from testfleet.probe.agent import Probe
+
+        return Probe
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
