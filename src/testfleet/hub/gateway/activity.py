@@ -7,11 +7,11 @@ import asyncio
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from functools import lru_cache
 
-from testfleet.protocol.wire import utcnow
 from testfleet.store import driver_sessions as session_store
 from testfleet.store.db import Store
 
@@ -23,6 +23,7 @@ MAX_BUFFERED = 200_000
 _ID = re.compile(r"/(element|shadow|frame|window)/[^/]+")
 
 
+@lru_cache(maxsize=4096)
 def command_name(method: str, rest: str) -> str:
     """`POST /element/3f2a.../click` -> `POST /element/{id}/click`: the command, not its data."""
     path = _ID.sub(r"/\1/{id}", rest) or "/"
@@ -41,9 +42,18 @@ def error_code(head: bytes) -> str | None:
 
 @dataclass
 class _Touched:
-    last_at: datetime
+    last_at: float
+    """Seconds since the epoch (a datetime is made only when written)."""
     count: int
     idle_timeout: int
+
+
+Command = tuple[int, float, str, str, int, str | None, float]
+"""session row, when (seconds since the epoch), method, command, status, W3C error, ms."""
+
+
+def _when(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 class CommandLog:
@@ -51,7 +61,7 @@ class CommandLog:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._commands: list[dict[str, Any]] = []
+        self._commands: list[Command] = []
         self._touched: dict[int, _Touched] = {}
         self._in_flight: dict[int, tuple[int, int]] = {}
         """Sessions with commands under way: row -> (how many, idle timeout)."""
@@ -72,25 +82,15 @@ class CommandLog:
         self,
         row_id: int,
         idle_timeout: int,
-        at: datetime,
+        at: float,
         method: str,
         command: str,
         status: int,
         error: str | None,
         duration_ms: float,
     ) -> None:
-        """Note one command (cheap: no I/O)."""
-        self._commands.append(
-            {
-                "session_id": row_id,
-                "at": at,
-                "method": method,
-                "command": command,
-                "status": status,
-                "error": error,
-                "duration_ms": round(duration_ms, 3),
-            }
-        )
+        """Note one command that began at `at` (time.time()); cheap: no I/O."""
+        self._commands.append((row_id, at, method, command, status, error, duration_ms))
         self.touch(row_id, idle_timeout, count=1)
         if len(self._commands) > MAX_BUFFERED:
             excess = len(self._commands) - MAX_BUFFERED
@@ -101,9 +101,9 @@ class CommandLog:
         """The session is in use now (its idle deadline moves)."""
         touched = self._touched.get(row_id)
         if touched is None:
-            self._touched[row_id] = _Touched(utcnow(), count, idle_timeout)
+            self._touched[row_id] = _Touched(time.time(), count, idle_timeout)
         else:
-            touched.last_at = utcnow()
+            touched.last_at = time.time()
             touched.count += count
 
     async def flush(self) -> None:
@@ -115,11 +115,23 @@ class CommandLog:
         commands, self._commands = self._commands, []
         touched, self._touched = self._touched, {}
         activity = [
-            session_store.Activity(row_id, t.last_at, t.count, t.idle_timeout)
+            session_store.Activity(row_id, _when(t.last_at), t.count, t.idle_timeout)
             for row_id, t in touched.items()
         ]
+        rows = [
+            {
+                "session_id": row_id,
+                "at": _when(at),
+                "method": method,
+                "command": command,
+                "status": status,
+                "error": error,
+                "duration_ms": round(duration_ms, 3),
+            }
+            for row_id, at, method, command, status, error, duration_ms in commands
+        ]
         try:
-            await self._store.write(session_store.record_activity, activity, commands)
+            await self._store.write(session_store.record_activity, activity, rows)
         except Exception:
             _log.exception("cannot store %d session command(s); keeping them", len(commands))
             self._commands[:0] = commands

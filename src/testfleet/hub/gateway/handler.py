@@ -21,7 +21,6 @@ from testfleet.hub.gateway.sessions import SessionEnder, SessionRoutes, gone
 from testfleet.hub.gateway.status import GridStatus
 from testfleet.hub.gateway.w3c import W3CError, error_body
 from testfleet.protocol.version import REQUESTOR_HEADER
-from testfleet.protocol.wire import utcnow
 from testfleet.store import driver_sessions as session_store
 from testfleet.store.db import Store
 from testfleet.store.tokens import find_token
@@ -32,6 +31,7 @@ TOKEN_CACHE = 10.0
 """Seconds a checked token is trusted without asking the store again."""
 _JSON = [(b"content-type", b"application/json; charset=utf-8"), (b"cache-control", b"no-cache")]
 _DRIVE = frozenset({"admin", "operator"})
+_REQUESTOR = REQUESTOR_HEADER.lower().encode()
 
 
 def gateway_path(method: str, path: str) -> str | None:
@@ -118,11 +118,11 @@ class Gateway:
                 await send_json(send, 500, error_body("unknown error", f"testfleet: {error!r}"))
 
     async def _requestor(self, scope: Scope) -> str:
-        headers = dict(scope["headers"])
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
         if not self._auth:
-            name = headers.get(REQUESTOR_HEADER.lower().encode(), b"").decode("latin-1")
+            name = _header(headers, _REQUESTOR).decode("latin-1")
             return name.strip()[:200] or "anonymous"
-        secret = _secret(headers.get(b"authorization", b"").decode("latin-1"))
+        secret = _secret(_header(headers, b"authorization").decode("latin-1"))
         if secret is None:
             raise _Unauthorized("this hub requires a token: Bearer, or Basic with it as password")
         now = time.monotonic()
@@ -144,7 +144,7 @@ class Gateway:
         route = await self._routes.get(session_id)
         method = scope["method"]
         started = time.perf_counter()
-        at = utcnow()
+        at = time.time()
         url = route.base + rest
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
@@ -185,7 +185,7 @@ class Gateway:
         if taken is None:
             self._routes.forget(session_id)
             raise gone(session_id, await self._store.read(session_store.get, route.row_id))
-        started, at = time.perf_counter(), utcnow()
+        started, at = time.perf_counter(), time.time()
         answer = await self._ender.end(taken, "deleted by the client")
         status, body = answer if answer is not None else (200, b'{"value":null}')
         duration = (time.perf_counter() - started) * 1000
@@ -222,6 +222,14 @@ def _secret(header: str) -> str | None:
             return None
         return password or None
     return None
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    """The first value of a (lower-case) header, or b""."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return b""
 
 
 def _length(headers: list[tuple[bytes, bytes]]) -> int | None:

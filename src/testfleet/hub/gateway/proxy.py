@@ -1,8 +1,9 @@
 """Forwarding to nodes' drivers: pooled keep-alive connections, bodies streamed both ways, and
 the driver's answer passed to the client as it is: status, headers and bytes.
 
-The client is aiohttp's: its C HTTP parser costs a fraction of httpx/httpcore's pure-Python
-h11 per request, and every command of every session pays it (docs/performance.md).
+Clients' commands go through `node_http` (the lean hot path); the hub's own requests to nodes
+(new session, screenshot, delete) and HEAD requests through aiohttp's client, whose C HTTP
+parser also costs a fraction of httpx/httpcore's pure-Python h11 (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDict
 from starlette.types import Send
+
+from testfleet.hub.gateway.node_http import (
+    NodeBroke,
+    NodeConnection,
+    NodePool,
+    request_head,
+    send_chunked,
+    send_streamed,
+    split_url,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -33,6 +44,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 """Headers that belong to one connection (and the hub's own credentials), never forwarded."""
+NOT_FORWARDED = HOP_BY_HOP | {b"expect"}
+"""Also `Expect`: the hub has the whole body (or streams it) before the node answers."""
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 SMALL_BODY = 256 * 1024
 """Answers up to this size are read whole and sent in one piece; larger ones are streamed."""
@@ -75,6 +89,7 @@ class NodeClient:
     def __init__(self, max_connections: int = 2000) -> None:
         self._max = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._pool: NodePool | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -94,6 +109,9 @@ class NodeClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     async def call(
         self,
@@ -132,6 +150,61 @@ class NodeClient:
         Raises NodeUnreachable if the node fails before answering; once the answer has begun
         it is passed on as far as the node sends it.
         """
+        if method == "HEAD":  # the parser cannot tell a HEAD answer has no body
+            return await self._forward_general(method, url, headers, body, length, send)
+        try:
+            origin, target, auth = split_url(url)
+        except ValueError as error:
+            raise NodeUnreachable(str(error)) from None
+        kept = [(name, value) for name, value in headers if name not in NOT_FORWARDED]
+        if auth is not None:
+            kept.append((b"authorization", auth))
+        if isinstance(body, bytes):
+            size = len(body) if body or method in _BODY_METHODS else None
+            request = request_head(method, target, origin, kept, size) + body
+        else:
+            if length is None:
+                kept.append((b"transfer-encoding", b"chunked"))
+            request = request_head(method, target, origin, kept, length)
+        if self._pool is None:
+            self._pool = NodePool(self._max)
+        pool = self._pool
+        connection: NodeConnection | None = None
+        try:
+            for attempt in (1, 2):
+                try:
+                    connection = await pool.acquire(origin, fresh=attempt > 1)
+                    await connection.write(request)
+                    if not isinstance(body, bytes):
+                        await (send_streamed if length is not None else send_chunked)(
+                            connection, body
+                        )
+                    await connection.wait_head()
+                    break
+                except NodeBroke as broke:
+                    reused = connection is not None and connection.uses > 1
+                    if connection is not None:
+                        pool.release(connection)
+                        connection = None
+                    if attempt == 1 and reused and not broke.answered and isinstance(body, bytes):
+                        continue  # the node had closed the idle connection: a new one
+                    raise NodeUnreachable(f"{url}: {broke}") from None
+            assert connection is not None
+            return await _relay(connection, url, send)
+        finally:
+            if connection is not None:
+                pool.release(connection)
+
+    async def _forward_general(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes],
+        length: int | None,
+        send: Send,
+    ) -> Answer:
+        """`forward` through aiohttp's client."""
         started = False
         try:
             async with self._http().request(
@@ -166,3 +239,45 @@ class NodeClient:
             _log.warning("the answer of %s broke off: %s", url, error)
             await send({"type": "http.response.body", "body": b""})
             return Answer(502)
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _relay(connection: NodeConnection, url: str, send: Send) -> Answer:
+    """Pass the node's answer, whose head has come, to the client."""
+    status = connection.status
+    out = [(name, value) for name, value in connection.headers if name not in HOP_BY_HOP]
+    size = _content_length(connection.headers)
+    if connection.complete or (size is not None and size <= SMALL_BODY):
+        try:
+            await connection.wait_complete()
+        except NodeBroke as broke:
+            raise NodeUnreachable(f"{url}: {broke}") from None
+        content = connection.take()
+        out.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": content})
+        return Answer(status, content[:ERROR_HEAD] if status >= 400 else b"")
+    if size is not None:
+        out.append((b"content-length", str(size).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    head = b""
+    try:
+        while not connection.complete or connection.chunks:
+            await connection.wait_data()
+            chunk = connection.take()
+            if status >= 400 and len(head) < ERROR_HEAD:
+                head += chunk[: ERROR_HEAD - len(head)]
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except NodeBroke as broke:
+        _log.warning("the answer of %s broke off: %s", url, broke)
+        await send({"type": "http.response.body", "body": b""})
+        return Answer(502)
+    await send({"type": "http.response.body", "body": b""})
+    return Answer(status, head)
