@@ -38,6 +38,7 @@ import httpx
 import psutil
 from tests.support.processes import Agent, Hub, free_port, wait_until
 
+from benchmarks import w3c_load
 from benchmarks.harness import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,7 +182,8 @@ def creation_overhead(endpoint: str, hub: str, samples: int = 30) -> dict[str, f
 
 
 async def throughput(hub: str, seconds: float) -> dict[str, Any]:
-    """Commands/s with `SESSIONS` sessions, each one client looping GET title."""
+    """Commands/s with `SESSIONS` sessions, each looping GET title on a connection of its own
+    (the lean load of `w3c_load.py`, so the figure is the hub's, not the client's)."""
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         ids = []
@@ -189,30 +191,16 @@ async def throughput(hub: str, seconds: float) -> dict[str, Any]:
             body = {"capabilities": {"alwaysMatch": {"browserName": "bench"}}}
             async with http.post(f"{hub}/session", json=body) as response:
                 ids.append((await response.json())["value"]["sessionId"])
-        done = errors = 0
-        stop = time.perf_counter() + seconds
-
-        async def loop(session: str) -> None:
-            nonlocal done, errors
-            while time.perf_counter() < stop:
-                async with http.get(f"{hub}/session/{session}/title") as response:
-                    await response.read()
-                    if response.status == 200:
-                        done += 1
-                    else:
-                        errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(loop(s) for s in ids))
-        elapsed = time.perf_counter() - started
+        tally = w3c_load.Tally()
+        elapsed = await w3c_load.run(hub, ids, seconds, tally)
         for session in ids:
             async with http.delete(f"{hub}/session/{session}") as response:
                 await response.read()
     return {
         "sessions": SESSIONS,
         "seconds": round(elapsed, 2),
-        "commands_per_s": round(done / elapsed),
-        "errors": errors,
+        "commands_per_s": round(tally.ok / elapsed),
+        "errors": tally.errors,
     }
 
 
