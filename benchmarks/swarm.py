@@ -10,6 +10,7 @@ would start a reaper per agent). Measured:
 - `/healthz` latency (p50, p99, max), sampled every 50 ms throughout;
 - load: `--jobs` one-echo-step jobs at once (to the hubs in turn): jobs/s, the hubs' CPU
   per job, failed jobs;
+- notifications between the hubs while the jobs ran, sent and received by each (`--hubs 2`);
 - the event loop's worst stall and stalls over 100 ms (`testfleet_event_loop_lag_seconds`),
   agents declared lost;
 - `/healthz` latency and stalls by phase: registration (the fleet connecting at once),
@@ -192,6 +193,15 @@ def lag_stats(text: str) -> dict[str, float]:
     return {"stalls_over_100ms": total - under_100ms, "worst_stall_bucket_s": worst}
 
 
+def notifications(text: str) -> dict[str, int]:
+    """A hub's notifications to and from the other hubs (sent, received) so far."""
+    name = "testfleet_hub_notifications_total"
+    return {
+        direction: int(metric(text, name, f'direction="{direction}"'))
+        for direction in ("sent", "received")
+    }
+
+
 async def measure(
     urls: list[str], pids: list[int], args: argparse.Namespace, ready: Any, started: float
 ) -> dict[str, Any]:
@@ -225,6 +235,7 @@ async def measure(
     result["idle_hub_rss_mb"] = [round(h.memory_info().rss / 2**20, 1) for h in hubs]
     if args.jobs:
         jobs_from, before_jobs = time.monotonic(), await stalls(urls)
+        told_before = [notifications(await scrape(url)) for url in urls]
         if len(urls) == 1:
             load = await throughput(urls[0], pids[0], args.jobs, 64, limit_s=600)
         else:
@@ -232,6 +243,11 @@ async def measure(
         result["jobs"] = load
         phases["jobs"] = (jobs_from, time.monotonic())
         stalled["jobs"] = await stalls(urls) - before_jobs
+        told_after = [notifications(await scrape(url)) for url in urls]
+        result["jobs"]["notifications_per_hub"] = [
+            {k: after[k] - before[k] for k in after}
+            for before, after in zip(told_before, told_after, strict=True)
+        ]
     result["hub_peak_rss_mb"] = [round(h.memory_info().rss / 2**20, 1) for h in hubs]
     texts = [await scrape(url) for url in urls]
     result["event_loop"] = [lag_stats(text) for text in texts]
