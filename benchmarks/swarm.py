@@ -16,8 +16,12 @@ would start a reaper per agent). Measured:
 - `/healthz` latency and stalls by phase: registration (the fleet connecting at once),
   idle, jobs.
 
+With `--cross` (several hubs), the first hub runs every job and the agents all connect to the
+last one (`--max-running-jobs 0` on the others): every task and its news cross between hubs,
+the most notifications there can be.
+
 Usage: python -m benchmarks.swarm --agents 10000 [--jobs 1000] [--backend sqlite|postgresql]
-       [--hubs 1|2] [--processes 4]
+       [--hubs 1|2] [--processes 4] [--cross]
 """
 
 from __future__ import annotations
@@ -287,7 +291,14 @@ def main() -> None:
         default=300.0,
         help="seconds the fleet may take to register before measuring goes on without it",
     )
+    parser.add_argument(
+        "--cross",
+        action="store_true",
+        help="the first hub runs every job, the agents connect to the last (several hubs)",
+    )
     args = parser.parse_args()
+    if args.cross and args.hubs < 2:
+        raise SystemExit("--cross needs --hubs 2 or more")
     if args.hubs > 1 and args.backend != "postgresql":
         raise SystemExit("several hubs share a PostgreSQL store: add --backend postgresql")
     result: dict[str, Any] = {
@@ -295,12 +306,18 @@ def main() -> None:
         "hubs": args.hubs,
         "backend": args.backend,
         "cpus": os.cpu_count(),
+        "cross": args.cross,
     }
     with tempfile.TemporaryDirectory(prefix="tf-swarm-") as tmp:
 
         def run(db_url: str | None) -> None:
+            runs_none = ["--max-running-jobs", "0"] if args.cross else []
             hubs = [
-                Hub(Path(tmp) / f"hub{n}", db_url=db_url, extra=["--log-level", "warning"])
+                Hub(
+                    Path(tmp) / f"hub{n}",
+                    db_url=db_url,
+                    extra=["--log-level", "warning", *(runs_none if n else [])],
+                )
                 for n in range(args.hubs)
             ]
             workers: list[Any] = []
@@ -312,11 +329,19 @@ def main() -> None:
                     hub.start()
                 share = -(-args.agents // args.processes)
                 urls = [hub.url for hub in hubs]
+                agent_urls = urls[-1:] if args.cross else urls
                 started = time.monotonic()
                 workers = [
                     context.Process(
                         target=run_agents,
-                        args=(urls, p * share, min(share, args.agents - p * share), p, ready, stop),
+                        args=(
+                            agent_urls,
+                            p * share,
+                            min(share, args.agents - p * share),
+                            p,
+                            ready,
+                            stop,
+                        ),
                     )
                     for p in range(args.processes)
                     if p * share < args.agents
