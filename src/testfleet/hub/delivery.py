@@ -4,8 +4,8 @@ hub they are connected to.
 An agent connected to this hub gets its message on its socket. One connected to another hub
 (several hubs on PostgreSQL) is reached through that hub: a notification names the task's
 row, on the channel of the agent's hub as the store knows it, and that hub sends the message
-(`relay.py`). New tasks are announced in the transaction
-that creates them, so none is lost between the commit and the notification.
+(`relay.py`). New tasks are announced in the transaction that creates them, so none is lost
+between the commit and the notification.
 """
 
 from __future__ import annotations

@@ -104,8 +104,8 @@ class Relay:
         if kind not in self._handlers:
             _log.warning("hub notifications: unknown kind %r", kind)
             return
-        own = "hub" if channel == self.channel else "broadcast"
-        self._metrics.relay_messages.labels("received", kind, own).inc()
+        heard_on = "hub" if channel == self.channel else "broadcast"
+        self._metrics.relay_messages.labels("received", kind, heard_on).inc()
         self._inbox.put_nowait((kind, row_id))
 
     async def _connected(self) -> None:
