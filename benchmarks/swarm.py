@@ -10,13 +10,18 @@ would start a reaper per agent). Measured:
 - `/healthz` latency (p50, p99, max), sampled every 50 ms throughout;
 - load: `--jobs` one-echo-step jobs at once (to the hubs in turn): jobs/s, the hubs' CPU
   per job, failed jobs;
+- notifications between the hubs while the jobs ran, sent and received by each (`--hubs 2`);
 - the event loop's worst stall and stalls over 100 ms (`testfleet_event_loop_lag_seconds`),
   agents declared lost;
 - `/healthz` latency and stalls by phase: registration (the fleet connecting at once),
   idle, jobs.
 
+With `--cross` (several hubs), the first hub runs every job and the agents all connect to the
+last one (`--max-running-jobs 0` on the others): every task and its news cross between hubs,
+the most notifications there can be.
+
 Usage: python -m benchmarks.swarm --agents 10000 [--jobs 1000] [--backend sqlite|postgresql]
-       [--hubs 1|2] [--processes 4]
+       [--hubs 1|2] [--processes 4] [--cross]
 """
 
 from __future__ import annotations
@@ -192,6 +197,15 @@ def lag_stats(text: str) -> dict[str, float]:
     return {"stalls_over_100ms": total - under_100ms, "worst_stall_bucket_s": worst}
 
 
+def notifications(text: str) -> dict[str, int]:
+    """A hub's notifications to and from the other hubs (sent, received) so far."""
+    name = "testfleet_hub_notifications_total"
+    return {
+        direction: int(metric(text, name, f'direction="{direction}"'))
+        for direction in ("sent", "received")
+    }
+
+
 async def measure(
     urls: list[str], pids: list[int], args: argparse.Namespace, ready: Any, started: float
 ) -> dict[str, Any]:
@@ -225,6 +239,7 @@ async def measure(
     result["idle_hub_rss_mb"] = [round(h.memory_info().rss / 2**20, 1) for h in hubs]
     if args.jobs:
         jobs_from, before_jobs = time.monotonic(), await stalls(urls)
+        told_before = [notifications(await scrape(url)) for url in urls]
         if len(urls) == 1:
             load = await throughput(urls[0], pids[0], args.jobs, 64, limit_s=600)
         else:
@@ -232,6 +247,11 @@ async def measure(
         result["jobs"] = load
         phases["jobs"] = (jobs_from, time.monotonic())
         stalled["jobs"] = await stalls(urls) - before_jobs
+        told_after = [notifications(await scrape(url)) for url in urls]
+        result["jobs"]["notifications_per_hub"] = [
+            {k: after[k] - before[k] for k in after}
+            for before, after in zip(told_before, told_after, strict=True)
+        ]
     result["hub_peak_rss_mb"] = [round(h.memory_info().rss / 2**20, 1) for h in hubs]
     texts = [await scrape(url) for url in urls]
     result["event_loop"] = [lag_stats(text) for text in texts]
@@ -271,7 +291,14 @@ def main() -> None:
         default=300.0,
         help="seconds the fleet may take to register before measuring goes on without it",
     )
+    parser.add_argument(
+        "--cross",
+        action="store_true",
+        help="the first hub runs every job, the agents connect to the last (several hubs)",
+    )
     args = parser.parse_args()
+    if args.cross and args.hubs < 2:
+        raise SystemExit("--cross needs --hubs 2 or more")
     if args.hubs > 1 and args.backend != "postgresql":
         raise SystemExit("several hubs share a PostgreSQL store: add --backend postgresql")
     result: dict[str, Any] = {
@@ -279,12 +306,18 @@ def main() -> None:
         "hubs": args.hubs,
         "backend": args.backend,
         "cpus": os.cpu_count(),
+        "cross": args.cross,
     }
     with tempfile.TemporaryDirectory(prefix="tf-swarm-") as tmp:
 
         def run(db_url: str | None) -> None:
+            runs_none = ["--max-running-jobs", "0"] if args.cross else []
             hubs = [
-                Hub(Path(tmp) / f"hub{n}", db_url=db_url, extra=["--log-level", "warning"])
+                Hub(
+                    Path(tmp) / f"hub{n}",
+                    db_url=db_url,
+                    extra=["--log-level", "warning", *(runs_none if n else [])],
+                )
                 for n in range(args.hubs)
             ]
             workers: list[Any] = []
@@ -296,11 +329,19 @@ def main() -> None:
                     hub.start()
                 share = -(-args.agents // args.processes)
                 urls = [hub.url for hub in hubs]
+                agent_urls = urls[-1:] if args.cross else urls
                 started = time.monotonic()
                 workers = [
                     context.Process(
                         target=run_agents,
-                        args=(urls, p * share, min(share, args.agents - p * share), p, ready, stop),
+                        args=(
+                            agent_urls,
+                            p * share,
+                            min(share, args.agents - p * share),
+                            p,
+                            ready,
+                            stop,
+                        ),
                     )
                     for p in range(args.processes)
                     if p * share < args.agents

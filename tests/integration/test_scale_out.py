@@ -1,7 +1,8 @@
 """Two hubs on one PostgreSQL: jobs run by one hub reach agents connected to the other.
 
 Hub A runs every job; hub B (`--max-running-jobs 0`) only serves the API and its agents.
-Whatever crosses between them goes through LISTEN/NOTIFY (see hub/relay.py).
+Whatever crosses between them goes through LISTEN/NOTIFY (see hub/relay.py), each
+notification on the channel of the hub that must act: a hub reads none meant for the other.
 """
 
 from __future__ import annotations
@@ -56,7 +57,29 @@ def metric(client: httpx.Client, name: str) -> float:
     )
 
 
-def test_a_job_reaches_an_agent_connected_to_the_other_hub(tmp_path: Path, hubs: TwoHubs) -> None:
+def notifications(client: httpx.Client, **labels: str) -> float:
+    """Notifications one hub counted with these labels (direction, kind, channel)."""
+    wanted = {f'{key}="{value}"' for key, value in labels.items()}
+    total = 0.0
+    for line in client.get("/metrics").text.splitlines():
+        name, _, rest = line.partition("{")
+        if name == "testfleet_hub_notifications_total":
+            found, _, value = rest.rpartition("} ")
+            if wanted <= set(found.split(",")):
+                total += float(value)
+    return total
+
+
+def received(client: httpx.Client, kind: str, channel: str | None = None) -> float:
+    """Notifications of `kind` one hub received (on `channel`: hub, broadcast; None: any)."""
+    on = {"channel": channel} if channel is not None else {}
+    return notifications(client, direction="received", kind=kind, **on)
+
+
+@pytest.mark.parametrize("through", ["a", "b"])
+def test_a_job_reaches_an_agent_connected_to_the_other_hub(
+    tmp_path: Path, hubs: TwoHubs, through: str
+) -> None:
     agent = Agent(tmp_path, hubs.b.url, "on-b", slots=1).start()
     try:
         with (
@@ -64,7 +87,7 @@ def test_a_job_reaches_an_agent_connected_to_the_other_hub(tmp_path: Path, hubs:
             httpx.Client(base_url=hubs.b.url, timeout=30) as b,
         ):
             agent.wait_online(b)
-            job_id = start(b, echo_job("across", text="over there"))
+            job_id = start(a if through == "a" else b, echo_job("across", text="over there"))
             status = wait_state(a, job_id, timeout=20)
             assert status["state"] == "completed", status
             events = a.get(f"/api/v1/jobs/{job_id}/events").json()["events"]
@@ -72,8 +95,14 @@ def test_a_job_reaches_an_agent_connected_to_the_other_hub(tmp_path: Path, hubs:
             assert started["data"]["server_id"] == f"hub-{hubs.a.port}"  # A ran it
             assert a.get(f"/api/v1/jobs/{job_id}/logs").text == "over there\n"
             assert b.get(f"/api/v1/jobs/{job_id}").json()["state"] == "completed"
-            assert metric(a, 'testfleet_hub_notifications_total{direction="sent",kind="task"') >= 1
-            assert metric(b, 'testfleet_hub_notifications_total{direction="received"') >= 1
+            assert notifications(a, direction="sent", kind="task", channel="hub") >= 1
+            # B is woken on its own channel; A, which sent the task, does not hear it back
+            assert received(b, "task", "hub") >= 1
+            assert received(a, "task") == 0
+            # B's news of the job goes to A, which runs it, not back to B
+            assert received(a, "job", "hub") >= 1
+            assert received(b, "job") == 0
+            assert metric(b, "testfleet_hub_notifications_unneeded_total") == 0
     finally:
         agent.stop()
 
@@ -93,6 +122,11 @@ def test_a_stop_asked_of_one_hub_stops_the_task_on_an_agent_of_the_other(
             (task,) = tasks_of(status)
             assert task["state"] == "cancelled", task
             assert "not stopped by its agent" not in (task["error"] or "")  # the agent did
+            with httpx.Client(base_url=hubs.a.url, timeout=30) as a:
+                # the stop went from B to A (which runs the job), then A's to B (the agent's)
+                assert received(a, "job_stop", "hub") >= 1
+                assert received(b, "task_stop", "hub") >= 1
+                assert received(a, "task_stop") == received(b, "job_stop") == 0
     finally:
         agent.stop()
 

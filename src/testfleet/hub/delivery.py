@@ -3,8 +3,9 @@ hub they are connected to.
 
 An agent connected to this hub gets its message on its socket. One connected to another hub
 (several hubs on PostgreSQL) is reached through that hub: a notification names the task's
-row and that hub sends the message (`relay.py`). New tasks are announced in the transaction
-that creates them, so none is lost between the commit and the notification.
+row, on the channel of the agent's hub as the store knows it, and that hub sends the message
+(`relay.py`). New tasks are announced in the transaction that creates them, so none is lost
+between the commit and the notification.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from testfleet.protocol.wire import RunTask, StopTask
 from testfleet.protocol.wire_dev import PauseFlags
 from testfleet.store import jobs as job_store
 from testfleet.store import tasks as task_store
+from testfleet.store.addresses import agent_of_task
 from testfleet.store.db import Store
 from testfleet.store.records import JobRecord, TaskRecord
 
@@ -42,7 +44,7 @@ class Route:
         """In the creating transaction: notify the hubs of the remote agents' tasks."""
         for task in tasks:
             if task.agent_id in self.remote:
-                self.relay.announce(conn, "task", task.id)
+                self.relay.announce(conn, "task", task.id, to=agent_of_task)
 
 
 class Delivery:
@@ -87,9 +89,9 @@ class Delivery:
                 not self._connections.send(task.agent_id, run_task(task, plan, pause))
                 and self._relay.enabled
             ):
-                await self._relay.publish("task", task.id)
+                await self._relay.publish("task", task.id, to=agent_of_task)
         if told:
-            self._relay.sent("task", told)
+            self._relay.sent("task", told, to=agent_of_task)
 
     async def resend(self, tasks: Sequence[TaskRecord]) -> None:
         """Send pending tasks again (an agent ignores a task it has already got)."""
@@ -102,14 +104,14 @@ class Delivery:
                     pause = await self._pause_of(task.job_id)
                     self._connections.send(task.agent_id, run_task(task, plan, pause))
             elif self._relay.enabled:
-                await self._relay.publish("task", task.id)
+                await self._relay.publish("task", task.id, to=agent_of_task)
 
     async def stop(self, tasks: Sequence[TaskRecord], reason: str) -> None:
         """Ask the agents of `tasks` to stop them."""
         for task in tasks:
             message = StopTask(task_id=task.id, reason=reason)
             if not self._connections.send(task.agent_id, message) and self._relay.enabled:
-                await self._relay.publish("task_stop", task.id)
+                await self._relay.publish("task_stop", task.id, to=agent_of_task)
 
     async def _pause_of(self, job_id: int) -> PauseFlags | None:
         if self.pause_flags is None:
@@ -129,20 +131,24 @@ class Delivery:
 
     # ---- what other hubs ask of this one -------------------------------------------------------
 
-    async def _notified_task(self, task_id: int) -> None:
+    async def _notified_task(self, task_id: int) -> bool:
         task, job = await self._store.read(_task_and_job, task_id)
         if task is None or job is None or task.agent_id not in self._connections:
-            return
+            return False
         if task.state == RunState.PENDING and not job.stop_requested:
             plan = self._plans.get(job.id, job.descriptor)
             pause = await self._pause_of(job.id)
             self._connections.send(task.agent_id, run_task(task, plan, pause))
+        return True
 
-    async def _notified_stop(self, task_id: int) -> None:
+    async def _notified_stop(self, task_id: int) -> bool:
         task = await self._store.read(task_store.get_task, task_id)
-        if task is not None and not task.finished:
+        if task is None or task.agent_id not in self._connections:
+            return False
+        if not task.finished:
             reason = "job stopped (on another hub)"
             self._connections.send(task.agent_id, StopTask(task_id=task_id, reason=reason))
+        return True
 
     async def _catch_up(self) -> None:
         """After the listener (re)connects: send the pending tasks of the agents connected

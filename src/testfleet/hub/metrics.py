@@ -26,8 +26,16 @@ class HubMetrics:
         )
         self.relay_messages = Counter(
             "testfleet_hub_notifications_total",
-            "Notifications between hubs sharing PostgreSQL, by direction and kind.",
-            ["direction", "kind"],
+            "Notifications between hubs sharing PostgreSQL, by direction, kind and channel "
+            "(hub: one hub's own channel; broadcast: every hub's).",
+            ["direction", "kind", "channel"],
+            registry=self.registry,
+        )
+        self.relay_unneeded = Counter(
+            "testfleet_hub_notifications_unneeded_total",
+            "Notifications received that concerned nothing on this hub (for every hub, or "
+            "for an agent or job that had moved on), by kind.",
+            ["kind"],
             registry=self.registry,
         )
         self.agent_errors = Counter(

@@ -75,7 +75,7 @@ class Hub:
         self.connections = connections = Connections(
             metrics, config.heartbeat_interval, config.agent_timeout
         )
-        self.relay = relay = Relay(store, metrics)
+        self.relay = relay = Relay(store, metrics, server_id)
         self.delivery = delivery = Delivery(store, connections, relay, plans)
         self.news = news = JobNews(signals, relay, runners)
         self.allocator = allocator = DeviceAllocator(

@@ -24,6 +24,7 @@ from testfleet.protocol.coverage_api import ACTIONS, ActionModel, StartNewSessio
 from testfleet.protocol.wire import utcnow
 from testfleet.store import coverage as coverage_store
 from testfleet.store import coverage_actions
+from testfleet.store.addresses import hub as to_hub
 from testfleet.store.coverage_records import SessionRecord
 from testfleet.store.db import Store
 
@@ -104,7 +105,7 @@ class Forwarding:
             requested_by=who,
             now=utcnow(),
         )
-        await self._relay.publish(KIND, action_id)
+        await self._relay.publish(KIND, action_id, to=to_hub(hub))
         deadline = time.monotonic() + WAIT
         pause = 0.02
         while time.monotonic() < deadline:
@@ -130,11 +131,12 @@ class Forwarding:
                 sessions.append(session)
         return sessions
 
-    async def _received(self, action_id: int) -> None:
+    async def _received(self, action_id: int) -> bool:
         # Not in the relay's order: a STOP may take 30 s, and jobs' notifications wait behind.
         task = asyncio.create_task(self._carry_out(action_id), name=f"coverage-action-{action_id}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+        return True
 
     async def _carry_out(self, action_id: int) -> None:
         record = await self._store.write(coverage_actions.claim_action, action_id, self._server_id)

@@ -12,6 +12,7 @@ from testfleet.hub.agents.connections import Connections
 from testfleet.hub.relay import Relay
 from testfleet.protocol.wire import HUB_MESSAGES, utcnow
 from testfleet.store import devmode as devmode_store
+from testfleet.store.addresses import agent_of_command
 from testfleet.store.db import Store
 
 _log = logging.getLogger(__name__)
@@ -44,15 +45,15 @@ class DevLink:
             message.model_dump(mode="json"),
             utcnow(),
         )
-        await self._relay.publish(KIND, command_id)
+        await self._relay.publish(KIND, command_id, to=agent_of_command)
         return True
 
-    async def _notified(self, command_id: int) -> None:
+    async def _notified(self, command_id: int) -> bool:
         agent_id = await self._store.read(devmode_store.command_agent, command_id)
         if agent_id is None or agent_id not in self._connections:
-            return  # another hub's agent (every hub hears every notification)
+            return False  # another hub's agent (it moved, or the command came to every hub)
         taken = await self._store.write(devmode_store.take_command, command_id)
-        if taken is None:
-            return
-        agent_id, message = taken
-        self._connections.send(agent_id, HUB_MESSAGES.validate_python(message))
+        if taken is not None:
+            agent_id, message = taken
+            self._connections.send(agent_id, HUB_MESSAGES.validate_python(message))
+        return True

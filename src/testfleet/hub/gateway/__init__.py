@@ -21,7 +21,7 @@ from testfleet.hub.gateway.metrics import GatewayMetrics
 from testfleet.hub.gateway.proxy import NodeClient
 from testfleet.hub.gateway.sessions import SessionEnder, SessionRoutes
 from testfleet.hub.gateway.status import GridStatus
-from testfleet.hub.relay import Relay
+from testfleet.hub.relay import EVERY_HUB, Relay
 from testfleet.store.db import Store
 
 __all__ = ["GatewayService", "gateway_path"]
@@ -54,8 +54,10 @@ class GatewayService:
         if relay.enabled:  # a device freed here may serve a request waiting on another hub
             self.ender.on_freed.append(self._tell_other_hubs)
 
-            async def freed_elsewhere(_: int) -> None:
+            async def freed_elsewhere(_: int) -> bool:
+                waiting = allocator.waiting
                 allocator.freed()
+                return waiting > 0
 
             relay.handle(FREED, freed_elsewhere)
         timeouts = Timeouts(
@@ -96,7 +98,7 @@ class GatewayService:
         )
 
     def _tell_other_hubs(self) -> None:
-        task = asyncio.create_task(self._relay.publish(FREED, 0))
+        task = asyncio.create_task(self._relay.publish(FREED, 0, to=EVERY_HUB))
         self._told.add(task)
         task.add_done_callback(self._told.discard)
 

@@ -1,10 +1,12 @@
-"""News for a job's runner, wherever it runs: "your job changed", "stop your job"."""
+"""News for a job's runner, wherever it runs: "your job changed", "stop your job" (to the
+hub that owns the job's lease; to every hub while none does)."""
 
 from __future__ import annotations
 
 from testfleet.hub.jobs.runners import RunnerRegistry
 from testfleet.hub.relay import Relay
 from testfleet.hub.signals import Signals
+from testfleet.store.addresses import runner_of_job
 
 
 class JobNews:
@@ -21,7 +23,7 @@ class JobNews:
         """The job's tasks changed: wake its runner and anyone following it here."""
         self._signals.job_changed(job_id)
         if self._relay.enabled and job_id not in self._runners:
-            await self._relay.publish("job", job_id)
+            await self._relay.publish("job", job_id, to=runner_of_job)
 
     async def stop(self, job_id: int) -> None:
         """Someone asked to stop the job: tell its runner."""
@@ -29,13 +31,17 @@ class JobNews:
         if runner is not None:
             runner.request_stop()
         elif self._relay.enabled:
-            await self._relay.publish("job_stop", job_id)
+            await self._relay.publish("job_stop", job_id, to=runner_of_job)
 
-    async def _notified_change(self, job_id: int) -> None:
-        if job_id in self._runners:  # only runners care; a follower looks every second
-            self._signals.job_changed(job_id)
+    async def _notified_change(self, job_id: int) -> bool:
+        if job_id not in self._runners:  # only runners care; a follower looks every second
+            return False
+        self._signals.job_changed(job_id)
+        return True
 
-    async def _notified_stop(self, job_id: int) -> None:
+    async def _notified_stop(self, job_id: int) -> bool:
         runner = self._runners.get(job_id)
-        if runner is not None:
-            runner.request_stop()
+        if runner is None:
+            return False
+        runner.request_stop()
+        return True

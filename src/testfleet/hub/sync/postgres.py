@@ -167,7 +167,9 @@ class _SyncListener(Listener):
     def __init__(
         self, url: str, heard: Callable[[str], None], on_connect: Callable[[], Awaitable[None]]
     ) -> None:
-        super().__init__(url, lambda _kind, _id: None, on_connect, channel=sync_state.CHANNEL)
+        super().__init__(
+            url, lambda _kind, _id, _channel: None, on_connect, channels=[sync_state.CHANNEL]
+        )
         self._heard = heard
 
     def _received(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
