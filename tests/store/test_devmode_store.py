@@ -3,12 +3,14 @@ job's `paused` state, relayed commands, and migration 0009."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from alembic import command
 from sqlalchemy import Connection, inspect
 
+from testfleet.hub.devmode.service import SessionsExist
 from testfleet.protocol.states import JobState, RunState
 from testfleet.protocol.wire import StepStarted, TaskPaused, TaskResumed, TaskStarted
 from testfleet.store import Store, devmode
@@ -131,3 +133,29 @@ async def test_migration_0009_adds_and_removes_the_devmode_schema(store: Store) 
     assert {"paused", "paused_step"} <= await store.read(_columns, "tasks")
     attached = await store.write(devmode.attach, job_id, "ann", None, NOW)
     assert isinstance(attached, devmode.Attached)  # the job and its task survived
+
+
+async def test_a_reconnecting_fleet_asks_whether_sessions_exist_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    real_read = store.read
+
+    async def counted(fn: object, *args: object, **kwargs: object) -> object:
+        reads.append(getattr(fn, "__name__", "?"))
+        return await real_read(fn, *args, **kwargs)
+
+    monkeypatch.setattr(store, "read", counted)
+    gate = SessionsExist(store)
+    assert await asyncio.gather(*(gate.check() for _ in range(500))) == [False] * 500
+    assert reads == ["any_session"]  # one read for all of them
+
+    job_id, _, _ = await store.write(running_job_with_task)
+    await store.write(devmode.attach, job_id, "ann", 1, NOW)  # as another hub would
+    assert await gate.check() is False  # within FRESH_FOR: the earlier answer
+    gate.FRESH_FOR = 0.0
+    assert await gate.check() is True and reads == ["any_session"] * 2
+
+    here = SessionsExist(store)
+    here.now_true()  # attached on this hub: no read needed
+    assert await here.check() is True and len(reads) == 2

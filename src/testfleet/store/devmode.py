@@ -231,6 +231,11 @@ def open_tasks(conn: Connection, job_id: int) -> list[OpenTask]:
     return found
 
 
+def any_session(conn: Connection) -> bool:
+    """Whether any developer session exists (most of the time none does)."""
+    return bool(conn.execute(select(exists().select_from(developer_sessions))).scalar())
+
+
 def sessions_of_agent(conn: Connection, agent_id: int) -> list[DeveloperSession]:
     """Developer sessions of the jobs with unfinished tasks on `agent_id`."""
     held = (

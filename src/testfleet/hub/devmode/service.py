@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -78,6 +79,7 @@ class DeveloperMode:
         self.timeout = timeout
         self._tabs: Counter[int] = Counter()
         """Open tabs on this hub per job (they keep their sessions alive)."""
+        self._any = SessionsExist(store)
 
     # ---- the session --------------------------------------------------------------------------
 
@@ -90,6 +92,7 @@ class DeveloperMode:
         )
         if isinstance(result, devmode_store.Attached):
             self._tabs[job_id] += 1
+            self._any.now_true()
         return result
 
     async def detach(self, job_id: int, who: Principal) -> None:
@@ -263,6 +266,8 @@ class DeveloperMode:
     async def agent_registered(self, agent_id: int, name: str) -> None:
         """An agent (re)connected here: give it the flags of its jobs' sessions, and tell
         their developers (an event: every hub's channels hear of it)."""
+        if not await self._any.check():  # a reconnecting fleet: one read, not one an agent
+            return
         sessions = await self._store.read(devmode_store.sessions_of_agent, agent_id)
         for session in sessions:
             message = DevSet(job_id=session.job_id, flags=flags_of(session))
@@ -277,6 +282,8 @@ class DeveloperMode:
 
     async def agent_dropped(self, agent_id: int, name: str) -> None:
         """An agent's connection here ended: tell the developers of its jobs."""
+        if not await self._any.check():
+            return
         sessions = await self._store.read(devmode_store.sessions_of_agent, agent_id)
         for session in sessions:
             await self._store.write(
@@ -325,3 +332,32 @@ def partial_list_events(conn: Connection, job_id: int, task_id: int, lines: int)
     return event_store.list_events(
         conn, job_id, kinds=("log",), task_id=task_id, last=True, limit=lines
     )
+
+
+class SessionsExist:
+    """Whether any developer session exists, read at most every `FRESH_FOR` seconds and by one
+    caller at a time (the others wait for its answer): a fleet of agents reconnecting at once
+    costs a read a second, not one an agent. A session attached on this hub counts at once. One
+    attached on another hub counts within FRESH_FOR s: an agent that reconnects in that second,
+    and so also missed the flags sent at the attach, gets them when the developer next sets
+    one."""
+
+    FRESH_FOR = 1.0
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._known: tuple[float, bool] | None = None
+        self._reading: asyncio.Lock = asyncio.Lock()
+
+    def now_true(self) -> None:
+        """A session was attached here."""
+        self._known = (time.monotonic(), True)
+
+    async def check(self) -> bool:
+        """Whether any session exists (as of at most FRESH_FOR s ago)."""
+        async with self._reading:
+            known = self._known
+            if known is None or time.monotonic() - known[0] > self.FRESH_FOR:
+                exists = await self._store.read(devmode_store.any_session)
+                known = self._known = (time.monotonic(), exists)
+            return known[1]
