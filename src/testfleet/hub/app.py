@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from testfleet import __version__
 from testfleet.hub.api_docs import serve_api_docs
@@ -42,6 +43,7 @@ from testfleet.hub.routes import (
     ui,
     webhooks,
 )
+from testfleet.hub.routes.inventory import AGENT_WS_PATH, agent_socket
 from testfleet.hub.runtime import Hub
 from testfleet.protocol.api import ErrorBody
 from testfleet.protocol.descriptor import JobDescriptor
@@ -132,17 +134,27 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 class HubApp(FastAPI):
     """The hub's application. WebDriver requests (`/session...`, `GET /status`, `/wd/hub/...`)
-    go straight to the gateway, before any middleware or router: the fewest steps on every
-    proxied command (the gateway answers its own errors, in the W3C shape)."""
+    go straight to the gateway, and agents' WebSockets straight to their handler, before any
+    middleware or router: the fewest steps on every proxied command and on every connection of
+    a reconnecting fleet (both answer their own errors: W3C-shaped, or the wire's ERROR)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        kind = scope["type"]
+        if kind == "http":
             path = gateway_path(scope["method"], scope["path"])
             hub = getattr(self.state, "hub", None)
             if path is not None and hub is not None:
                 scope["app"] = self
                 await hub.gateway.gateway(scope, receive, send, path)
                 return
+        elif (
+            kind == "websocket"
+            and scope["path"] == AGENT_WS_PATH
+            and getattr(self.state, "hub", None) is not None
+        ):
+            scope["app"] = self
+            await agent_socket(WebSocket(scope, receive, send))
+            return
         await super().__call__(scope, receive, send)
 
 
