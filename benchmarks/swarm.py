@@ -357,7 +357,7 @@ def main() -> None:
                     if worker.is_alive():
                         worker.kill()
                 for hub in hubs:
-                    hub.stop()
+                    hub.stop(timeout=60)  # a hub with a large fleet has more to close
 
         if args.backend == "postgresql":
             with fresh_postgres() as url:

@@ -159,10 +159,10 @@ class Hub:
         assert self.process is not None
         self.process.kill()
 
-    def stop(self) -> None:
-        """SIGTERM the hub."""
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the hub (SIGKILL and fail after `timeout`)."""
         if self.process is not None:
-            self.process.terminate()
+            self.process.terminate(timeout)
 
     def create_token(self, name: str, role: str) -> str:
         """A token made with `testfleet token create` on this hub's store."""

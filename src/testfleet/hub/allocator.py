@@ -269,9 +269,11 @@ class DeviceAllocator:
         agents = sorted(self._signals.take_changed_agents())
         for start in range(0, len(agents), 100):
             chunk = agents[start : start + 100]
-            records = await self._store.read(device_store.devices_of_agents, chunk)
-            for agent_id in chunk:
-                self.index.replace_agent(agent_id, [r for r in records if r.agent_id == agent_id])
+            by_agent: dict[int, list[DeviceRecord]] = {agent_id: [] for agent_id in chunk}
+            for record in await self._store.read(device_store.devices_of_agents, chunk):
+                by_agent[record.agent_id].append(record)
+            for agent_id, records in by_agent.items():
+                self.index.replace_agent(agent_id, records)
 
     async def _read_changes(self) -> None:
         """Devices changed since the last look: by other hubs (PostgreSQL: several hubs

@@ -39,6 +39,21 @@ class Registration:
     """Tasks it holds that the hub has ended (or never knew): stop them on the agent."""
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """An agent asking to register: who it is, what it offers, what it holds."""
+
+    name: str
+    instance_id: str
+    version: str
+    labels: dict[str, str]
+    devices: Sequence[device_store.DeviceOffer]
+    held_tasks: Sequence[int]
+    bind_token: int | None = None
+    """An agent token's id: the token must be for this agent name, or is bound to it now
+    if it is for none and no other credential has the name."""
+
+
 def register_agent(
     conn: Connection,
     *,
@@ -52,34 +67,66 @@ def register_agent(
     now: datetime,
     bind_token: int | None = None,
 ) -> Registration | RegistrationRefused:
-    """Record the agent and its devices, and reconcile its tasks with what it holds.
+    """Record the agent and its devices, and reconcile its tasks with what it holds."""
+    arrival = Arrival(name, instance_id, version, labels, devices, held_tasks, bind_token)
+    return register_agents(conn, [arrival], hub=hub, now=now)[0]
 
-    With `bind_token` (an agent token's id), the token must be for this agent name, or be
-    bound to it now if it is for none and no other credential has the name.
-    """
-    if bind_token is not None:
-        refusal = token_store.bind_agent_name(conn, bind_token, name)
-        if refusal is not None:
-            return RegistrationRefused(refusal)
-    agent = agent_store.register_agent(
-        conn,
-        name=name,
-        instance_id=instance_id,
-        version=version,
-        labels=labels,
-        hub=hub,
-        now=now,
-    )
-    device_store.sync_devices(conn, agent.id, name, devices)
-    held = set(held_tasks)
+
+def register_agents(
+    conn: Connection, arrivals: Sequence[Arrival], *, hub: str, now: datetime
+) -> list[Registration | RegistrationRefused]:
+    """`register_agent` for several agents of distinct names (a few hundred at most), in one
+    transaction and a handful of statements whatever their number: a reconnecting fleet
+    registers in batches. The results are in the order of `arrivals`."""
+    results: dict[str, Registration | RegistrationRefused] = {}
+    admitted: list[Arrival] = []
+    for arrival in arrivals:
+        if arrival.bind_token is not None:
+            refusal = token_store.bind_agent_name(conn, arrival.bind_token, arrival.name)
+            if refusal is not None:
+                results[arrival.name] = RegistrationRefused(refusal)
+                continue
+        admitted.append(arrival)
+    if admitted:
+        agent_arrivals = [
+            agent_store.Arrival(a.name, a.instance_id, a.version, a.labels) for a in admitted
+        ]
+        records = agent_store.register_agents(conn, agent_arrivals, hub=hub, now=now)
+        device_store.sync_devices_of(
+            conn, {records[a.name].id: (a.name, a.devices) for a in admitted}
+        )
+        unfinished = task_store.unfinished_tasks_of_agents(
+            conn, [records[a.name].id for a in admitted]
+        )
+        held_ids = sorted({task_id for a in admitted for task_id in a.held_tasks})
+        found = task_store.get_tasks(conn, held_ids) if held_ids else []
+        known = {task.id: task for task in found}
+        for arrival in admitted:
+            agent = records[arrival.name]
+            results[arrival.name] = _reconcile(
+                conn, agent, arrival, unfinished.get(agent.id, []), known, now
+            )
+    return [results[arrival.name] for arrival in arrivals]
+
+
+def _reconcile(
+    conn: Connection,
+    agent: AgentRecord,
+    arrival: Arrival,
+    unfinished: list[TaskRecord],
+    known: dict[int, TaskRecord],
+    now: datetime,
+) -> Registration:
+    """The agent's tasks set against those it says it holds."""
+    held = set(arrival.held_tasks)
     resend: list[TaskRecord] = []
     lost: list[TaskRecord] = []
-    for task in task_store.unfinished_tasks_of_agent(conn, agent.id):
+    for task in unfinished:
         if task.id not in held:
             (resend if task.state == RunState.PENDING else lost).append(task)
-    reason = f"agent {name!r} no longer runs this task (it restarted)"
-    end_tasks(conn, lost, RunState.INCOMPLETE, reason, now)
-    known = {task.id: task for task in task_store.get_tasks(conn, sorted(held))}
+    if lost:
+        reason = f"agent {arrival.name!r} no longer runs this task (it restarted)"
+        end_tasks(conn, lost, RunState.INCOMPLETE, reason, now)
     stale = [task_id for task_id in held if task_id not in known or known[task_id].finished]
     return Registration(agent=agent, resend=resend, lost=lost, stale=stale)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
@@ -10,6 +13,16 @@ from testfleet.protocol.states import AgentState
 from testfleet.store.prepared import prepared
 from testfleet.store.records import AgentRecord
 from testfleet.store.tables import agents
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """An agent registering: who it says it is."""
+
+    name: str
+    instance_id: str
+    version: str
+    labels: dict[str, str]
 
 
 def register_agent(
@@ -23,21 +36,55 @@ def register_agent(
     now: datetime,
 ) -> AgentRecord:
     """Create or update the agent and mark it online (connected to `hub`)."""
-    existing = conn.execute(select(agents.c.id).where(agents.c.name == name)).first()
-    values = dict(
-        instance_id=instance_id,
-        version=version,
-        labels=labels,
-        hub=hub,
-        state=AgentState.ONLINE,
-        connected_at=now,
-        last_seen=now,
-    )
-    if existing is None:
-        conn.execute(insert(agents).values(name=name, last_seq=0, **values))
-    else:
-        conn.execute(update(agents).where(agents.c.id == existing.id).values(**values))
-    return AgentRecord.from_row(conn.execute(select(agents).where(agents.c.name == name)).one())
+    arrival = Arrival(name, instance_id, version, labels)
+    return register_agents(conn, [arrival], hub=hub, now=now)[name]
+
+
+def register_agents(
+    conn: Connection, arrivals: Sequence[Arrival], *, hub: str, now: datetime
+) -> dict[str, AgentRecord]:
+    """Create or update the agents (distinct names, a few hundred at most) and mark them
+    online (connected to `hub`), in a handful of statements whatever their number."""
+    names = [arrival.name for arrival in arrivals]
+    existing = {
+        row.name: row.id
+        for row in conn.execute(select(agents.c.id, agents.c.name).where(agents.c.name.in_(names)))
+    }
+
+    def values(arrival: Arrival) -> dict[str, Any]:
+        return {
+            "instance_id": arrival.instance_id,
+            "version": arrival.version,
+            "labels": arrival.labels,
+            "hub": hub,
+            "state": AgentState.ONLINE,
+            "connected_at": now,
+            "last_seen": now,
+        }
+
+    new = [{"name": a.name, "last_seq": 0, **values(a)} for a in arrivals if a.name not in existing]
+    if new:
+        conn.execute(insert(agents), new)
+    known = [
+        {"b_id": existing[a.name], **{f"b_{key}": value for key, value in values(a).items()}}
+        for a in arrivals
+        if a.name in existing
+    ]
+    if known:
+        statement = prepared(
+            "register_agents",
+            lambda: (
+                update(agents)
+                .where(agents.c.id == bindparam("b_id"))
+                .values({column: bindparam(f"b_{column}") for column in _ARRIVAL_COLUMNS})
+            ),
+        )
+        conn.execute(statement, known)
+    rows = conn.execute(select(agents).where(agents.c.name.in_(names)))
+    return {row.name: AgentRecord.from_row(row) for row in rows}
+
+
+_ARRIVAL_COLUMNS = ("instance_id", "version", "labels", "hub", "state", "connected_at", "last_seen")
 
 
 def set_agent_offline(conn: Connection, agent_id: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -96,12 +96,28 @@ def sync_devices(
 ) -> None:
     """Make the agent's devices the `offered` ones: offered ones added or refreshed, the
     others offline and removed."""
-    add_devices(conn, agent_id, agent_name, offered)
-    names = {device.name for device in offered}
+    sync_devices_of(conn, {agent_id: (agent_name, offered)})
+
+
+def sync_devices_of(
+    conn: Connection, offers: Mapping[int, tuple[str, Sequence[DeviceOffer]]]
+) -> None:
+    """`sync_devices` for several agents (agent id -> name and offered devices; a few hundred
+    agents at most), in three statements whatever their number."""
+    rows = [
+        _offer_values(agent_id, name, device)
+        for agent_id, (name, offered) in offers.items()
+        for device in offered
+    ]
+    if rows:
+        conn.execute(_upsert(conn), rows)
+    names = {agent_id: {d.name for d in offered} for agent_id, (_, offered) in offers.items()}
     current = conn.execute(
-        select(devices.c.id, devices.c.name).where(devices.c.agent_id == agent_id)
+        select(devices.c.id, devices.c.agent_id, devices.c.name).where(
+            devices.c.agent_id.in_(list(offers)), devices.c.removed.is_(False)
+        )
     )
-    gone = [row.id for row in current if row.name not in names]
+    gone = [row.id for row in current if row.name not in names[row.agent_id]]
     if gone:
         conn.execute(
             update(devices)

@@ -116,10 +116,21 @@ def tasks_of_test(
 
 def unfinished_tasks_of_agent(conn: Connection, agent_id: int) -> list[TaskRecord]:
     """The agent's tasks that are pending or running."""
+    return unfinished_tasks_of_agents(conn, [agent_id]).get(agent_id, [])
+
+
+def unfinished_tasks_of_agents(
+    conn: Connection, agent_ids: Sequence[int]
+) -> dict[int, list[TaskRecord]]:
+    """The agents' tasks that are pending or running, by agent (a few hundred agents at most)."""
     query = select(tasks).where(
-        tasks.c.agent_id == agent_id, tasks.c.state.in_([RunState.PENDING, RunState.RUNNING])
+        tasks.c.agent_id.in_(list(agent_ids)),
+        tasks.c.state.in_([RunState.PENDING, RunState.RUNNING]),
     )
-    return [TaskRecord.from_row(row) for row in conn.execute(query)]
+    found: dict[int, list[TaskRecord]] = {}
+    for row in conn.execute(query):
+        found.setdefault(row.agent_id, []).append(TaskRecord.from_row(row))
+    return found
 
 
 _OPEN = (RunState.PENDING, RunState.RUNNING)

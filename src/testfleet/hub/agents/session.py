@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.websockets import WebSocketDisconnect
 
+from testfleet.hub.agents.arrivals import Arrivals
 from testfleet.hub.agents.connections import AgentConnection, AgentSocket, Connections
 from testfleet.hub.agents.intake import Intake
 from testfleet.hub.agents.messages import Refusal, parse_frame
@@ -27,7 +28,7 @@ from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.revocations import Revocations
 from testfleet.hub.signals import Signals
 from testfleet.protocol.version import WIRE_VERSION
-from testfleet.protocol.wire import Error, Heartbeat, Initialized, Register, StopTask, utcnow
+from testfleet.protocol.wire import Error, Heartbeat, Initialized, Register, StopTask
 from testfleet.store import agent_ops
 from testfleet.store.db import Store
 from testfleet.store.devices import DeviceOffer
@@ -35,7 +36,7 @@ from testfleet.store.writer import is_unavailable
 
 _log = logging.getLogger(__name__)
 REGISTER_TIMEOUT = 10.0
-ADMITTED = 32  # registrations in progress at once; the others wait their turn
+ADMITTED = 64  # registrations in progress at once (a batch); the others wait their turn
 YIELD_EVERY = 64  # frames read in a row before the reader lets other tasks run
 
 
@@ -67,6 +68,7 @@ class AgentSessions:
         self._intake = intake
         self._revocations = revocations
         self._admission = asyncio.Semaphore(ADMITTED)
+        self._arrivals = Arrivals(store, server_id)
         self._on_registered = on_registered
         """Called with the agent's id and name once it is registered (developer mode)."""
         self._on_dropped = on_dropped
@@ -240,17 +242,16 @@ class AgentSessions:
             for d in register.devices
         ]
         bind = who is not None and who.role == "agent"
-        return await self._store.write(
-            agent_ops.register_agent,
-            name=register.name,
-            instance_id=register.instance_id,
-            version=register.version,
-            labels=register.labels,
-            devices=offered,
-            held_tasks=register.held_tasks,
-            hub=self._server_id,
-            now=utcnow(),
-            bind_token=who.token_id if bind and who is not None else None,
+        return await self._arrivals.register(
+            agent_ops.Arrival(
+                name=register.name,
+                instance_id=register.instance_id,
+                version=register.version,
+                labels=register.labels,
+                devices=offered,
+                held_tasks=register.held_tasks,
+                bind_token=who.token_id if bind and who is not None else None,
+            )
         )
 
     async def _read(self, connection: AgentConnection) -> None:
