@@ -93,6 +93,19 @@ async def test_a_session_is_created_on_a_matching_device_and_commands_pass_throu
     assert "testfleet_device_requests_waiting 0.0" in metrics
 
 
+async def test_the_path_reaches_the_node_as_the_client_encoded_it(tmp_path: Path) -> None:
+    async with farm(tmp_path) as (hub, node):
+        session_id = (await new_session(hub.api)).json()["value"]["sessionId"]
+        crafted = "/x%0D%0Ax-injected:%20yes%0D%0A/%E2%82%AC"
+        await hub.api.get(f"/session/{session_id}{crafted}?q=a%20b")
+        await hub.api.get(f"/session/{session_id}/title/\u20ac")  # httpx encodes it
+
+    (crafted_path, headers), (plain_path, _) = node.arrived[-2:]
+    assert crafted_path == f"/session/{session_id}{crafted}".encode()
+    assert b"x-injected" not in dict(headers)
+    assert plain_path == f"/session/{session_id}/title/%E2%82%AC".encode()
+
+
 @pytest.mark.parametrize(
     ("body", "where"),
     [

@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.support.processes import free_port
 from tests.support.served import served
@@ -45,6 +46,8 @@ class FakeNode:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    arrived: list[tuple[bytes, list[tuple[bytes, bytes]]]] = field(default_factory=list)
+    """Every request's raw path and headers, as they reached the node."""
     refuse_sessions: bool = False
     create_delay: float = 0.0
 
@@ -53,7 +56,7 @@ class FakeNode:
         """Its base URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def app(self) -> Starlette:
+    def app(self) -> ASGIApp:
         """The ASGI application."""
 
         async def new_session(request: Request) -> Response:
@@ -82,6 +85,12 @@ class FakeNode:
                 return JSONResponse({"value": "done"})
             if rest == "title":
                 return JSONResponse({"value": "Fake page"})
+            if rest.startswith("raw/"):  # what reached the node, as it was sent
+                seen = {
+                    "path": request.scope["raw_path"].decode(),
+                    "headers": dict(request.headers),
+                }
+                return JSONResponse({"value": seen})
             if rest == "screenshot":
                 return JSONResponse({"value": base64.b64encode(PNG).decode()})
             if rest == "echo":
@@ -93,13 +102,20 @@ class FakeNode:
                 return w3c_error(404, "no such element", "fake: no element matches")
             return JSONResponse({"value": None})
 
-        return Starlette(
+        routes = Starlette(
             routes=[
                 Route("/session", new_session, methods=["POST"]),
                 Route("/session/{sid}", command, methods=["GET", "POST", "DELETE"]),
                 Route("/session/{sid}/{rest:path}", command, methods=["GET", "POST", "DELETE"]),
             ]
         )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                self.arrived.append((scope["raw_path"], list(scope["headers"])))
+            await routes(scope, receive, send)
+
+        return app
 
 
 @contextlib.asynccontextmanager

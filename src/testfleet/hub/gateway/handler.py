@@ -109,7 +109,8 @@ class Gateway:
             if method == "DELETE" and rest in ("", "/"):
                 await self._delete(session_id, send)
             else:
-                await self._forward(scope, receive, send, session_id, rest)
+                raw = _raw_rest(scope, session_id, rest)
+                await self._forward(scope, receive, send, session_id, rest, raw)
         except W3CError as error:
             await send_json(send, error.status, error.body(), _challenge(error))
         except Exception as error:  # a bug or the store away: still a W3C answer
@@ -139,13 +140,15 @@ class Gateway:
         return name
 
     async def _forward(
-        self, scope: Scope, receive: Receive, send: Send, session_id: str, rest: str
+        self, scope: Scope, receive: Receive, send: Send, session_id: str, rest: str, raw: str
     ) -> None:
+        """Forward a command; `rest` names it (decoded), `raw` is what the node is sent (the
+        client's own encoding of the path after the session id)."""
         route = await self._routes.get(session_id)
         method = scope["method"]
         started = time.perf_counter()
         at = time.time()
-        url = route.base + rest
+        url = route.base + raw
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         headers = scope["headers"]
@@ -258,11 +261,26 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def _raw_rest(scope: Scope, session_id: str, rest: str) -> str:
+    """The path after the session id as the client encoded it (what the node is sent: a
+    decoded `%0D%0A` would end the request line). Only printable ASCII is forwarded."""
+    raw_path: bytes | None = scope.get("raw_path")
+    if raw_path is None:
+        return rest
+    _, marker, tail = raw_path.partition(b"/session/")
+    raw_id, slash, raw_rest = tail.partition(b"/")
+    if not marker or raw_id != session_id.encode("latin-1"):
+        raise W3CError("invalid argument", "the session id is not given plainly in the path")
+    if any(byte <= 0x20 or byte >= 0x7F for byte in raw_rest):
+        raise W3CError("invalid argument", "the path holds characters that are not URL-encoded")
+    return (slash + raw_rest).decode("ascii")
+
+
 async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            raise W3CError("invalid argument", "the client went away while sending the body")
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return

@@ -7,9 +7,11 @@ costs several times as much per request in timers, tracing, cookie and header ob
 (docs/performance.md). The hub's own requests to nodes (new session, screenshot, delete) and
 HEAD requests, whose answers the parser cannot frame by itself, still go through aiohttp.
 
-A connection taken from the pool that breaks before any byte of the answer is one the node had
-closed while idle (it never read the request): the request is sent again once on a new
-connection, as HTTP clients do; a request whose body was streamed is not.
+A kept connection is reused for at most IDLE_TIMEOUT seconds after its last answer (shorter
+than Node's 5 s, so Appium's servers do not close it under the hub's feet). One taken from the
+pool that breaks before any byte of the answer is one the node had closed while idle: the
+request is sent again once on a new connection when nothing of it was written, or when it is
+idempotent (GET, DELETE); never after a timeout, and never a streamed body.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import base64
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import unquote
 
@@ -26,7 +29,7 @@ import httptools
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 900.0
 """Seconds a driver may go without sending a byte of its answer (a page load can run long)."""
-IDLE_TIMEOUT = 30.0
+IDLE_TIMEOUT = 4.0
 """Seconds an unused connection is kept in the pool."""
 MAX_IDLE_PER_NODE = 256
 PAUSE_ABOVE = 1024 * 1024
@@ -37,11 +40,16 @@ Origin = tuple[str, str, int]
 
 
 class NodeBroke(Exception):
-    """The node's connection failed; `answered` says whether any byte of an answer had come."""
+    """The node's connection failed: `answered` whether any byte of an answer had come,
+    `written` whether any of the request had been sent, `timed_out` whether it went silent."""
 
-    def __init__(self, message: str, answered: bool) -> None:
+    def __init__(
+        self, message: str, answered: bool, *, written: bool = True, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.answered = answered
+        self.written = written
+        self.timed_out = timed_out
 
 
 def split_url(url: str) -> tuple[Origin, bytes, bytes | None]:
@@ -76,6 +84,8 @@ class NodeConnection(asyncio.Protocol):
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.closed_here = False
+        self.in_use = False
         self.uses = 0
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
@@ -92,6 +102,10 @@ class NodeConnection(asyncio.Protocol):
         self.ends_at_close = False
         self.complete = False
         self.keep_alive = False
+        self.sent = False
+        """Whether the whole request went out (a connection is reused only then)."""
+        self.spilled = False
+        """Whether bytes came after the answer (the connection is not reused)."""
         self.answered = False
         self.error: NodeBroke | None = None
 
@@ -102,8 +116,14 @@ class NodeConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.head_done and self.ends_at_close and exc is None:
-            self.complete = True  # a body framed by the end of the connection
+        if (
+            self.head_done
+            and self.ends_at_close
+            and exc is None
+            and self.error is None
+            and not self.closed_here
+        ):
+            self.complete = True  # a body framed by the node's end of the connection
         if not self.complete and self.error is None:
             reason = f"{type(exc).__name__}: {exc}" if exc else "the node closed the connection"
             self.error = NodeBroke(reason, self.answered)
@@ -112,6 +132,9 @@ class NodeConnection(asyncio.Protocol):
             self._writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if not self.in_use:  # an answer to nothing: never trust this connection again
+            self.close()
+            return
         self.answered = True
         try:
             self._parser.feed_data(data)
@@ -130,7 +153,13 @@ class NodeConnection(asyncio.Protocol):
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second answer after ours
+            self.spilled = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            return
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
@@ -144,6 +173,8 @@ class NodeConnection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered > PAUSE_ABOVE and self.transport is not None:
@@ -188,7 +219,7 @@ class NodeConnection(asyncio.Protocol):
             raise self.error
 
     def _timed_out(self) -> None:
-        self.error = NodeBroke(f"no answer for {READ_TIMEOUT:g} s", self.answered)
+        self.error = NodeBroke(f"no answer for {READ_TIMEOUT:g} s", self.answered, timed_out=True)
         self.close()
         self._wake()
 
@@ -205,7 +236,7 @@ class NodeConnection(asyncio.Protocol):
         """Send bytes, waiting while the node does not read."""
         assert self.transport is not None
         if self.closed or self.transport.is_closing():
-            raise NodeBroke("the node closed the connection", False)
+            raise NodeBroke("the node closed the connection", self.answered, written=False)
         self.transport.write(data)
         if self._writable is not None:
             await self._writable
@@ -213,40 +244,49 @@ class NodeConnection(asyncio.Protocol):
     def begin(self) -> None:
         """Ready for the next request."""
         self._reset()
+        self.in_use = True
         self.uses += 1
 
     @property
     def reusable(self) -> bool:
         """Whether the answer ended cleanly and the node keeps the connection open."""
-        return self.complete and self.keep_alive and not self.closed and not self.chunks
+        return (
+            self.complete
+            and self.keep_alive
+            and self.sent
+            and not self.spilled
+            and not self.closed
+            and not self.chunks
+        )
 
     def close(self) -> None:
         """Close the connection (it is not used again)."""
         self.closed = True
+        self.closed_here = True
         if self.transport is not None:
             self.transport.close()
 
 
 class NodePool:
-    """Idle keep-alive connections by node, and new ones made as needed."""
+    """Idle keep-alive connections by node (the oldest first), and new ones made as needed."""
 
     def __init__(self, max_connections: int = 2000) -> None:
-        self._idle: dict[Origin, list[NodeConnection]] = {}
+        self._idle: dict[Origin, deque[NodeConnection]] = {}
         self._slots = asyncio.Semaphore(max_connections)
         self._tls: ssl.SSLContext | None = None
+        self._swept = time.monotonic()
 
     async def acquire(self, origin: Origin, *, fresh: bool = False) -> NodeConnection:
         """A connection to `origin`: an idle one unless `fresh`, or a new one."""
         await self._slots.acquire()
         try:
             idle = self._idle.get(origin)
-            now = time.monotonic()
-            while idle and not fresh:
-                connection = idle.pop()
-                if not connection.closed and now - connection.idle_since < IDLE_TIMEOUT:
-                    connection.begin()
-                    return connection
-                connection.close()
+            if idle is not None:
+                _prune(idle, time.monotonic())
+            if idle and not fresh:
+                connection = idle.pop()  # the most recently used
+                connection.begin()
+                return connection
             connection = await self._connect(origin)
             connection.begin()
             return connection
@@ -268,23 +308,37 @@ class NodePool:
                     lambda: NodeConnection(origin), host, port, ssl=tls
                 )
         except TimeoutError:
-            raise NodeBroke(f"no connection within {CONNECT_TIMEOUT:g} s", False) from None
+            raise NodeBroke(
+                f"no connection within {CONNECT_TIMEOUT:g} s", False, written=False
+            ) from None
         except OSError as error:
-            raise NodeBroke(f"{type(error).__name__}: {error}", False) from None
+            raise NodeBroke(f"{type(error).__name__}: {error}", False, written=False) from None
         return connection
 
     def release(self, connection: NodeConnection) -> None:
         """Give a connection back: pooled if it can carry another request, else closed."""
         self._slots.release()
+        connection.in_use = False
+        now = time.monotonic()
+        if now - self._swept > IDLE_TIMEOUT:
+            self._sweep(now)
         if not connection.reusable:
             connection.close()
             return
-        idle = self._idle.setdefault(connection.origin, [])
+        idle = self._idle.setdefault(connection.origin, deque())
         if len(idle) >= MAX_IDLE_PER_NODE:
             connection.close()
             return
-        connection.idle_since = time.monotonic()
+        connection.idle_since = now
         idle.append(connection)
+
+    def _sweep(self, now: float) -> None:
+        """Close expired connections everywhere; forget nodes with none left."""
+        self._swept = now
+        for origin, idle in list(self._idle.items()):
+            _prune(idle, now)
+            if not idle:
+                del self._idle[origin]
 
     def close(self) -> None:
         """Close every idle connection."""
@@ -292,6 +346,17 @@ class NodePool:
             for connection in idle:
                 connection.close()
         self._idle.clear()
+
+
+def _prune(idle: deque[NodeConnection], now: float) -> None:
+    """Close the expired or closed connections at the old end of `idle`, and closed ones
+    anywhere."""
+    while idle and (idle[0].closed or now - idle[0].idle_since >= IDLE_TIMEOUT):
+        idle.popleft().close()
+    if any(connection.closed for connection in idle):
+        alive = [connection for connection in idle if not connection.closed]
+        idle.clear()
+        idle.extend(alive)
 
 
 def request_head(

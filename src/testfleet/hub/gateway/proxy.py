@@ -47,6 +47,7 @@ HOP_BY_HOP = frozenset(
 NOT_FORWARDED = HOP_BY_HOP | {b"expect"}
 """Also `Expect`: the hub has the whole body (or streams it) before the node answers."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_IDEMPOTENT = frozenset({"GET", "DELETE", "OPTIONS"})
 
 SMALL_BODY = 256 * 1024
 """Answers up to this size are read whole and sent in one piece; larger ones are streamed."""
@@ -179,14 +180,22 @@ class NodeClient:
                         await (send_streamed if length is not None else send_chunked)(
                             connection, body
                         )
+                    connection.sent = True
                     await connection.wait_head()
                     break
                 except NodeBroke as broke:
-                    reused = connection is not None and connection.uses > 1
+                    if connection is not None and connection.head_done:
+                        break  # it answered before taking the whole body (a 413): pass it on
+                    again = (
+                        attempt == 1
+                        and connection is not None
+                        and connection.uses > 1
+                        and _may_send_again(method, body, broke)
+                    )
                     if connection is not None:
                         pool.release(connection)
                         connection = None
-                    if attempt == 1 and reused and not broke.answered and isinstance(body, bytes):
+                    if again:
                         continue  # the node had closed the idle connection: a new one
                     raise NodeUnreachable(f"{url}: {broke}") from None
             assert connection is not None
@@ -241,6 +250,15 @@ class NodeClient:
             return Answer(502)
 
 
+def _may_send_again(method: str, body: bytes | AsyncIterator[bytes], broke: NodeBroke) -> bool:
+    """Whether a request that broke on a kept connection may go again on a new one: it broke
+    before any answer and not for silence, and either none of it was written or it is
+    idempotent (a body it streamed cannot be sent twice)."""
+    if broke.answered or broke.timed_out or not isinstance(body, bytes):
+        return False
+    return not broke.written or method in _IDEMPOTENT
+
+
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     for name, value in headers:
         if name == b"content-length":
@@ -276,8 +294,9 @@ async def _relay(connection: NodeConnection, url: str, send: Send) -> Answer:
             if chunk:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except NodeBroke as broke:
+        # Left unfinished, so the server closes the client's connection: a client must not
+        # take a cut answer for a whole one.
         _log.warning("the answer of %s broke off: %s", url, broke)
-        await send({"type": "http.response.body", "body": b""})
         return Answer(502)
     await send({"type": "http.response.body", "body": b""})
     return Answer(status, head)
