@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+COMPILED := $(VENV)/.compiled
 DATA_DIR ?= .testfleet
 PORT ?= 8470
 
@@ -51,6 +52,15 @@ $(STAMP): pyproject.toml uv.lock scripts/install-venv
 	scripts/install-venv $(VENV) $(PYTHON)
 	touch $(STAMP)
 
+# The test suite starts hundreds of Python processes (hubs, agents, the CLI). Where
+# PYTHONDONTWRITEBYTECODE is set, none of them keeps the bytecode it compiles, so each one
+# compiled SQLAlchemy, FastAPI and the rest again: compile them all once (`testfleet --help`
+# 1.97 s -> 0.91 s on a 2-CPU machine). Changed sources are still read fresh (their .pyc is
+# stale, and Python checks).
+$(COMPILED): $(STAMP)
+	-$(BIN)/python -m compileall -q -j 0 $(VENV)/lib src >/dev/null 2>&1
+	touch $(COMPILED)
+
 ## lock: update uv.lock after changing the dependencies in pyproject.toml
 lock:
 	scripts/uv lock --python $(PYTHON)
@@ -63,7 +73,7 @@ up: $(STAMP)
 # Two workers (pytest-xdist), a test file each at a time: most tests wait on hub, agent and
 # browser processes. TEST_WORKERS=0 runs them one after another.
 TEST_WORKERS ?= 2
-test: check appium
+test: check appium $(COMPILED)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 check: lint typecheck
