@@ -154,7 +154,9 @@ class Agent:
             self.config.websocket_url,
             additional_headers=headers,
             open_timeout=10,
-            ping_interval=20,
+            # Every 30 s, as the hub pings: a hub that froze or vanished without closing is
+            # found within a minute; more often, pings would be most of a large fleet's frames.
+            ping_interval=30,
             ping_timeout=20,
             max_size=8 * 1024 * 1024,
             # No permessage-deflate: frames are small JSON, and its zlib state cost the hub

@@ -101,6 +101,12 @@ class AgentConnection:
             await self.socket.close(code=code, reason=reason)
 
 
+HEARTBEATS_PER_SECOND = 500
+"""How many heartbeats a second a large fleet sends its hub at most."""
+MAX_HEARTBEAT = 30.0
+"""The longest heartbeat interval (a silent agent is judged lost after 3 of them and 1 s)."""
+
+
 class Connections:
     """The connected agents by id, and since when the ones that dropped are gone."""
 
@@ -116,9 +122,10 @@ class Connections:
 
     def heartbeat_interval(self) -> float:
         """How often a newly registered agent should heartbeat: the configured interval, or
-        longer in a large fleet (a thousand agents a second at most, capped at 10 s), so
-        heartbeats stay a small share of the hub's work."""
-        return max(self._heartbeat, min(10.0, len(self._by_id) / 1000))
+        longer in a large fleet (HEARTBEATS_PER_SECOND from the whole fleet at most, capped
+        at MAX_HEARTBEAT s), so heartbeats stay a small share of the hub's work. Agents that
+        registered when the fleet was smaller are told the new interval (liveness)."""
+        return max(self._heartbeat, min(MAX_HEARTBEAT, len(self._by_id) / HEARTBEATS_PER_SECOND))
 
     def timeout_for(self, interval: float) -> float:
         """How long an agent heartbeating every `interval` seconds may be silent."""
