@@ -26,7 +26,7 @@ SWITCH_INTERVAL = 0.0005
 # allocates fast (requests, tasks, rows) and keeps few cycles, and at the default the
 # collector took 7 % of the hub's time under load (docs/performance.md).
 GC_THRESHOLDS = (50_000, 50, 100)
-WS_PING_INTERVAL = 30.0
+WS_PING_INTERVAL = 60.0
 
 
 class HubServer(uvicorn.Server):
@@ -88,8 +88,9 @@ def build_server(
         ws_max_size=max(AGENT_MAX_FRAME, PROBE_MAX_FRAME),
         access_log=False,
         ws="websockets-sansio",
-        # Pings every 30 s (uvicorn's default is 20): in a fleet of 10,000 agents, whose
-        # heartbeats already tell the hub they live, pings are most of an idle hub's frames.
+        # The hub pings every 60 s (uvicorn's default is 20): agents also heartbeat and ping
+        # the hub themselves, and in a fleet of 10,000 pings were most of an idle hub's
+        # frames. A browser or instance that vanished without closing is dropped within 80 s.
         ws_ping_interval=WS_PING_INTERVAL,
         backlog=8192,  # a fleet reconnecting at once (the kernel may cap it lower)
     )
