@@ -259,7 +259,10 @@ class DeveloperMode:
     # ---- for the rest of the hub ----------------------------------------------------------------
 
     async def flags_for(self, job_id: int) -> PauseFlags | None:
-        """The flags to give a new task of the job (None: no developer)."""
+        """The flags to give a new task of the job (None: no developer). Read only when any
+        developer session exists: most tasks of most labs have none."""
+        if not await self._any.check():
+            return None
         session = await self._store.read(devmode_store.get_session, job_id)
         return flags_of(session) if session is not None else None
 
