@@ -16,6 +16,8 @@ class Signals:
     def __init__(self) -> None:
         self._versions: dict[int, int] = {}
         self._events: dict[int, asyncio.Event] = {}
+        self._task_versions: dict[int, int] = {}
+        self._task_events: dict[int, asyncio.Event] = {}
         self.devices = asyncio.Event()
         self.changed_agents: set[int] = set()
         self.released: set[str] = set()
@@ -28,29 +30,32 @@ class Signals:
         """A number that changes whenever job `job_id` is signalled."""
         return self._versions.get(job_id, 0)
 
-    def job_changed(self, job_id: int) -> None:
-        """Wake everything waiting on job `job_id`."""
-        self._versions[job_id] = self._versions.get(job_id, 0) + 1
+    def task_version(self, job_id: int) -> int:
+        """A number that changes whenever a task of job `job_id` may have ended (or the job
+        was asked to stop): what the job's runner waits for."""
+        return self._task_versions.get(job_id, 0)
+
+    def job_changed(self, job_id: int, *, tasks: bool = True) -> None:
+        """Wake everything waiting on job `job_id`; `tasks`: its runner too (a task may have
+        ended). Logs and steps alone change the job, not what its runner waits for."""
+        _bump(self._versions, self._events, job_id)
+        if tasks:
+            _bump(self._task_versions, self._task_events, job_id)
         self.lab.set()
-        event = self._events.pop(job_id, None)
-        if event is not None:
-            event.set()
 
     def forget_job(self, job_id: int) -> None:
         """Drop a finished job's bookkeeping (its waiters wake up and read the store)."""
         self.job_changed(job_id)
         self._versions.pop(job_id, None)
+        self._task_versions.pop(job_id, None)
 
     async def wait_job(self, job_id: int, seen: int, seconds: float) -> None:
         """Sleep until job `job_id` moves past version `seen`, or `seconds` pass."""
-        if self._versions.get(job_id, 0) != seen:
-            return
-        event = self._events.setdefault(job_id, asyncio.Event())
-        try:
-            async with asyncio.timeout(seconds):
-                await event.wait()
-        except TimeoutError:
-            pass
+        await _wait(self._versions, self._events, job_id, seen, seconds)
+
+    async def wait_tasks(self, job_id: int, seen: int, seconds: float) -> None:
+        """Sleep until job `job_id`'s task version moves past `seen`, or `seconds` pass."""
+        await _wait(self._task_versions, self._task_events, job_id, seen, seconds)
 
     def devices_changed(self, *agent_ids: int) -> None:
         """The devices of `agent_ids` changed in the store (added, gone, offline, back): the
@@ -89,3 +94,27 @@ class Signals:
     def lab_changed(self) -> None:
         """Something a watcher of the lab may show changed (a job was submitted, say)."""
         self.lab.set()
+
+
+def _bump(versions: dict[int, int], events: dict[int, asyncio.Event], job_id: int) -> None:
+    versions[job_id] = versions.get(job_id, 0) + 1
+    event = events.pop(job_id, None)
+    if event is not None:
+        event.set()
+
+
+async def _wait(
+    versions: dict[int, int],
+    events: dict[int, asyncio.Event],
+    job_id: int,
+    seen: int,
+    seconds: float,
+) -> None:
+    if versions.get(job_id, 0) != seen:
+        return
+    event = events.setdefault(job_id, asyncio.Event())
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass

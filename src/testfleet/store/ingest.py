@@ -118,6 +118,8 @@ class Applied:
     stored: int = 0
     duplicates: int = 0
     jobs: set[int] = field(default_factory=set)
+    tasks_ended: set[int] = field(default_factory=set)
+    """The jobs of which a task ended (their runners look again)."""
     devices_changed: bool = False
     refused: list[Refused] = field(default_factory=list)
     gap: int | None = None
@@ -195,6 +197,8 @@ def apply_events(
                 task_progress.setdefault(event.task_id, _Progress()).started_at = event.at
             case TaskFinished():
                 task_progress.setdefault(event.task_id, _Progress()).ended = event
+                if job_id is not None:
+                    applied.tasks_ended.add(job_id)
             case StepStarted():
                 key = (event.task_id, event.step_index)
                 step_progress.setdefault(key, _Progress()).started_at = event.at

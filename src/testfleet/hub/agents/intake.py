@@ -118,6 +118,7 @@ class Intake:
             total.highest_seq = max(total.highest_seq, applied.highest_seq)
             total.stored += applied.stored
             total.jobs |= applied.jobs
+            total.tasks_ended |= applied.tasks_ended
             total.devices_changed |= applied.devices_changed
             total.refused += applied.refused
             if applied.gap is not None:
@@ -144,6 +145,7 @@ class Intake:
         )
         if task is not None:
             applied.jobs.add(task.job_id)
+            applied.tasks_ended.add(task.job_id)
         return applied
 
     async def _settle(self, connection: AgentConnection, applied: Applied) -> None:
@@ -154,7 +156,12 @@ class Intake:
         if applied.gap is not None:
             message = f"expected event {applied.gap} next; send your events again from there"
             self._answer(connection, "seq_gap", message)
-        await asyncio.gather(*(self._news.changed(job_id) for job_id in applied.jobs))
+        await asyncio.gather(
+            *(
+                self._news.changed(job_id, tasks=job_id in applied.tasks_ended)
+                for job_id in applied.jobs
+            )
+        )
         if applied.devices_changed:
             self._signals.devices_changed(connection.agent_id)
 

@@ -19,10 +19,11 @@ class JobNews:
         relay.handle("job", self._notified_change)
         relay.handle("job_stop", self._notified_stop)
 
-    async def changed(self, job_id: int) -> None:
-        """The job's tasks changed: wake its runner and anyone following it here."""
-        self._signals.job_changed(job_id)
-        if self._relay.enabled and job_id not in self._runners:
+    async def changed(self, job_id: int, *, tasks: bool = True) -> None:
+        """The job changed: wake anyone following it here and, if a task may have ended
+        (`tasks`), its runner, wherever it runs."""
+        self._signals.job_changed(job_id, tasks=tasks)
+        if tasks and self._relay.enabled and job_id not in self._runners:
             await self._relay.publish("job", job_id, to=runner_of_job)
 
     async def stop(self, job_id: int) -> None:

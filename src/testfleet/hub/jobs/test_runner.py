@@ -240,7 +240,7 @@ class TestRunner:
             )
 
         await self.job.writes.commit(create)
-        seen = deps.signals.job_version(self.job.job_id)
+        seen = deps.signals.task_version(self.job.job_id)
         for task in created:
             deps.task_index.remember(task.id, self.job.job_id, task.agent_id)
         await deps.delivery.send_created(route, created, self.plan)
@@ -258,9 +258,9 @@ class TestRunner:
         loop = asyncio.get_running_loop()
         resend_at = loop.time() + (RESEND if seen is not None else 0.0)
         if seen is not None:
-            await deps.signals.wait_job(self.job.job_id, seen, RECHECK)
+            await deps.signals.wait_tasks(self.job.job_id, seen, RECHECK)
         while True:
-            seen = deps.signals.job_version(self.job.job_id)
+            seen = deps.signals.task_version(self.job.job_id)
             current = await deps.store.read(task_store.get_tasks, ids)
             if all(t.finished for t in current):
                 return current
@@ -269,7 +269,7 @@ class TestRunner:
             if loop.time() >= resend_at:
                 await deps.delivery.resend([t for t in current if t.state == RunState.PENDING])
                 resend_at = loop.time() + RESEND
-            await deps.signals.wait_job(self.job.job_id, seen, RECHECK)
+            await deps.signals.wait_tasks(self.job.job_id, seen, RECHECK)
 
     async def _stop(self, tasks: Sequence[TaskRecord]) -> NoReturn:
         """Ask agents to stop the tasks; those not ended within the grace end cancelled."""
@@ -279,11 +279,11 @@ class TestRunner:
         deadline = loop.time() + deps.stop_grace
         ids = [t.id for t in tasks]
         while loop.time() < deadline:
-            seen = deps.signals.job_version(self.job.job_id)
+            seen = deps.signals.task_version(self.job.job_id)
             current = await deps.store.read(task_store.get_tasks, ids)
             if all(t.finished for t in current):
                 raise Stopped
-            await deps.signals.wait_job(self.job.job_id, seen, STOP_RECHECK)
+            await deps.signals.wait_tasks(self.job.job_id, seen, STOP_RECHECK)
         reason = f"not stopped by its agent within {format_duration(deps.stop_grace)}"
         await self.job.writes.commit(
             partial(end_tasks, tasks=tasks, state=RunState.CANCELLED, reason=reason, now=utcnow())
