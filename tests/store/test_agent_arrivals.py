@@ -30,10 +30,9 @@ def arrival(
     name: str, *devices: str, held: tuple[int, ...] = (), token: int | None = None
 ) -> agent_ops.Arrival:
     return agent_ops.Arrival(
-        name=name,
-        instance_id=f"i-{name}",
-        version="test",
-        labels={"pool": "p"},
+        agent=agent_store.Arrival(
+            name=name, instance_id=f"i-{name}", version="test", labels={"pool": "p"}
+        ),
         devices=offer(*devices),
         held_tasks=list(held),
         bind_token=token,

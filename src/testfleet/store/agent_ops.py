@@ -43,15 +43,17 @@ class Registration:
 class Arrival:
     """An agent asking to register: who it is, what it offers, what it holds."""
 
-    name: str
-    instance_id: str
-    version: str
-    labels: dict[str, str]
+    agent: agent_store.Arrival
     devices: Sequence[device_store.DeviceOffer]
     held_tasks: Sequence[int]
     bind_token: int | None = None
     """An agent token's id: the token must be for this agent name, or is bound to it now
     if it is for none and no other credential has the name."""
+
+    @property
+    def name(self) -> str:
+        """The agent's name."""
+        return self.agent.name
 
 
 def register_agent(
@@ -68,7 +70,8 @@ def register_agent(
     bind_token: int | None = None,
 ) -> Registration | RegistrationRefused:
     """Record the agent and its devices, and reconcile its tasks with what it holds."""
-    arrival = Arrival(name, instance_id, version, labels, devices, held_tasks, bind_token)
+    agent = agent_store.Arrival(name, instance_id, version, labels)
+    arrival = Arrival(agent, devices, held_tasks, bind_token)
     return register_agents(conn, [arrival], hub=hub, now=now)[0]
 
 
@@ -88,10 +91,7 @@ def register_agents(
                 continue
         admitted.append(arrival)
     if admitted:
-        agent_arrivals = [
-            agent_store.Arrival(a.name, a.instance_id, a.version, a.labels) for a in admitted
-        ]
-        records = agent_store.register_agents(conn, agent_arrivals, hub=hub, now=now)
+        records = agent_store.register_agents(conn, [a.agent for a in admitted], hub=hub, now=now)
         device_store.sync_devices_of(
             conn, {records[a.name].id: (a.name, a.devices) for a in admitted}
         )

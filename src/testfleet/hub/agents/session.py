@@ -30,6 +30,7 @@ from testfleet.hub.signals import Signals
 from testfleet.protocol.version import WIRE_VERSION
 from testfleet.protocol.wire import Error, Heartbeat, Initialized, Register, StopTask
 from testfleet.store import agent_ops
+from testfleet.store import agents as agent_store
 from testfleet.store.db import Store
 from testfleet.store.devices import DeviceOffer
 from testfleet.store.writer import is_unavailable
@@ -244,10 +245,12 @@ class AgentSessions:
         bind = who is not None and who.role == "agent"
         return await self._arrivals.register(
             agent_ops.Arrival(
-                name=register.name,
-                instance_id=register.instance_id,
-                version=register.version,
-                labels=register.labels,
+                agent=agent_store.Arrival(
+                    name=register.name,
+                    instance_id=register.instance_id,
+                    version=register.version,
+                    labels=register.labels,
+                ),
                 devices=offered,
                 held_tasks=register.held_tasks,
                 bind_token=who.token_id if bind and who is not None else None,
