@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import asyncpg
 from sqlalchemy import Connection, Table, func, select
+from sqlalchemy.engine import make_url
 
 from testfleet.protocol.states import JobState
 from testfleet.store import Store
@@ -17,6 +19,7 @@ from testfleet.store import agents as agent_store
 from testfleet.store import devices as device_store
 from testfleet.store import jobs as job_store
 from testfleet.store.records import DeviceRecord
+from tests.store.conftest import CONNECT_TIMEOUT, postgres_server
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -138,3 +141,15 @@ async def open_in_processes(
         return Opened(process.returncode, err.decode(errors="replace"))
 
     return list(await asyncio.gather(*(one() for _ in range(processes))))
+
+
+async def drop_connections(db_url: str) -> None:
+    """Terminate every connection to the test database (a PostgreSQL restart, say)."""
+    admin = await asyncpg.connect(postgres_server(), timeout=CONNECT_TIMEOUT)
+    try:
+        await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            make_url(db_url).database,
+        )
+    finally:
+        await admin.close()

@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import asyncpg
 import pytest
 from sqlalchemy import ColumnElement, Connection, String, literal, select, text
-from sqlalchemy.engine import make_url
 
 from testfleet.store import Store
 from testfleet.store.notify import BROADCAST, Listener, channel_of, hub_channel, notify, parse
-from tests.store.conftest import CONNECT_TIMEOUT, postgres_server
+from tests.store.helpers import drop_connections
 
 pytestmark = pytest.mark.anyio
 
@@ -87,14 +85,7 @@ async def test_a_listener_hears_commits_and_comes_back_after_its_connection_drop
         await store.write(notify, "task", 3, to_hub("hub-b"))
         assert await asyncio.wait_for(heard.get(), 10) == ("task", 3, own)
 
-        admin = await asyncpg.connect(postgres_server(), timeout=CONNECT_TIMEOUT)
-        try:
-            await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
-                make_url(db_url).database,
-            )
-        finally:
-            await admin.close()
+        await drop_connections(db_url)
         await asyncio.wait_for(connects.get(), 10)  # connected again, to both channels
         await store.write(notify, "job", 2)
         assert await asyncio.wait_for(heard.get(), 10) == ("job", 2, BROADCAST)

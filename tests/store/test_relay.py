@@ -9,10 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import asyncpg
 import pytest
 from sqlalchemy import Connection, update
-from sqlalchemy.engine import make_url
 
 from testfleet.hub.metrics import HubMetrics
 from testfleet.hub.relay import EVERY_HUB, Relay
@@ -20,8 +18,7 @@ from testfleet.store import Store
 from testfleet.store import tasks as task_store
 from testfleet.store.addresses import agent_of_task, hub, runner_of_job
 from testfleet.store.tables import agents
-from tests.store.conftest import CONNECT_TIMEOUT, postgres_server
-from tests.store.helpers import NOW, add_agent, add_job, set_running
+from tests.store.helpers import NOW, add_agent, add_job, drop_connections, set_running
 from tests.support.inproc import eventually
 
 pytestmark = pytest.mark.anyio
@@ -190,18 +187,6 @@ async def test_a_relay_whose_listener_reconnects_catches_up_and_hears_both_chann
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     assert heard == [("job", 1), ("job", 2)]
-
-
-async def drop_connections(db_url: str) -> None:
-    """Terminate every connection to the test database (a PostgreSQL restart, say)."""
-    admin = await asyncpg.connect(postgres_server(), timeout=CONNECT_TIMEOUT)
-    try:
-        await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
-            make_url(db_url).database,
-        )
-    finally:
-        await admin.close()
 
 
 async def test_on_sqlite_the_relay_is_off(store: Store) -> None:

@@ -281,12 +281,13 @@ class NodePool:
         await self._slots.acquire()
         try:
             idle = self._idle.get(origin)
-            if idle is not None:
-                _prune(idle, time.monotonic())
-            if idle and not fresh:
+            now = time.monotonic()
+            while idle and not fresh:
                 connection = idle.pop()  # the most recently used
-                connection.begin()
-                return connection
+                if not connection.closed and now - connection.idle_since < IDLE_TIMEOUT:
+                    connection.begin()
+                    return connection
+                connection.close()
             connection = await self._connect(origin)
             connection.begin()
             return connection
@@ -349,14 +350,15 @@ class NodePool:
 
 
 def _prune(idle: deque[NodeConnection], now: float) -> None:
-    """Close the expired or closed connections at the old end of `idle`, and closed ones
-    anywhere."""
-    while idle and (idle[0].closed or now - idle[0].idle_since >= IDLE_TIMEOUT):
-        idle.popleft().close()
-    if any(connection.closed for connection in idle):
-        alive = [connection for connection in idle if not connection.closed]
-        idle.clear()
-        idle.extend(alive)
+    """Keep only the open connections of `idle` that have not expired (in their order)."""
+    alive = []
+    for connection in idle:
+        if connection.closed or now - connection.idle_since >= IDLE_TIMEOUT:
+            connection.close()
+        else:
+            alive.append(connection)
+    idle.clear()
+    idle.extend(alive)
 
 
 def request_head(
