@@ -32,6 +32,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -296,6 +297,11 @@ def main() -> None:
         action="store_true",
         help="the first hub runs every job, the agents connect to the last (several hubs)",
     )
+    parser.add_argument(
+        "--logs",
+        type=Path,
+        help="a directory to keep the hubs' logs in (stalls are logged there)",
+    )
     args = parser.parse_args()
     if args.cross and args.hubs < 2:
         raise SystemExit("--cross needs --hubs 2 or more")
@@ -358,6 +364,9 @@ def main() -> None:
                         worker.kill()
                 for hub in hubs:
                     hub.stop(timeout=60)  # a hub with a large fleet has more to close
+                    if args.logs and hub.process is not None:
+                        args.logs.mkdir(parents=True, exist_ok=True)
+                        shutil.copy(hub.process.log_path, args.logs)
 
         if args.backend == "postgresql":
             with fresh_postgres() as url:
