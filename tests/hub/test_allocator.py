@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from testfleet.hub.matching import matches
 from testfleet.protocol.descriptor import DeviceRequest
 from testfleet.protocol.states import DeviceState
 from testfleet.protocol.wire import DeviceSpec, utcnow
+from testfleet.store import devices as device_store
 from testfleet.store import job_ops
 from testfleet.store.records import DeviceRecord
 from tests.support.inproc import RunningHub, running_hub
@@ -227,3 +229,31 @@ async def test_a_cancelled_session_request_leaves_the_queue(tmp_path: Path) -> N
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)
     assert (queued, allocator.waiting) == (1, 0)
+
+
+async def test_a_look_at_changes_reads_whole_rows_only_of_changes_it_has_not_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_hub(tmp_path, max_running_jobs=0) as hub:
+        (job,) = await queued_jobs(hub, 1)
+        await hub.agent("a1", slots=3)
+        allocator, store = hub.hub.allocator, hub.hub.store
+        fetched: list[list[str]] = []
+        read = store.read
+
+        async def counting_read(fn: Any, *args: Any) -> Any:
+            if fn is device_store.devices_with_ids:
+                fetched.append(sorted(args[0]))
+            return await read(fn, *args)
+
+        monkeypatch.setattr(store, "read", counting_read)
+        await allocator._read_changes()
+        await allocator._read_changes()  # the same changes, still within the margin
+        # Another hub claims a device: only that one is read again, and the index sees it.
+        assert await store.write(device_store.claim_devices, ["a1:slot-1"], job, None)
+        await allocator._read_changes()
+        busy = allocator.index.get("a1:slot-1")
+
+    slots = ["a1:slot-0", "a1:slot-1", "a1:slot-2"]
+    assert fetched == [slots, ["a1:slot-1"]]
+    assert busy is not None and busy.state == DeviceState.BUSY and busy.holder_job_id == job

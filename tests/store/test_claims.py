@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Connection
@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from testfleet.protocol.states import DeviceState
 from testfleet.store import Store
 from testfleet.store import devices as device_store
+from testfleet.store.tables import devices
 from tests.store.helpers import NOW, add_agent, add_jobs, devices_by_id, other_hubs
 
 pytestmark = pytest.mark.anyio
@@ -140,3 +141,37 @@ async def test_renewed_leases_do_not_expire(store: Store) -> None:
     assert await store.write(device_store.expire_leases, NOW + timedelta(minutes=1)) == []
     expired = await store.write(device_store.expire_leases, NOW + timedelta(minutes=11))
     assert expired == DEVICES[:1]
+
+
+def _stamp(conn: Connection, at: dict[str, datetime]) -> None:
+    for device_id, when in at.items():
+        conn.execute(devices.update().where(devices.c.id == device_id).values(changed_at=when))
+
+
+async def test_change_marks_page_through_changes_in_order_ties_included(store: Store) -> None:
+    await store.write(add_agent, "a1", 7)
+    tie = NOW + timedelta(seconds=2)
+    stamps = {
+        "a1:slot-0": NOW - timedelta(seconds=5),  # before the look: never read
+        "a1:slot-1": NOW,
+        "a1:slot-2": tie,
+        "a1:slot-3": tie,
+        "a1:slot-4": tie,
+        "a1:slot-5": NOW + timedelta(seconds=1),
+        "a1:slot-6": NOW + timedelta(seconds=3),
+    }
+    await store.write(_stamp, stamps)
+    pages: list[list[device_store.ChangeMark]] = []
+    after: device_store.ChangeMark | None = None
+    while page := await store.read(device_store.change_marks, NOW, after, 2):
+        pages.append(page)
+        after = page[-1]
+    order = ["a1:slot-1", "a1:slot-5", "a1:slot-2", "a1:slot-3", "a1:slot-4", "a1:slot-6"]
+    assert [[device_id for device_id, _ in page] for page in pages] == [
+        order[0:2],
+        order[2:4],
+        order[4:6],
+    ]
+    assert all(at == stamps[device_id] for page in pages for device_id, at in page)
+    records = await store.read(device_store.devices_with_ids, ["a1:slot-2", "a1:slot-6"])
+    assert sorted(record.id for record in records) == ["a1:slot-2", "a1:slot-6"]

@@ -47,6 +47,7 @@ IDLE_POLL = 1.0  # seconds between rounds when nothing signals a change
 REMOTE_POLL = 1.0  # seconds between looks at other hubs' changes (PostgreSQL)
 REMOTE_MARGIN = timedelta(seconds=3)  # how far back each look starts (late commits)
 LOAD_PAGE = 1000
+PAGE = 500  # devices read at once when looking at changes
 
 DeviceMatch = Callable[[DeviceRecord], bool]
 """Whether a device (with its agent's name and labels) will do."""
@@ -122,6 +123,8 @@ class DeviceAllocator:
         self._wake = signals.devices
         self._loaded = asyncio.Event()
         self._changed_since: datetime | None = None
+        # When each device the last looks found changed (so the next skips what it knows).
+        self._seen: dict[str, datetime] = {}
         self._look_again = False
 
     @property
@@ -277,12 +280,27 @@ class DeviceAllocator:
 
     async def _read_changes(self) -> None:
         """Devices changed since the last look: by other hubs (PostgreSQL: several hubs
-        share the inventory), or freed by gateway sessions."""
+        share the inventory), or freed by gateway sessions.
+
+        Each look goes back `REMOTE_MARGIN` (for late commits), so most of what it finds
+        it has seen before: it reads when each device changed first, a page at a time, and
+        the whole rows only of changes it has not seen."""
         assert self._changed_since is not None
         started = utcnow()
         since = self._changed_since - REMOTE_MARGIN
-        for record in await self._store.read(device_store.changed_since, since):
-            self.index.put(record)
+        seen = {device_id: at for device_id, at in self._seen.items() if at >= since}
+        after: device_store.ChangeMark | None = None
+        while marks := await self._store.read(device_store.change_marks, since, after, PAGE):
+            unseen = [device_id for device_id, at in marks if seen.get(device_id) != at]
+            seen.update(marks)
+            if unseen:
+                for record in await self._store.read(device_store.devices_with_ids, unseen):
+                    self.index.put(record)
+            if len(marks) < PAGE:
+                break
+            after = marks[-1]
+            await asyncio.sleep(0)
+        self._seen = seen
         self._changed_since = started
 
     def _choose(self, request: _Request, taken: set[str]) -> list[DeviceRecord] | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, select, update
+from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.protocol.states import DeviceState, RunState
@@ -192,9 +192,31 @@ def devices_of_agents(conn: Connection, agent_ids: Sequence[int]) -> list[Device
     return [DeviceRecord.from_row(row) for row in conn.execute(query)]
 
 
-def changed_since(conn: Connection, since: datetime) -> list[DeviceRecord]:
-    """Devices (removed ones too) that changed at or after `since`."""
-    query = _with_agent().where(devices.c.changed_at >= since)
+ChangeMark = tuple[str, datetime]
+"""A device's id and when it last changed."""
+
+
+def change_marks(
+    conn: Connection, since: datetime, after: ChangeMark | None, limit: int
+) -> list[ChangeMark]:
+    """Up to `limit` devices (removed ones too) changed at or after `since`, as (id, when),
+    oldest first; with `after`, those that come after it in that order (a page)."""
+    query = select(devices.c.id, devices.c.changed_at).where(devices.c.changed_at >= since)
+    if after is not None:
+        last_id, last_at = after
+        query = query.where(
+            or_(
+                devices.c.changed_at > last_at,
+                and_(devices.c.changed_at == last_at, devices.c.id > last_id),
+            )
+        )
+    query = query.order_by(devices.c.changed_at, devices.c.id).limit(limit)
+    return [(row.id, row.changed_at) for row in conn.execute(query)]
+
+
+def devices_with_ids(conn: Connection, ids: Sequence[str]) -> list[DeviceRecord]:
+    """These devices (removed ones too; at most a few hundred ids at once)."""
+    query = _with_agent().where(devices.c.id.in_(list(ids)))
     return [DeviceRecord.from_row(row) for row in conn.execute(query)]
 
 
