@@ -60,6 +60,13 @@ class HubMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
+        self.gc_pause = Histogram(
+            "testfleet_gc_pause_seconds",
+            "How long each of the interpreter's garbage collections stopped the hub.",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
         self.request_seconds = Histogram(
             "testfleet_http_request_seconds",
             "HTTP request duration by route.",
