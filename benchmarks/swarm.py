@@ -198,6 +198,23 @@ def lag_stats(text: str) -> dict[str, float]:
     return {"stalls_over_100ms": total - under_100ms, "worst_stall_bucket_s": worst}
 
 
+def gc_stats(text: str) -> dict[str, dict[str, float]]:
+    """The hub's garbage collections so far by generation: how many, how many stopped it
+    over 100 ms, and their seconds in all (`testfleet_gc_pause_seconds`)."""
+    name = "testfleet_gc_pause_seconds"
+    stats: dict[str, dict[str, float]] = {}
+    for generation in ("0", "1", "2"):
+        label = f'generation="{generation}"'
+        count = metric(text, f"{name}_count", label)
+        within = metric(text, f"{name}_bucket", f'{label},le="0.1"')
+        stats[generation] = {
+            "collections": count,
+            "over_100ms": count - within,
+            "seconds": round(metric(text, f"{name}_sum", label), 3),
+        }
+    return stats
+
+
 def notifications(text: str) -> dict[str, int]:
     """A hub's notifications to and from the other hubs (sent, received) so far."""
     name = "testfleet_hub_notifications_total"
@@ -256,6 +273,7 @@ async def measure(
     result["hub_peak_rss_mb"] = [round(h.memory_info().rss / 2**20, 1) for h in hubs]
     texts = [await scrape(url) for url in urls]
     result["event_loop"] = [lag_stats(text) for text in texts]
+    result["gc"] = [gc_stats(text) for text in texts]
     result["agents_lost"] = sum(metric(text, "testfleet_agents_lost_total") for text in texts)
     result["failed_jobs"] = sum(
         metric(text, "testfleet_jobs_finished_total", 'state="failed"') for text in texts
