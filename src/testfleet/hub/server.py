@@ -19,7 +19,7 @@ from testfleet.hub.agents.messages import MAX_FRAME as AGENT_MAX_FRAME
 from testfleet.hub.app import create_app
 from testfleet.hub.config import HubConfig
 from testfleet.hub.coverage.parts import MAX_FRAME as PROBE_MAX_FRAME
-from testfleet.hub.paced_http import PacedHttpToolsProtocol
+from testfleet.hub.paced_reads import PacedHttpToolsProtocol, PacedWebSocketProtocol
 
 _log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0005
@@ -88,8 +88,10 @@ def build_server(
         # of MB. Each endpoint refuses more than its own limit (agents: 4 MiB).
         ws_max_size=max(AGENT_MAX_FRAME, PROBE_MAX_FRAME),
         access_log=False,
-        ws="websockets-sansio",
-        http=PacedHttpToolsProtocol,  # a storm of new connections is read a few per turn
+        # uvicorn's httptools and websockets-sansio protocols, reading a bounded number of
+        # connections per turn of the event loop (a fleet connecting or leaving at once).
+        http=PacedHttpToolsProtocol,
+        ws=PacedWebSocketProtocol,
         # The hub pings every 60 s (uvicorn's default is 20): agents also heartbeat and ping
         # the hub themselves, and in a fleet of 10,000 pings were most of an idle hub's
         # frames. A browser or instance that vanished without closing is dropped within 80 s.

@@ -1,6 +1,8 @@
-"""New connections start reading a few per turn of the event loop (`hub/paced_http.py`): the
-pacing itself, and real uvicorn servers on asyncio's loop and on uvloop that answer every
-one of a burst of connections, held ones included, and those whose request comes in pieces."""
+"""Connections read a bounded number per turn of the event loop (`hub/paced_reads.py`): the
+allowance itself, and real uvicorn servers on asyncio's loop and on uvloop that answer every
+one of a burst of connections, held ones included, and those whose request comes in pieces;
+WebSocket messages from many clients at once, all of them, in order, the last ones sent
+just before the client closed included."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from typing import Any
 import pytest
 import uvicorn
 import uvloop
+import websockets
 
-from testfleet.hub import paced_http
-from testfleet.hub.paced_http import FirstReads, PacedHttpToolsProtocol
+from testfleet.hub import paced_reads
+from testfleet.hub.paced_reads import PacedHttpToolsProtocol, PacedWebSocketProtocol, TurnAllowance
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.anyio
@@ -24,8 +27,8 @@ BACKENDS = [
 ]
 
 
-class Held:
-    """A stand-in for a held protocol: records when it is started."""
+class Fake:
+    """A stand-in for a held connection: records when it is started."""
 
     def __init__(self, log: list[str], name: str, closed: bool = False) -> None:
         self.log, self.name, self.closed = log, name, closed
@@ -47,9 +50,9 @@ def anyio_backend() -> str:
 
 
 async def test_a_turn_lets_per_turn_connections_read_and_holds_the_rest_for_later_turns() -> None:
-    pacing = FirstReads(asyncio.get_running_loop(), per_turn=2)
+    pacing = TurnAllowance(asyncio.get_running_loop(), per_turn=2)
     started: list[str] = []
-    admitted = [pacing.admit(Held(started, f"c{n}")) for n in range(5)]  # type: ignore[arg-type]
+    admitted = [pacing.admit(Fake(started, f"c{n}")) for n in range(5)]
     assert admitted == [True, True, False, False, False]
     assert (pacing.waiting, pacing.held) == (3, 3)
     await next_turn()
@@ -58,17 +61,31 @@ async def test_a_turn_lets_per_turn_connections_read_and_holds_the_rest_for_late
     assert started == ["c2", "c3", "c4"]
     assert pacing.waiting == 0
     await next_turn()
-    assert pacing.admit(Held(started, "c5")) is True  # a fresh turn has its whole allowance
+    assert pacing.admit(Fake(started, "c5")) is True  # a fresh turn has its whole allowance
 
 
 async def test_a_connection_closed_while_held_is_skipped_without_using_the_allowance() -> None:
-    pacing = FirstReads(asyncio.get_running_loop(), per_turn=1)
+    pacing = TurnAllowance(asyncio.get_running_loop(), per_turn=1)
     started: list[str] = []
-    assert pacing.admit(Held(started, "first")) is True  # type: ignore[arg-type]
-    for held in (Held(started, "gone", closed=True), Held(started, "next")):
-        assert pacing.admit(held) is False  # type: ignore[arg-type]
+    assert pacing.admit(Fake(started, "first")) is True
+    for held in (Fake(started, "gone", closed=True), Fake(started, "next")):
+        assert pacing.admit(held) is False
     await next_turn()
     assert started == ["next"]
+
+
+async def recorder(
+    received: dict[str, list[str]],
+) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]]:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        mine = received.setdefault(scope["path"], [])
+        while (message := await receive())["type"] == "websocket.receive":
+            mine.append(message["text"])
+
+    return app
 
 
 async def hello(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
@@ -110,7 +127,7 @@ async def get_together(port: int, paths: list[str]) -> list[bytes]:
 async def test_a_burst_of_connections_is_answered_in_full_on_either_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(paced_http, "READS_PER_TURN", 3)
+    monkeypatch.setattr(paced_reads, "FIRST_READS_PER_TURN", 3)
     port = free_port()
     config = uvicorn.Config(
         hello,
@@ -135,7 +152,7 @@ async def test_a_burst_of_connections_is_answered_in_full_on_either_loop(
             30,
         )
         answers = [*burst, *split]
-        pacing = paced_http.first_reads(asyncio.get_running_loop())
+        pacing = paced_reads.allowance(asyncio.get_running_loop(), "first")
         assert pacing.held > 0, "the burst never filled a turn: nothing was held"
         assert pacing.waiting == 0
     finally:
@@ -145,3 +162,52 @@ async def test_a_burst_of_connections_is_answered_in_full_on_either_loop(
     for path, answer in zip(paths, answers, strict=True):
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
         assert answer.endswith(path.encode())
+
+
+@pytest.mark.parametrize("anyio_backend", BACKENDS)
+async def test_websocket_messages_of_many_clients_at_once_all_arrive_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(paced_reads, "FRAMES_PER_TURN", 2)
+    received: dict[str, list[str]] = {}
+    port = free_port()
+    config = uvicorn.Config(
+        await recorder(received),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        http=PacedHttpToolsProtocol,
+        ws=PacedWebSocketProtocol,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    sent = {f"/c{n}": [f"c{n}-m{m}" for m in range(10)] for n in range(20)}
+    try:
+        clients = [await websockets.connect(f"ws://127.0.0.1:{port}{path}") for path in sent]
+
+        async def send_then_close(client: Any, messages: list[str]) -> None:
+            for message in messages:
+                await client.send(message)
+            await client.close()  # right after the last: it must not be lost
+
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(send_then_close(c, m) for c, m in zip(clients, sent.values(), strict=True))
+            ),
+            20,
+        )
+        for _ in range(500):
+            if all(len(received.get(path, [])) == 10 for path in sent):
+                break
+            await asyncio.sleep(0.01)
+        frames = paced_reads.allowance(asyncio.get_running_loop(), "frames")
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+    assert frames.held > 0, "the clients never filled a turn: nothing was held"
+    assert received == sent
