@@ -381,10 +381,12 @@ def main() -> None:
                     if worker.is_alive():
                         worker.kill()
                 for hub in hubs:
-                    hub.stop(timeout=60)  # a hub with a large fleet has more to close
-                    if args.logs and hub.process is not None:
-                        args.logs.mkdir(parents=True, exist_ok=True)
-                        shutil.copy(hub.process.log_path, args.logs)
+                    try:
+                        hub.stop(timeout=60)  # a hub with a large fleet has more to close
+                    finally:  # kept most of all when a hub would not stop
+                        if args.logs and hub.process is not None:
+                            args.logs.mkdir(parents=True, exist_ok=True)
+                            shutil.copy(hub.process.log_path, args.logs)
 
         if args.backend == "postgresql":
             with fresh_postgres() as url:

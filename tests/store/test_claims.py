@@ -148,30 +148,41 @@ def _stamp(conn: Connection, at: dict[str, datetime]) -> None:
         conn.execute(devices.update().where(devices.c.id == device_id).values(changed_at=when))
 
 
-async def test_change_marks_page_through_changes_in_order_ties_included(store: Store) -> None:
+async def _all_pages(store: Store, since: datetime, size: int) -> list[list[str]]:
+    pages: list[list[str]] = []
+    after = ""
+    while page := await store.read(device_store.change_marks, since, after, size):
+        pages.append([device_id for device_id, _ in page])
+        after = page[-1][0]
+    return pages
+
+
+async def test_change_marks_page_by_id_through_changes_since_a_time(store: Store) -> None:
     await store.write(add_agent, "a1", 7)
-    tie = NOW + timedelta(seconds=2)
-    stamps = {
-        "a1:slot-0": NOW - timedelta(seconds=5),  # before the look: never read
-        "a1:slot-1": NOW,
-        "a1:slot-2": tie,
-        "a1:slot-3": tie,
-        "a1:slot-4": tie,
-        "a1:slot-5": NOW + timedelta(seconds=1),
-        "a1:slot-6": NOW + timedelta(seconds=3),
-    }
+    stamps = {f"a1:slot-{n}": NOW + timedelta(seconds=n % 3) for n in range(1, 7)}
+    stamps["a1:slot-0"] = NOW - timedelta(seconds=5)  # before the look: never read
     await store.write(_stamp, stamps)
-    pages: list[list[device_store.ChangeMark]] = []
-    after: device_store.ChangeMark | None = None
-    while page := await store.read(device_store.change_marks, NOW, after, 2):
-        pages.append(page)
-        after = page[-1]
-    order = ["a1:slot-1", "a1:slot-5", "a1:slot-2", "a1:slot-3", "a1:slot-4", "a1:slot-6"]
-    assert [[device_id for device_id, _ in page] for page in pages] == [
-        order[0:2],
-        order[2:4],
-        order[4:6],
-    ]
-    assert all(at == stamps[device_id] for page in pages for device_id, at in page)
+
+    pages = await _all_pages(store, NOW, 2)
+    marks = await store.read(device_store.change_marks, NOW, "", 10)
+
+    changed = [f"a1:slot-{n}" for n in range(1, 7)]
+    assert pages == [changed[0:2], changed[2:4], changed[4:6]]
+    assert dict(marks) == {device_id: stamps[device_id] for device_id in changed}
     records = await store.read(device_store.devices_with_ids, ["a1:slot-2", "a1:slot-6"])
     assert sorted(record.id for record in records) == ["a1:slot-2", "a1:slot-6"]
+
+
+async def test_one_statement_changing_more_devices_than_a_page_is_read_in_full(
+    store: Store,
+) -> None:
+    """The store's own clock stamps them all with one instant (milliseconds on SQLite)."""
+    await store.write(add_agent, "a1", 7)
+    agent_id = (await store.read(devices_by_id))["a1:slot-0"].agent_id
+    await store.write(device_store.set_devices_offline, agent_id)
+
+    pages = await _all_pages(store, NOW, 3)
+
+    assert sorted(device_id for page in pages for device_id in page) == [
+        f"a1:slot-{n}" for n in range(7)
+    ]

@@ -289,7 +289,7 @@ class DeviceAllocator:
         started = utcnow()
         since = self._changed_since - REMOTE_MARGIN
         seen = {device_id: at for device_id, at in self._seen.items() if at >= since}
-        after: device_store.ChangeMark | None = None
+        after = ""
         while marks := await self._store.read(device_store.change_marks, since, after, PAGE):
             unseen = [device_id for device_id, at in marks if seen.get(device_id) != at]
             seen.update(marks)
@@ -298,7 +298,7 @@ class DeviceAllocator:
                     self.index.put(record)
             if len(marks) < PAGE:
                 break
-            after = marks[-1]
+            after = marks[-1][0]
             await asyncio.sleep(0)
         self._seen = seen
         self._changed_since = started

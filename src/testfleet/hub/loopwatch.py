@@ -48,8 +48,9 @@ class GcPauses:
         now = time.perf_counter()
         if phase == "start":
             self._began = now
-        else:
+        elif self._began:  # a collection under way when the callback was installed: unknown
             self._pauses.append((int(info["generation"]), now - self._began))
+            self._began = 0.0
 
     def take(self) -> list[tuple[int, float]]:
         """The (generation, seconds) of each collection since the last take."""

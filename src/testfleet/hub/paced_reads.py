@@ -1,21 +1,26 @@
 """Connections read a bounded number at a time per turn of the event loop, so a storm of
-them (a fleet connecting, or leaving, at once) never holds the loop.
+them (a fleet connecting, or leaving, at once) is spread over many short turns.
 
 An event loop handles, in one turn, every connection whose bytes have arrived: 5,000 agents
 connecting together had their WebSocket handshakes parsed and answered in one turn that
 held the loop for 2.7 s, and 10,000 leaving together held it for about a second while their
 closing frames and sessions were handled. `/healthz`, heartbeats and running jobs all waited
-that long. Here each turn lets through at most `FIRST_READS_PER_TURN` new connections' first
-bytes and `FRAMES_PER_TURN` WebSocket reads; beyond that a connection's bytes are kept and
-its reading paused until a later turn, and everything else runs in between. Bytes are never
-dropped or reordered: kept bytes are handled before anything read later, and before the
-connection's end. uvicorn takes the two protocol classes through its `http` and `ws`
-settings.
+that long. Here each turn lets through at most `FIRST_READS_PER_TURN` WebSocket handshakes
+of new connections and `FRAMES_PER_TURN` WebSocket reads; beyond that a connection's bytes
+are kept and its reading paused until a later turn, and everything else runs in between.
+Plain HTTP requests are never held (a probe or a CLI call on a new connection does not
+queue behind a reconnecting fleet), nor are later requests on a kept-alive connection.
+
+A WebSocket's kept bytes are handled in order, before anything read later and before the
+connection's end, so no message is lost. A handshake kept while its connection closes is
+dropped with it (there is no one left to answer). uvicorn takes the two protocol classes
+through its `http` and `ws` settings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections import deque
 from typing import Protocol
@@ -23,6 +28,7 @@ from typing import Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+_log = logging.getLogger(__name__)
 FIRST_READS_PER_TURN = 32
 FRAMES_PER_TURN = 128
 
@@ -33,12 +39,14 @@ class Held(Protocol):
     def start_reading(self) -> bool:
         """Handle the kept bytes and read on; False if there was nothing left to do."""
 
+    def abort(self) -> None:
+        """Drop the connection (handling its kept bytes failed)."""
+
 
 class TurnAllowance:
-    """Lets at most `per_turn` reads of one event loop through per turn; holds the rest."""
+    """Lets at most `per_turn` reads through per turn of the running loop; holds the rest."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, per_turn: int) -> None:
-        self._loop = loop
+    def __init__(self, per_turn: int) -> None:
         self._per_turn = per_turn
         self._left = per_turn
         self._waiting: deque[Held] = deque()
@@ -65,35 +73,53 @@ class TurnAllowance:
         # A callback scheduled now runs in the loop's next turn, after its I/O.
         if not self._turn_ends:
             self._turn_ends = True
-            self._loop.call_soon(self._next_turn)
+            asyncio.get_running_loop().call_soon(self._next_turn)
 
     def _next_turn(self) -> None:
         self._turn_ends = False
         self._left = self._per_turn
-        while self._left > 0 and self._waiting:
-            if self._waiting.popleft().start_reading():
-                self._left -= 1
-        if self._waiting:
-            self._end_turn_soon()
+        try:
+            while self._left > 0 and self._waiting:
+                connection = self._waiting.popleft()
+                try:
+                    if connection.start_reading():
+                        self._left -= 1
+                except Exception:  # as the loop would for a failing data_received
+                    _log.exception("a held connection failed to start reading; dropping it")
+                    self._left -= 1
+                    connection.abort()
+        finally:
+            if self._waiting:
+                self._end_turn_soon()
 
 
+# Per event loop (the values hold no reference to their loop, so a closed loop goes away).
 _allowances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, TurnAllowance]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def allowance(loop: asyncio.AbstractEventLoop, kind: str) -> TurnAllowance:
-    """`loop`'s allowance of "first" reads (new connections) or "frames" (WebSockets)."""
-    of_loop = _allowances.setdefault(loop, {})
+    """`loop`'s allowance of "first" reads (handshakes) or "frames" (WebSocket reads)."""
+    of_loop = _allowances.get(loop)
+    if of_loop is None:
+        of_loop = _allowances[loop] = {}
     found = of_loop.get(kind)
     if found is None:
         per_turn = FIRST_READS_PER_TURN if kind == "first" else FRAMES_PER_TURN
-        found = of_loop[kind] = TurnAllowance(loop, per_turn)
+        found = of_loop[kind] = TurnAllowance(per_turn)
     return found
 
 
+def may_be_websocket_handshake(data: bytes) -> bool:
+    """Whether a connection's first bytes are (or, incomplete, may be) a WebSocket upgrade."""
+    head, end, _ = data.partition(b"\r\n\r\n")
+    return not end or b"websocket" in head.lower()
+
+
 class PacedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, whose new connections start as the allowance lets them.
+    """uvicorn's httptools protocol, whose new connections' WebSocket handshakes are read as
+    the allowance lets them.
 
     A held connection's first bytes are kept and its reading paused (pausing in
     `connection_made` is not enough: uvloop starts reading after it); once let through, it
@@ -109,7 +135,7 @@ class PacedHttpToolsProtocol(HttpToolsProtocol):
             super().data_received(data)
         elif self._kept:
             self._kept += data  # arrived in the same read as the pause
-        elif allowance(self.loop, "first").admit(self):
+        elif not may_be_websocket_handshake(data) or allowance(self.loop, "first").admit(self):
             self._started = True
             super().data_received(data)
         else:
@@ -126,26 +152,33 @@ class PacedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(kept)
         return True
 
+    def abort(self) -> None:
+        """Drop the connection."""
+        self.transport.abort()
+
 
 class PacedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, whose reads go through the allowance of frames.
 
     The handshake the HTTP protocol hands over is handled at once (it was paced there).
-    Kept bytes are handled in order before later ones, and before the connection's end.
     """
 
     _handshake_seen = False
     _kept = b""
+    _frames: TurnAllowance | None = None
 
     def data_received(self, data: bytes) -> None:
         """Handle `data` as uvicorn does, now or in a later turn."""
-        loop = self.loop
         if not self._handshake_seen:
             self._handshake_seen = True
             super().data_received(data)
-        elif self._kept:
+            return
+        if self._kept:
             self._kept += data  # held: later bytes queue behind the kept ones
-        elif allowance(loop, "frames").admit(self):
+            return
+        if self._frames is None:
+            self._frames = allowance(self.loop, "frames")
+        if self._frames.admit(self):
             super().data_received(data)
         else:
             self._kept = data
@@ -161,9 +194,15 @@ class PacedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().data_received(kept)
         return True
 
+    def abort(self) -> None:
+        """Drop the connection."""
+        self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         """Handle any kept bytes first, then end as uvicorn does."""
-        if self._kept:
-            kept, self._kept = self._kept, b""
-            super().data_received(kept)
-        super().connection_lost(exc)
+        try:
+            if self._kept:
+                kept, self._kept = self._kept, b""
+                super().data_received(kept)
+        finally:
+            super().connection_lost(exc)

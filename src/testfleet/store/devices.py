@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from testfleet.protocol.states import DeviceState, RunState
@@ -196,21 +196,20 @@ ChangeMark = tuple[str, datetime]
 """A device's id and when it last changed."""
 
 
-def change_marks(
-    conn: Connection, since: datetime, after: ChangeMark | None, limit: int
-) -> list[ChangeMark]:
+def change_marks(conn: Connection, since: datetime, after_id: str, limit: int) -> list[ChangeMark]:
     """Up to `limit` devices (removed ones too) changed at or after `since`, as (id, when),
-    oldest first; with `after`, those that come after it in that order (a page)."""
-    query = select(devices.c.id, devices.c.changed_at).where(devices.c.changed_at >= since)
-    if after is not None:
-        last_id, last_at = after
-        query = query.where(
-            or_(
-                devices.c.changed_at > last_at,
-                and_(devices.c.changed_at == last_at, devices.c.id > last_id),
-            )
-        )
-    query = query.order_by(devices.c.changed_at, devices.c.id).limit(limit)
+    by id from just after `after_id` ("" for the first page).
+
+    Paged by id alone, never by time: on SQLite the store's own timestamps have
+    milliseconds and Python's have microseconds, so equal instants do not compare equal
+    as text. A device that changes again after its page was read is found by the next
+    look, which starts earlier than this one ended."""
+    query = (
+        select(devices.c.id, devices.c.changed_at)
+        .where(devices.c.changed_at >= since, devices.c.id > after_id)
+        .order_by(devices.c.id)
+        .limit(limit)
+    )
     return [(row.id, row.changed_at) for row in conn.execute(query)]
 
 
