@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 import uvloop
 import websockets
 
@@ -28,6 +27,7 @@ from testfleet.hub.paced_reads import (
     may_be_websocket_handshake,
 )
 from tests.support.processes import free_port
+from tests.support.served import served
 
 pytestmark = pytest.mark.anyio
 
@@ -140,26 +140,8 @@ received: dict[str, list[str]] = {}
 async def paced_server() -> AsyncIterator[int]:
     received.clear()
     port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        http=PacedHttpToolsProtocol,
-        ws=PacedWebSocketProtocol,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
+    async with served(app, port, http=PacedHttpToolsProtocol, ws=PacedWebSocketProtocol):
         yield port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 def handshake(path: str) -> bytes:
