@@ -34,7 +34,7 @@ RECHECK = 1.0  # seconds between looks at the store while nothing signals a chan
 RESEND = 5.0  # seconds a task may stay pending before RUN_TASK goes out again
 STOP_RECHECK = 0.2  # seconds between looks while waiting for agents to stop tasks
 # Seconds a device request may wait before the test says why. In a burst of jobs most waits
-# are about that long; saying why after 50 ms cost about 8 % of the hub's CPU per job.
+# are about that long; saying why after 50 ms cost about 7 % of the hub's CPU per job.
 EXPLAIN_AFTER = 1.0
 EXPLAIN_EVERY = 5.0  # seconds between looks at why it still waits
 
