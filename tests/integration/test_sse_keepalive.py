@@ -68,9 +68,16 @@ def quiet_hub(tmp_path: Path) -> Iterator[str]:
 
 
 def quiet_job(client: httpx.Client) -> int:
-    """A job that waits for a device no agent offers, and so stores no events for a while."""
+    """A job that waits for a device no agent offers, and so stores no events for a while
+    (once its test has said why it waits: the reason is looked at again only every 5 s)."""
     job_id = start(client, echo_job("quiet"))
     wait_state(client, job_id, {"running"})  # its start events are stored
+
+    def says_why() -> bool:
+        runs = client.get(f"/api/v1/jobs/{job_id}").json()["runs"]
+        return bool(runs and runs[0]["tests"] and runs[0]["tests"][0]["waiting"])
+
+    wait_until(says_why, 10, 0.1, "the quiet job's test to say why it waits")
     return job_id
 
 

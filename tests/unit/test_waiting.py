@@ -73,3 +73,7 @@ def test_an_empty_lab_says_so() -> None:
     assert explain(DeviceRequest(labels={"pool": "a"}), DeviceIndex()) == (
         "waiting: no device has labels pool=a (known labels: none; no agent offers any device yet)"
     )
+
+
+def test_a_request_any_device_would_meet_says_there_is_none_yet() -> None:
+    assert explain(DeviceRequest(), DeviceIndex()) == "waiting: no device yet; no agent offers any"

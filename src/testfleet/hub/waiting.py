@@ -46,7 +46,10 @@ def _missing(want: DeviceRequest, index: DeviceIndex) -> str:
         if not index.matching(DeviceRequest(capabilities={key: value}), 1):
             known = _known(index.offered("cap"))
             return f"no device has capability {key}={value} (known: {known})"
-    return f"no device has all of {_wanted(want)} at once"
+    wanted = _wanted(want)
+    if not wanted:  # any device would do: there is none
+        return "no device yet; no agent offers any"
+    return f"no device has all of {wanted} at once"
 
 
 def _known(values: Iterable[str]) -> str:
