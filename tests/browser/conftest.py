@@ -63,9 +63,16 @@ def new_page(browser: Browser, base_url: str, **options: object) -> tuple[Browse
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("pageerror", lambda error: errors.append(_described(error)))
     page.errors = errors  # type: ignore[attr-defined]
     return context, page
+
+
+def _described(error: Exception) -> str:
+    """A page error's message, and its JavaScript stack when it has one (to find where)."""
+    stack = getattr(error, "stack", None)
+    message = str(error)
+    return f"{message}\n{stack}" if stack and stack.strip() != message else message
 
 
 @pytest.fixture
